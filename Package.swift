@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layering (DESIGN.md section 5): CLI -> Engine -> Planner / Model; the C libraries
+// (libvirt, libgit2, libyaml) sit at the edge behind Swift adapter modules.
+// SandpiperModel and SandpiperPlanner never import a C module.
+let package = Package(
+    name: "Sandpiper",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "sandpiper", targets: ["sandpiper"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C system libraries, found through pkg-config.
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
+        .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
+
+        // Adapters: Swift types over the C APIs.
+        .target(name: "SandpiperYAML", dependencies: ["CYAML"]),
+        .target(name: "SandpiperLibvirt", dependencies: ["CLibvirt"]),
+        .target(name: "SandpiperGit", dependencies: ["CGit2"]),
+
+        // Pure core.
+        .target(name: "SandpiperModel", dependencies: ["SandpiperYAML"]),
+        .target(name: "SandpiperPlanner", dependencies: ["SandpiperModel"]),
+
+        // Orchestration: load, observe, plan, apply, journal, lock, commit.
+        .target(name: "SandpiperEngine", dependencies: [
+            "SandpiperModel", "SandpiperPlanner", "SandpiperLibvirt", "SandpiperGit",
+        ]),
+
+        .executableTarget(name: "sandpiper", dependencies: [
+            "SandpiperEngine",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "SandpiperYAMLTests", dependencies: ["SandpiperYAML"]),
+        .testTarget(name: "SandpiperModelTests", dependencies: ["SandpiperModel"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SandpiperPlannerTests", dependencies: ["SandpiperPlanner"]),
+        .testTarget(name: "SandpiperLibvirtTests", dependencies: ["SandpiperLibvirt"]),
+        .testTarget(name: "SandpiperGitTests", dependencies: ["SandpiperGit"]),
+        .testTarget(name: "SandpiperEngineTests", dependencies: ["SandpiperEngine"]),
+    ]
+)

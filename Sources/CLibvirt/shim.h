@@ -1,0 +1,3 @@
+// libvirt's public headers; only SandpiperLibvirt imports this module.
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>

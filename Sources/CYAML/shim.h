@@ -1,0 +1,2 @@
+// libyaml's public header; the Swift adapter in SandpiperYAML is the only importer.
+#include <yaml.h>

@@ -1,0 +1,102 @@
+/// What Sandpiper saw of the fleet: the planner's second input, next to the spec and the policy.
+/// Built by the engine from libvirt (live sampling) or from a trace (replay); the planner never does I/O.
+public struct Observation: Sendable, Equatable, Codable {
+    /// Seconds between samples.
+    public var intervalSeconds: Double
+    /// Time of the newest sample, in seconds on the source's clock (trace time or Unix time);
+    /// used with `VMObservation.lastMovedAt` for minimum residency. Never read from the wall clock in the planner.
+    public var now: Double
+    /// Sorted by name.
+    public var hosts: [HostObservation]
+    /// Sorted by name. VMs found on hosts that are up; the VMs of an unknown host are not listed.
+    public var vms: [VMObservation]
+
+    public init(intervalSeconds: Double = 10, now: Double = 0, hosts: [HostObservation] = [],
+                vms: [VMObservation] = []) {
+        self.intervalSeconds = intervalSeconds; self.now = now
+        self.hosts = hosts.sorted { $0.name < $1.name }
+        self.vms = vms.sorted { $0.name < $1.name }
+    }
+}
+
+public struct HostObservation: Sendable, Equatable, Codable {
+    public enum Status: Sendable, Equatable, Codable {
+        case up
+        /// Could not be reached or read: its VMs are unknown, never absent.
+        case unknown(reason: String)
+    }
+    public var name: String
+    public var status: Status
+    /// Observed capacity (cores, MiB, Mbit/s), already reduced by any host reserve.
+    public var cpus: Double
+    public var memoryMiB: Double
+    public var networkMbps: Double
+
+    public init(name: String, status: Status = .up, cpus: Double, memoryMiB: Double, networkMbps: Double) {
+        self.name = name; self.status = status; self.cpus = cpus
+        self.memoryMiB = memoryMiB; self.networkMbps = networkMbps
+    }
+
+    public var isUp: Bool { if case .up = status { return true } else { return false } }
+}
+
+/// One monitoring interval's demand of one VM.
+public struct Sample: Sendable, Equatable, Codable {
+    /// Cores used.
+    public var cpu: Double
+    /// Mbit/s, rx + tx.
+    public var netMbps: Double
+    /// MiB in use by the guest.
+    public var memMiB: Double
+    /// Black-box memory signal: swap traffic in KiB/s, when known.
+    public var swapKbps: Double?
+    /// Gray-box memory signal: free memory inside the guest in MiB, when known.
+    public var guestFreeMiB: Double?
+
+    public init(cpu: Double, netMbps: Double = 0, memMiB: Double = 0, swapKbps: Double? = nil,
+                guestFreeMiB: Double? = nil) {
+        self.cpu = cpu; self.netMbps = netMbps; self.memMiB = memMiB
+        self.swapKbps = swapKbps; self.guestFreeMiB = guestFreeMiB
+    }
+}
+
+/// Tunables as libvirt reports them; nil when the driver does not expose them.
+public struct Tunables: Sendable, Equatable, Codable {
+    public var cpuShares: Int?
+    /// CFS period/quota in microseconds; quota < 0 or nil means unlimited.
+    public var cpuPeriodMicros: Int?
+    public var cpuQuotaMicros: Int?
+    public var memoryHardLimitMiB: Double?
+    public var memorySoftLimitMiB: Double?
+    public init(cpuShares: Int? = nil, cpuPeriodMicros: Int? = nil, cpuQuotaMicros: Int? = nil,
+                memoryHardLimitMiB: Double? = nil, memorySoftLimitMiB: Double? = nil) {
+        self.cpuShares = cpuShares; self.cpuPeriodMicros = cpuPeriodMicros; self.cpuQuotaMicros = cpuQuotaMicros
+        self.memoryHardLimitMiB = memoryHardLimitMiB; self.memorySoftLimitMiB = memorySoftLimitMiB
+    }
+}
+
+public struct VMObservation: Sendable, Equatable, Codable {
+    public enum State: String, Sendable, Codable { case running, stopped, paused, other }
+    public var name: String
+    public var host: String
+    public var state: State
+    /// Current allocations: live vCPUs and balloon target (MiB).
+    public var vcpus: Int
+    public var memoryMiB: Double
+    /// Maximum allocations the domain was defined with.
+    public var maxVcpus: Int
+    public var maxMemoryMiB: Double
+    public var tunables: Tunables
+    /// Oldest first; the planner reads at most the policy's window.
+    public var samples: [Sample]
+    /// When the VM last arrived on its host (seconds, same clock as `Observation.now`), if known.
+    public var lastMovedAt: Double?
+
+    public init(name: String, host: String, state: State = .running, vcpus: Int, memoryMiB: Double,
+                maxVcpus: Int? = nil, maxMemoryMiB: Double? = nil, tunables: Tunables = Tunables(),
+                samples: [Sample] = [], lastMovedAt: Double? = nil) {
+        self.name = name; self.host = host; self.state = state; self.vcpus = vcpus; self.memoryMiB = memoryMiB
+        self.maxVcpus = maxVcpus ?? vcpus; self.maxMemoryMiB = maxMemoryMiB ?? memoryMiB
+        self.tunables = tunables; self.samples = samples; self.lastMovedAt = lastMovedAt
+    }
+}

@@ -1,0 +1,185 @@
+/// The declared fleet: `Clusters/<name>/cluster.yaml` (DESIGN.md section 3).
+/// Units are normalised on decoding: CPU in cores, memory in MiB, network in Mbit/s, time in seconds.
+public struct ClusterSpec: Sendable, Equatable, Codable {
+    public var name: String
+    public var policy: String
+    public var telemetry: Telemetry
+    public var slas: [SLA]
+    public var hosts: [HostSpec]
+    public var vms: [VMSpec]
+    public var groups: [GroupSpec]
+
+    public init(name: String, policy: String = "default", telemetry: Telemetry = Telemetry(),
+                slas: [SLA] = [], hosts: [HostSpec] = [], vms: [VMSpec] = [], groups: [GroupSpec] = []) {
+        self.name = name; self.policy = policy; self.telemetry = telemetry
+        self.slas = slas; self.hosts = hosts; self.vms = vms; self.groups = groups
+    }
+
+    public func host(named name: String) -> HostSpec? { hosts.first { $0.name == name } }
+    public func vm(named name: String) -> VMSpec? { vms.first { $0.name == name } }
+    public func sla(named name: String) -> SLA? { slas.first { $0.name == name } }
+}
+
+public struct Telemetry: Sendable, Equatable, Codable {
+    public enum Source: String, Sendable, Codable, CaseIterable { case libvirt, trace }
+    public var source: Source
+    /// Path of the trace CSV, relative to the cluster.yaml that names it.
+    public var trace: String?
+    public var intervalSeconds: Double
+
+    public init(source: Source = .libvirt, trace: String? = nil, intervalSeconds: Double = 10) {
+        self.source = source; self.trace = trace; self.intervalSeconds = intervalSeconds
+    }
+}
+
+/// Utilization thresholds as fractions of capacity (0...1]. Absent values inherit the policy's.
+public struct Thresholds: Sendable, Equatable, Codable {
+    public var cpu: Double?
+    public var net: Double?
+    public var mem: Double?
+    public init(cpu: Double? = nil, net: Double? = nil, mem: Double? = nil) {
+        self.cpu = cpu; self.net = net; self.mem = mem
+    }
+}
+
+public enum MigrationMode: String, Sendable, Codable, CaseIterable {
+    case any, live, cold, never
+}
+
+public struct SLA: Sendable, Equatable, Codable {
+    public var name: String
+    public var thresholds: Thresholds
+    public var migration: MigrationMode
+    public init(name: String, thresholds: Thresholds = Thresholds(), migration: MigrationMode = .any) {
+        self.name = name; self.thresholds = thresholds; self.migration = migration
+    }
+}
+
+/// Declared capacity; each part is optional because observed values are used and checked against it.
+public struct Capacity: Sendable, Equatable, Codable {
+    public var cpus: Double?
+    public var memoryMiB: Double?
+    public var networkMbps: Double?
+    public init(cpus: Double? = nil, memoryMiB: Double? = nil, networkMbps: Double? = nil) {
+        self.cpus = cpus; self.memoryMiB = memoryMiB; self.networkMbps = networkMbps
+    }
+}
+
+public struct HostSpec: Sendable, Equatable, Codable {
+    public var name: String
+    /// The libvirt URI as written. May carry credentials: print it only through `LibvirtURI.redacted`.
+    public var uri: String
+    public var capacity: Capacity
+    public var maintenance: Bool
+    public var labels: [String: String]
+
+    public init(name: String, uri: String, capacity: Capacity = Capacity(), maintenance: Bool = false,
+                labels: [String: String] = [:]) {
+        self.name = name; self.uri = uri; self.capacity = capacity
+        self.maintenance = maintenance; self.labels = labels
+    }
+}
+
+/// VMware-style share levels. Per vCPU for CPU (500/1000/2000), per MiB for memory (5/10/20).
+public enum Shares: Sendable, Equatable, Codable {
+    case low, normal, high
+    case custom(Int)
+
+    public var name: String {
+        switch self {
+        case .low: "low"
+        case .normal: "normal"
+        case .high: "high"
+        case .custom(let n): String(n)
+        }
+    }
+
+    /// Shares for CPU, given the VM's vCPU count.
+    public func cpuShares(vcpus: Int) -> Int {
+        switch self {
+        case .low: 500 * vcpus
+        case .normal: 1000 * vcpus
+        case .high: 2000 * vcpus
+        case .custom(let n): n
+        }
+    }
+
+    /// Shares for memory, given the VM's configured memory in MiB.
+    public func memoryShares(memoryMiB: Double) -> Int {
+        switch self {
+        case .low: Int(5 * memoryMiB)
+        case .normal: Int(10 * memoryMiB)
+        case .high: Int(20 * memoryMiB)
+        case .custom(let n): n
+        }
+    }
+}
+
+/// Reservation <= entitlement <= limit; shares divide what lies above reservations.
+/// CPU values are cores, memory values MiB.
+public struct ResourceControl: Sendable, Equatable, Codable {
+    public var reservation: Double
+    public var limit: Double?
+    public var shares: Shares
+    public init(reservation: Double = 0, limit: Double? = nil, shares: Shares = .normal) {
+        self.reservation = reservation; self.limit = limit; self.shares = shares
+    }
+}
+
+public struct ResourceControls: Sendable, Equatable, Codable {
+    public var cpu: ResourceControl
+    public var memory: ResourceControl
+    public init(cpu: ResourceControl = ResourceControl(), memory: ResourceControl = ResourceControl()) {
+        self.cpu = cpu; self.memory = memory
+    }
+}
+
+/// Where a VM may run: pinned to one host, or to hosts carrying all the given labels.
+public struct PlacementRule: Sendable, Equatable, Codable {
+    public var host: String?
+    public var labels: [String: String]
+    public init(host: String? = nil, labels: [String: String] = [:]) {
+        self.host = host; self.labels = labels
+    }
+
+    /// True when `host` satisfies this rule.
+    public func admits(_ host: HostSpec) -> Bool {
+        if let pinned = self.host, pinned != host.name { return false }
+        for (key, value) in labels where host.labels[key] != value { return false }
+        return true
+    }
+}
+
+public struct VMSpec: Sendable, Equatable, Codable {
+    public var name: String
+    public var vcpus: Int
+    public var memoryMiB: Double
+    public var sla: String?
+    /// Domain XML template path, relative to cluster.yaml.
+    public var template: String?
+    public var resources: ResourceControls
+    public var placement: PlacementRule?
+
+    public init(name: String, vcpus: Int, memoryMiB: Double, sla: String? = nil, template: String? = nil,
+                resources: ResourceControls = ResourceControls(), placement: PlacementRule? = nil) {
+        self.name = name; self.vcpus = vcpus; self.memoryMiB = memoryMiB; self.sla = sla
+        self.template = template; self.resources = resources; self.placement = placement
+    }
+}
+
+public struct GroupSpec: Sendable, Equatable, Codable {
+    public enum Rule: String, Sendable, Codable, CaseIterable {
+        case affinity
+        case antiAffinity = "anti-affinity"
+    }
+    public enum Enforcement: String, Sendable, Codable, CaseIterable { case must, should }
+
+    public var name: String
+    public var vms: [String]
+    public var rule: Rule
+    public var enforcement: Enforcement
+
+    public init(name: String, vms: [String], rule: Rule, enforcement: Enforcement = .must) {
+        self.name = name; self.vms = vms; self.rule = rule; self.enforcement = enforcement
+    }
+}
