@@ -1,0 +1,231 @@
+import SandpiperYAML
+
+/// Strict decoding of cluster.yaml and policy files into the spec types.
+/// Reports every problem it finds (not only the first), each with file, line, column and field.
+public enum SpecDecoder {
+    public static let apiVersion = "sandpiper/v1"
+
+    /// Decodes a cluster spec. Throws `SpecErrors` listing every problem found.
+    public static func decodeCluster(_ text: String, file: String,
+                                     limits: YAMLLimits = .default) throws -> (ClusterSpec, SourceMap) {
+        let reader = NodeReader(file: file)
+        let root = try parseDocument(text, reader: reader, limits: limits)
+        let spec = readCluster(root, reader)
+        if !reader.diagnostics.isEmpty { throw SpecErrors(reader.diagnostics) }
+        return (spec!, reader.sourceMap)
+    }
+
+    /// Decodes a policy; `name` is the policy's name (its file name without `.yaml`).
+    public static func decodePolicy(_ text: String, file: String, name: String,
+                                    limits: YAMLLimits = .default) throws -> Policy {
+        let reader = NodeReader(file: file)
+        let root = try parseDocument(text, reader: reader, limits: limits)
+        let policy = readPolicy(root, name: name, reader)
+        if !reader.diagnostics.isEmpty { throw SpecErrors(reader.diagnostics) }
+        return policy!
+    }
+
+    private static func parseDocument(_ text: String, reader: NodeReader, limits: YAMLLimits) throws -> YAMLNode {
+        do {
+            guard let root = try YAMLParser.parse(text, limits: limits) else {
+                throw SpecErrors([SpecDiagnostic(file: reader.file, line: 1, column: 1, field: "",
+                                                 message: "the file is empty")])
+            }
+            return root
+        } catch let e as YAMLError {
+            let m = e.mark ?? Mark(line: 1, column: 1)
+            throw SpecErrors([SpecDiagnostic(file: reader.file, line: m.line, column: m.column, field: "",
+                                             message: e.message)])
+        }
+    }
+
+    private static func readHeader(_ m: MappingReader, kind: String) {
+        if let v = m.readRequired("apiVersion", m.reader.string), v != apiVersion {
+            m.reader.error(at: "apiVersion", "unsupported apiVersion \"\(v)\" (this Sandpiper reads \(apiVersion))")
+        }
+        if let k = m.readRequired("kind", m.reader.string), k != kind {
+            m.reader.error(at: "kind", "expected kind \(kind), found \"\(k)\"")
+        }
+    }
+
+    // MARK: cluster.yaml
+
+    static func readCluster(_ root: YAMLNode, _ r: NodeReader) -> ClusterSpec? {
+        guard let m = r.mapping(root, "", allowed: ["apiVersion", "kind", "name", "policy", "telemetry", "slas",
+                                                     "hosts", "vms", "groups"]) else { return nil }
+        readHeader(m, kind: "Cluster")
+        var spec = ClusterSpec(name: m.readRequired("name", r.name) ?? "")
+        spec.policy = m.read("policy", r.name) ?? "default"
+        if let t = m["telemetry"] { spec.telemetry = readTelemetry(t, m.field("telemetry"), r) ?? Telemetry() }
+        if let node = m["slas"], let slas = r.mapping(node, "slas", allowed: slaNames(node)) {
+            spec.slas = slaNames(node).compactMap { name in
+                slas[name].flatMap { readSLA($0, name: name, path: "slas.\(name)", r) }
+            }
+        }
+        if let hosts = m.readRequired("hosts", r.sequence) {
+            spec.hosts = hosts.enumerated().compactMap { readHost($1, "hosts[\($0)]", r) }
+        }
+        if let vms = m.read("vms", r.sequence) {
+            spec.vms = vms.enumerated().compactMap { readVM($1, "vms[\($0)]", r) }
+        }
+        if let groups = m.read("groups", r.sequence) {
+            spec.groups = groups.enumerated().compactMap { readGroup($1, "groups[\($0)]", r) }
+        }
+        return spec
+    }
+
+    /// SLA names are the keys of `slas:` (a mapping keyed by name).
+    private static func slaNames(_ node: YAMLNode) -> [String] {
+        guard case .mapping(let pairs) = node.kind else { return [] }
+        return pairs.compactMap { if case .scalar(let k, _) = $0.key.kind { k } else { nil } }
+    }
+
+    static func readTelemetry(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> Telemetry? {
+        guard let m = r.mapping(node, path, allowed: ["source", "trace", "interval"]) else { return nil }
+        var t = Telemetry()
+        t.source = m.read("source") { r.oneOf($0, $1, Telemetry.Source.self) } ?? .libvirt
+        t.trace = m.read("trace", r.string)
+        if let s = m.read("interval", r.durationSeconds) {
+            if s < 1 { r.error(at: m.field("interval"), "\(Units.formatSeconds(s)) is shorter than the minimum 1s") }
+            t.intervalSeconds = s
+        }
+        if t.source == .trace && t.trace == nil {
+            r.error(node.mark, m.field("trace"), "missing required field (telemetry source is trace)")
+        }
+        return t
+    }
+
+    static func readThresholds(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> Thresholds? {
+        guard let m = r.mapping(node, path, allowed: ["cpu", "net", "mem"]) else { return nil }
+        return Thresholds(cpu: m.read("cpu", r.fraction), net: m.read("net", r.fraction), mem: m.read("mem", r.fraction))
+    }
+
+    static func readSLA(_ node: YAMLNode, name: String, path: String, _ r: NodeReader) -> SLA? {
+        _ = r.name(YAMLNode(kind: .scalar(name, plain: true), mark: r.sourceMap.mark(for: path)), path)
+        guard let m = r.mapping(node, path, allowed: ["thresholds", "migration"]) else { return nil }
+        var sla = SLA(name: name)
+        sla.thresholds = m.read("thresholds") { readThresholds($0, $1, r) } ?? Thresholds()
+        sla.migration = m.read("migration") { r.oneOf($0, $1, MigrationMode.self) } ?? .any
+        return sla
+    }
+
+    static func readHost(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> HostSpec? {
+        guard let m = r.mapping(node, path, allowed: ["name", "uri", "capacity", "maintenance", "labels"])
+        else { return nil }
+        let name = m.readRequired("name", r.name)
+        let uri = m.readRequired("uri", r.string)
+        var host = HostSpec(name: name ?? "", uri: uri ?? "")
+        if let c = m["capacity"], let cm = r.mapping(c, m.field("capacity"), allowed: ["cpus", "memory", "network"]) {
+            host.capacity = Capacity(
+                cpus: cm.read("cpus") { r.number($0, $1, min: 0.01, what: "a number of CPUs") },
+                memoryMiB: cm.read("memory", r.sizeMiB),
+                networkMbps: cm.read("network", r.bandwidthMbps))
+        }
+        host.maintenance = m.read("maintenance", r.bool) ?? false
+        host.labels = m.read("labels", r.stringMap) ?? [:]
+        return name == nil || uri == nil ? nil : host
+    }
+
+    static func readControl(_ node: YAMLNode, _ path: String, memory: Bool, _ r: NodeReader) -> ResourceControl? {
+        guard let m = r.mapping(node, path, allowed: ["reservation", "limit", "shares"]) else { return nil }
+        let amount: (YAMLNode, String) -> Double? = memory
+            ? { r.sizeMiB($0, $1) }
+            : { r.number($0, $1, min: 0, what: "a number of cores") }
+        var c = ResourceControl()
+        c.reservation = m.read("reservation", amount) ?? 0
+        c.limit = m.read("limit", amount)
+        c.shares = m.read("shares") { readShares($0, $1, r) } ?? .normal
+        return c
+    }
+
+    static func readShares(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> Shares? {
+        guard let text = r.plainScalar(node, path, expected: "low, normal, high or a whole number") else { return nil }
+        switch text {
+        case "low": return .low
+        case "normal": return .normal
+        case "high": return .high
+        default:
+            if let n = Int(text), n > 0, n <= 1_000_000 { return .custom(n) }
+            r.error(node.mark, path, "\"\(text)\" is not a share level (low, normal, high or a whole number 1-1000000)")
+            return nil
+        }
+    }
+
+    static func readVM(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> VMSpec? {
+        guard let m = r.mapping(node, path, allowed: ["name", "vcpus", "memory", "sla", "template", "resources",
+                                                       "placement"]) else { return nil }
+        let name = m.readRequired("name", r.name)
+        let vcpus = m.readRequired("vcpus") { r.int($0, $1, min: 1, max: 4096) }
+        let memory = m.readRequired("memory", r.sizeMiB)
+        var vm = VMSpec(name: name ?? "", vcpus: vcpus ?? 1, memoryMiB: memory ?? 0)
+        vm.sla = m.read("sla", r.name)
+        vm.template = m.read("template", r.string)
+        if let res = m["resources"], let rm = r.mapping(res, m.field("resources"), allowed: ["cpu", "memory"]) {
+            vm.resources.cpu = rm.read("cpu") { readControl($0, $1, memory: false, r) } ?? ResourceControl()
+            vm.resources.memory = rm.read("memory") { readControl($0, $1, memory: true, r) } ?? ResourceControl()
+        }
+        if let p = m["placement"], let pm = r.mapping(p, m.field("placement"), allowed: ["host", "labels"]) {
+            vm.placement = PlacementRule(host: pm.read("host", r.name), labels: pm.read("labels", r.stringMap) ?? [:])
+        }
+        if memory != nil && memory! <= 0 { r.error(at: m.field("memory"), "must be larger than 0") }
+        return name == nil || vcpus == nil || memory == nil ? nil : vm
+    }
+
+    static func readGroup(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> GroupSpec? {
+        guard let m = r.mapping(node, path, allowed: ["name", "vms", "rule", "enforcement"]) else { return nil }
+        let name = m.readRequired("name", r.name)
+        let vms = m.readRequired("vms", r.sequence)?.enumerated().compactMap { r.name($1, "\(path).vms[\($0)]") }
+        let rule = m.readRequired("rule") { r.oneOf($0, $1, GroupSpec.Rule.self) }
+        let enforcement = m.read("enforcement") { r.oneOf($0, $1, GroupSpec.Enforcement.self) } ?? .must
+        guard let name, let vms, let rule else { return nil }
+        return GroupSpec(name: name, vms: vms, rule: rule, enforcement: enforcement)
+    }
+
+    // MARK: policy
+
+    static func readPolicy(_ root: YAMLNode, name: String, _ r: NodeReader) -> Policy? {
+        guard let m = r.mapping(root, "", allowed: ["apiVersion", "kind", "thresholds", "window", "prediction",
+                                                     "profiling", "placement", "automation"]) else { return nil }
+        readHeader(m, kind: "Policy")
+        var p = Policy(name: name)
+        if let t = m.read("thresholds", { readThresholds($0, $1, r) }) {
+            p.thresholds = p.thresholds.overridden(by: t)
+        }
+        if let w = m["window"], let wm = r.mapping(w, "window", allowed: ["k", "n"]) {
+            p.window.k = wm.read("k") { r.int($0, $1, min: 1, max: 1000) } ?? p.window.k
+            p.window.n = wm.read("n") { r.int($0, $1, min: 1, max: 1000) } ?? p.window.n
+            if p.window.k > p.window.n {
+                r.error(at: "window.k", "k (\(p.window.k)) must not exceed n (\(p.window.n))")
+            }
+        }
+        if let pr = m["prediction"], let pm = r.mapping(pr, "prediction", allowed: ["model", "order"]) {
+            p.prediction.model = pm.read("model") { r.oneOf($0, $1, Policy.Prediction.Model.self) } ?? .ar
+            p.prediction.order = pm.read("order") { r.int($0, $1, min: 0, max: 16) } ?? p.prediction.order
+            if p.prediction.order >= p.window.n && p.prediction.model == .ar && p.prediction.order > 0 {
+                r.error(at: "prediction.order",
+                        "AR order \(p.prediction.order) needs more than \(p.window.n) samples (window.n)")
+            }
+        }
+        if let pf = m["profiling"], let fm = r.mapping(pf, "profiling", allowed: [
+            "percentile", "headroom", "memoryStep", "guestFreeTarget", "mode"]) {
+            p.profiling.percentile = fm.read("percentile") { r.number($0, $1, min: 1, max: 100) } ?? p.profiling.percentile
+            p.profiling.headroom = fm.read("headroom") { r.number($0, $1, min: 0, max: 10) } ?? p.profiling.headroom
+            p.profiling.memoryStepMiB = fm.read("memoryStep", r.sizeMiB) ?? p.profiling.memoryStepMiB
+            p.profiling.guestFreeTargetMiB = fm.read("guestFreeTarget", r.sizeMiB) ?? p.profiling.guestFreeTargetMiB
+            p.profiling.mode = fm.read("mode") { r.oneOf($0, $1, Policy.Profiling.Mode.self) } ?? p.profiling.mode
+        }
+        if let pl = m["placement"], let lm = r.mapping(pl, "placement", allowed: [
+            "swaps", "maxMigrationsPerRun", "maxConcurrentPerHost", "minResidency", "minGain"]) {
+            p.placement.swaps = lm.read("swaps", r.bool) ?? p.placement.swaps
+            p.placement.maxMigrationsPerRun = lm.read("maxMigrationsPerRun") { r.int($0, $1, min: 0, max: 100_000) }
+                ?? p.placement.maxMigrationsPerRun
+            p.placement.maxConcurrentPerHost = lm.read("maxConcurrentPerHost") { r.int($0, $1, min: 1, max: 64) }
+                ?? p.placement.maxConcurrentPerHost
+            p.placement.minResidencySeconds = lm.read("minResidency", r.durationSeconds)
+                ?? p.placement.minResidencySeconds
+            p.placement.minGain = lm.read("minGain") { r.number($0, $1, min: 0, max: 1) } ?? p.placement.minGain
+        }
+        p.automation = m.read("automation") { r.oneOf($0, $1, Policy.Automation.self) } ?? .manual
+        return p
+    }
+}

@@ -1,0 +1,18 @@
+import Foundation
+
+/// Terminal and CI output helpers: stderr for diagnostics, stable JSON for machines.
+enum Output {
+    static func error(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// Encodes `value` as pretty JSON with sorted keys, so identical inputs print identical bytes.
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    /// True when stdout is a terminal (colour, progress); false in CI and pipes.
+    static var isTerminal: Bool { isatty(STDOUT_FILENO) != 0 && ProcessInfo.processInfo.environment["CI"] == nil }
+}

@@ -1,0 +1,23 @@
+import ArgumentParser
+
+@main
+struct Sandpiper: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sandpiper",
+        abstract: "Declarative reconciler for libvirt/KVM fleets: hotspot detection, placement, migration.",
+        discussion: """
+        Describe hosts, VMs, SLAs and resource controls in Clusters/<name>/cluster.yaml; Sandpiper observes \
+        the fleet through libvirt, detects hotspots (k of n samples over threshold, confirmed by an AR \
+        prediction) and plans migrations and swaps that converge the fleet to the spec.
+
+        Exit codes: 0 success (or no changes), 1 error or invalid input, 2 changes present \
+        (plan --detailed-exitcode).
+        """,
+        subcommands: [Validate.self, Plan.self, Bench.self])
+}
+
+/// Exit codes shared by every command (DESIGN.md section 4).
+extension ExitCode {
+    static let invalid = ExitCode(1)
+    static let changesPresent = ExitCode(2)
+}

@@ -1,0 +1,80 @@
+import ArgumentParser
+import SandpiperEngine
+import SandpiperModel
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a cluster spec and its policy.",
+        discussion: """
+        Parses Clusters/<name>/cluster.yaml and the policy it names (Policies/<policy>.yaml at the root of \
+        the repository) and checks names, references, units, reservations against capacity and placement \
+        rules. Every problem is reported with file:line:column and the field path. Exit 0 valid, 1 invalid.
+        """)
+
+    @Argument(help: "Cluster directory (Clusters/<name>) or the path of its cluster.yaml.")
+    var cluster: String
+
+    @Flag(help: "Print one JSON object (formatVersion 1) instead of text.")
+    var json = false
+
+    func run() throws {
+        let report: ValidationReport
+        do {
+            report = ValidationReport(try ClusterLoader.load(cluster))
+        } catch {
+            let report = ValidationReport(errors: error.diagnostics)
+            if json { print(try Output.json(report)) } else {
+                for d in error.diagnostics { Output.error("error: \(d)") }
+                Output.error("\(error.diagnostics.count) error\(error.diagnostics.count == 1 ? "" : "s") in \(cluster)")
+            }
+            throw ExitCode.invalid
+        }
+        if json { print(try Output.json(report)); return }
+        let s = report.summary!
+        print("\(s.cluster): valid (policy \(s.policy), \(s.hosts) hosts, \(s.vms) VMs, \(s.groups) groups)")
+        print("  reserved CPU     \(Units.trim(s.reservedCPUs)) of \(s.capacityCPUs.map(Units.trim) ?? "?") cores")
+        print("  reserved memory  \(Units.formatMiB(s.reservedMemoryMiB)) of "
+            + "\(s.capacityMemoryMiB.map(Units.formatMiB) ?? "?")")
+        print("  declared vCPUs   \(s.vcpus), memory \(Units.formatMiB(s.memoryMiB))")
+    }
+}
+
+/// The `validate --json` document.
+struct ValidationReport: Encodable {
+    struct Summary: Encodable {
+        var cluster: String
+        var policy: String
+        var hosts: Int
+        var vms: Int
+        var groups: Int
+        var vcpus: Int
+        var memoryMiB: Double
+        var reservedCPUs: Double
+        var reservedMemoryMiB: Double
+        /// Nil when some host does not declare its capacity (it is then observed).
+        var capacityCPUs: Double?
+        var capacityMemoryMiB: Double?
+    }
+    var formatVersion = 1
+    var valid: Bool
+    var summary: Summary?
+    var errors: [SpecDiagnostic]
+
+    init(errors: [SpecDiagnostic]) { valid = false; summary = nil; self.errors = errors }
+
+    init(_ loaded: LoadedCluster) {
+        let spec = loaded.spec
+        let cpus = spec.hosts.compactMap(\.capacity.cpus)
+        let mems = spec.hosts.compactMap(\.capacity.memoryMiB)
+        valid = true
+        errors = []
+        summary = Summary(
+            cluster: spec.name, policy: spec.policy, hosts: spec.hosts.count, vms: spec.vms.count,
+            groups: spec.groups.count, vcpus: spec.vms.reduce(0) { $0 + $1.vcpus },
+            memoryMiB: spec.vms.reduce(0) { $0 + $1.memoryMiB },
+            reservedCPUs: spec.vms.reduce(0) { $0 + $1.resources.cpu.reservation },
+            reservedMemoryMiB: spec.vms.reduce(0) { $0 + $1.resources.memory.reservation },
+            capacityCPUs: cpus.count == spec.hosts.count ? cpus.reduce(0, +) : nil,
+            capacityMemoryMiB: mems.count == spec.hosts.count ? mems.reduce(0, +) : nil)
+    }
+}

@@ -1,1 +1,0 @@
-print("sandpiper: under construction")

@@ -1,0 +1,128 @@
+import SandpiperModel
+import XCTest
+
+/// Hostile documents are refused quickly with a clear message, never a hang or memory blow-up.
+final class HostileInputTests: XCTestCase {
+    private func rejection(_ text: String) -> [SpecDiagnostic] {
+        do {
+            _ = try SpecDecoder.decodeCluster(text, file: "evil.yaml")
+            return []
+        } catch let e as SpecErrors {
+            return e.diagnostics
+        } catch {
+            return [SpecDiagnostic(file: "?", line: 0, column: 0, field: "", message: "\(error)")]
+        }
+    }
+
+    func testBillionLaughsIsRefusedByTheAliasBudget() {
+        var doc = "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+        let names = ["b", "c", "d", "e", "f", "g", "h", "i"]
+        var previous = "a"
+        for name in names {
+            doc += "\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ",") + "]\n"
+            previous = name
+        }
+        let start = ContinuousClock.now
+        let errors = rejection(doc)
+        XCTAssertLessThan(ContinuousClock.now - start, .seconds(2), "alias bomb must be refused fast")
+        XCTAssertEqual(errors.count, 1)
+        XCTAssertTrue(errors[0].message.contains("alias bomb"), errors[0].message)
+        XCTAssertEqual(errors[0].file, "evil.yaml")
+        XCTAssertGreaterThan(errors[0].line, 1)
+    }
+
+    func testFiftyMegabyteDocumentIsRefusedWithoutParsing() {
+        let big = "name: " + String(repeating: "x", count: 50 << 20)
+        let errors = rejection(big)
+        XCTAssertEqual(errors.count, 1)
+        XCTAssertTrue(errors[0].message.contains("the limit is"), errors[0].message)
+    }
+
+    func testDeepNestingIsRefused() {
+        let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        let errors = rejection("hosts: " + deep)
+        XCTAssertEqual(errors.count, 1)
+        XCTAssertTrue(errors[0].message.contains("deeper than"), errors[0].message)
+    }
+
+    func testEmptyFileIsAnError() {
+        XCTAssertEqual(rejection("# nothing here\n").map(\.description), ["evil.yaml:1:1: the file is empty"])
+    }
+}
+
+final class UnitsTests: XCTestCase {
+    func testSizesRoundTrip() {
+        for (text, mib) in [("512MiB", 512.0), ("2GiB", 2048), ("1.5GiB", 1536), ("1TiB", 1_048_576), ("2G", 2048),
+                            ("300M", 300)] {
+            XCTAssertEqual(Units.parseSizeMiB(text), mib, text)
+        }
+        for mib in [1.0, 100, 512, 1024, 1536, 2048, 3072, 16384, 1_048_576, 1_572_864] {
+            let text = Units.formatMiB(mib)
+            XCTAssertEqual(Units.parseSizeMiB(text), mib, "\(mib) -> \(text)")
+        }
+        XCTAssertEqual(Units.formatMiB(2048), "2GiB")
+        XCTAssertEqual(Units.formatMiB(1536), "1.5GiB")
+        XCTAssertEqual(Units.formatMiB(100), "100MiB")
+    }
+
+    func testMalformedSizesAreRejected() {
+        for bad in ["3 GB", "32", "GiB", "-1GiB", "1e3MiB", "1..5GiB", "2gib", ".5GiB", "5GB"] {
+            XCTAssertNil(Units.parseSizeMiB(bad), bad)
+        }
+    }
+
+    func testBandwidthAndDurationsRoundTrip() {
+        XCTAssertEqual(Units.parseBandwidthMbps("1Gbit"), 1000)
+        XCTAssertEqual(Units.parseBandwidthMbps("100Mbit"), 100)
+        XCTAssertNil(Units.parseBandwidthMbps("1Gbps"))
+        for mbps in [10.0, 100, 1000, 2500, 10000] {
+            XCTAssertEqual(Units.parseBandwidthMbps(Units.formatMbps(mbps)), mbps)
+        }
+        XCTAssertEqual(Units.parseDurationSeconds("10s"), 10)
+        XCTAssertEqual(Units.parseDurationSeconds("5m"), 300)
+        XCTAssertEqual(Units.parseDurationSeconds("1h"), 3600)
+        XCTAssertEqual(Units.parseDurationSeconds("500ms"), 0.5)
+        for s in [0.5, 1, 10, 90, 300, 7200] {
+            XCTAssertEqual(Units.parseDurationSeconds(Units.formatSeconds(s)), s)
+        }
+        XCTAssertNil(Units.parseDurationSeconds("10"))
+        XCTAssertNil(Units.parseDurationSeconds("ten s"))
+    }
+}
+
+final class HostURITests: XCTestCase {
+    func testCredentialsAreRedacted() {
+        XCTAssertEqual(HostURI.redacted("qemu+ssh://root:hunter2@pm1/system"), "qemu+ssh://root:***@pm1/system")
+        XCTAssertEqual(HostURI.redacted("qemu+ssh://pm1/system?keyfile=/root/id&no_verify=1"),
+                       "qemu+ssh://pm1/system?keyfile=***&no_verify=1")
+        XCTAssertEqual(HostURI.redacted("qemu:///system"), "qemu:///system")
+        XCTAssertEqual(HostURI.redacted("qemu+tls://a:b@h:16514/system?pkipath=/x&password=p"),
+                       "qemu+tls://a:***@h:16514/system?pkipath=***&password=***")
+    }
+
+    func testParseErrorsNeverEchoSecrets() {
+        for text in ["qemu+ssh://admin:hunter2@pm4", "qemu+bogus://u:hunter2@h/system", "nope://u:hunter2@h/x"] {
+            guard case .failure(let e) = HostURI.parse(text) else { return XCTFail("\(text) accepted") }
+            XCTAssertFalse(e.message.contains("hunter2"), e.message)
+        }
+    }
+
+    func testTestDriverShorthand() throws {
+        let uri = try HostURI.parse("test:hosts/pm1.xml").get()
+        XCTAssertEqual(uri.driver, "test")
+        XCTAssertEqual(uri.relativeTestFile, "hosts/pm1.xml")
+        XCTAssertNil(try HostURI.parse("test:///default").get().relativeTestFile)
+        XCTAssertEqual(try HostURI.parse("qemu+ssh://pm1.example.org/system").get().transport, "ssh")
+    }
+}
+
+final class SHA256Tests: XCTestCase {
+    func testKnownVectors() {
+        XCTAssertEqual(SHA256.hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(SHA256.hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(SHA256.hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+                       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        XCTAssertEqual(SHA256.hex(String(repeating: "a", count: 1000)),
+                       "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+    }
+}
