@@ -1,0 +1,156 @@
+import Foundation
+import SandpiperModel
+
+/// `Clusters/<name>/state.json`: what must survive between runs and be reviewed in git
+/// (DESIGN.md section 3): observed inventory, lineage and serial, the last plan and the apply journal.
+/// Sample windows are telemetry, not decisions: they live in `.samples/` (git-ignored), not here.
+public struct StateDocument: Codable, Sendable, Equatable {
+    public static let currentFormatVersion = 1
+    /// Journal entries kept; older ones are dropped (git history keeps them).
+    public static let journalLimit = 500
+
+    public var formatVersion: Int
+    /// Random id made once when the state is created; a plan from another lineage is never applied.
+    public var lineage: String
+    /// Increments on every write.
+    public var serial: Int
+    public var cluster: String
+    /// The fleet as last observed or as left by apply; VM samples are not stored here.
+    public var inventory: Observation?
+    public var lastPlan: LastPlan?
+    public var journal: [JournalEntry]
+
+    public struct LastPlan: Codable, Sendable, Equatable {
+        public var id: String
+        public var status: String
+        public init(id: String, status: String) { self.id = id; self.status = status }
+    }
+
+    public init(cluster: String, lineage: String = UUID().uuidString.lowercased()) {
+        formatVersion = Self.currentFormatVersion
+        self.lineage = lineage
+        serial = 0
+        self.cluster = cluster
+        inventory = nil
+        lastPlan = nil
+        journal = []
+    }
+}
+
+/// One step of an apply, written before the action runs (`started`) and after (`done` / `failed`),
+/// so a crash at any point leaves a record of what may have happened.
+public struct JournalEntry: Codable, Sendable, Equatable {
+    public enum Status: String, Codable, Sendable { case started, done, failed, skipped }
+    public var planID: String
+    public var actionID: String
+    public var summary: String
+    public var status: Status
+    public var error: String?
+    /// Unix seconds.
+    public var at: Double
+
+    public init(planID: String, actionID: String, summary: String, status: Status, error: String? = nil, at: Double) {
+        self.planID = planID; self.actionID = actionID; self.summary = summary; self.status = status
+        self.error = error; self.at = at
+    }
+}
+
+public enum StateError: Error, CustomStringConvertible, Sendable {
+    case corrupt(path: String, reason: String)
+    case newerFormat(path: String, found: Int)
+    case writeFailed(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .corrupt(let path, let reason):
+            "\(path): the state file is damaged (\(reason)); it was left untouched. Restore it from git "
+                + "(git checkout -- \(path)) or move it away to start a new lineage."
+        case .newerFormat(let path, let found):
+            "\(path): formatVersion \(found) was written by a newer Sandpiper (this one reads "
+                + "\(StateDocument.currentFormatVersion)); upgrade Sandpiper."
+        case .writeFailed(let path, let reason): "\(path): cannot write the state file: \(reason)"
+        }
+    }
+}
+
+/// Reads and atomically writes a cluster's state file.
+public struct StateFile: Sendable {
+    public let url: URL
+    public init(directory: URL) { url = directory.appendingPathComponent("state.json") }
+    public init(url: URL) { self.url = url }
+
+    public var exists: Bool { FileManager.default.fileExists(atPath: url.path) }
+
+    /// The stored state, or nil when there is none yet. A damaged or newer file is refused, never reset.
+    public func read() throws(StateError) -> StateDocument? {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            if exists { throw .corrupt(path: url.path, reason: "unreadable") }
+            return nil
+        }
+        struct Version: Decodable { var formatVersion: Int }
+        guard let version = try? JSONDecoder().decode(Version.self, from: data) else {
+            throw .corrupt(path: url.path, reason: "not a JSON object with a formatVersion")
+        }
+        guard version.formatVersion <= StateDocument.currentFormatVersion else {
+            throw .newerFormat(path: url.path, found: version.formatVersion)
+        }
+        do {
+            return try JSONDecoder().decode(StateDocument.self, from: data)
+        } catch {
+            throw .corrupt(path: url.path, reason: "\(error)")
+        }
+    }
+
+    /// Writes `state` with its serial incremented: temp file, fsync, rename, fsync of the directory.
+    @discardableResult
+    public func write(_ state: StateDocument) throws(StateError) -> StateDocument {
+        var next = state
+        next.serial += 1
+        if next.journal.count > StateDocument.journalLimit {
+            next.journal.removeFirst(next.journal.count - StateDocument.journalLimit)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data: Data
+        do { data = try encoder.encode(next) + Data("\n".utf8) } catch {
+            throw .writeFailed(path: url.path, reason: "\(error)")
+        }
+        do { try AtomicFile.write(data, to: url) } catch {
+            throw .writeFailed(path: url.path, reason: "\(error)")
+        }
+        return next
+    }
+}
+
+/// Crash-safe replacement of a file: readers see the old or the new content, never a mix.
+public enum AtomicFile {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public static func write(_ data: Data, to url: URL) throws {
+        let directory = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let temp = directory.appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
+        let fd = open(temp.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw Failure(description: "open \(temp.path): \(String(cString: strerror(errno)))") }
+        var ok = data.withUnsafeBytes { buffer -> Bool in
+            var offset = 0
+            while offset < buffer.count {
+                let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if n <= 0 { return false }
+                offset += n
+            }
+            return true
+        }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(temp.path, url.path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temp.path)
+            throw Failure(description: "write \(url.path): \(reason)")
+        }
+        let dfd = open(directory.path, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+}

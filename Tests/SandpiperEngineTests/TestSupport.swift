@@ -1,0 +1,37 @@
+import Foundation
+import XCTest
+
+/// The repository root (for the bundled Clusters/ and Policies/).
+let repositoryRoot: URL = {
+    var url = URL(fileURLWithPath: #filePath)
+    while url.path != "/" {
+        url.deleteLastPathComponent()
+        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+    }
+    fatalError("Package.swift not found above \(#filePath)")
+}()
+
+/// A fresh temporary directory, removed when the test ends.
+func temporaryDirectory(_ test: XCTestCase) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("sandpiper-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    test.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+    return url
+}
+
+/// Copies a bundled cluster and the Policies/ directory into a temp repository layout.
+func copyBundledCluster(_ name: String, into root: URL) throws -> URL {
+    let fm = FileManager.default
+    try fm.createDirectory(at: root.appendingPathComponent("Clusters"), withIntermediateDirectories: true)
+    let target = root.appendingPathComponent("Clusters/\(name)")
+    try fm.copyItem(at: repositoryRoot.appendingPathComponent("Clusters/\(name)"), to: target)
+    if !fm.fileExists(atPath: root.appendingPathComponent("Policies").path) {
+        try fm.copyItem(at: repositoryRoot.appendingPathComponent("Policies"), to: root.appendingPathComponent("Policies"))
+    }
+    return target
+}
+
+func write(_ text: String, to url: URL) throws {
+    try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+    try text.write(to: url, atomically: true, encoding: .utf8)
+}
