@@ -1,0 +1,101 @@
+import Foundation
+
+/// One reconciler per cluster at a time. The lock is a file created with O_EXCL in the cluster
+/// directory (git-ignored), holding who took it, when and for what, so a second run can name the holder.
+public struct LockInfo: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var id: String
+    public var owner: String
+    public var operation: String
+    /// Unix seconds.
+    public var createdAt: Double
+    public var pid: Int32
+
+    public var description: String {
+        let when = Date(timeIntervalSince1970: createdAt).formatted(.iso8601)
+        return "\(operation) by \(owner) (pid \(pid)) since \(when), lock ID \(id)"
+    }
+}
+
+public enum LockError: Error, CustomStringConvertible, Sendable {
+    case held(LockInfo, path: String)
+    case unreadable(path: String, reason: String)
+    case wrongID(expected: String, found: String)
+    case notLocked(path: String)
+
+    public var description: String {
+        switch self {
+        case .held(let info, let path):
+            "the cluster is locked: \(info) (\(path)). If that run is gone, release it with "
+                + "`sandpiper force-unlock \(info.id) DIR`."
+        case .unreadable(let path, let reason): "\(path): lock file unreadable: \(reason)"
+        case .wrongID(let expected, let found): "lock ID \(expected) does not match the held lock \(found)"
+        case .notLocked(let path): "\(path): the cluster is not locked"
+        }
+    }
+}
+
+public final class ClusterLock: @unchecked Sendable {
+    public let info: LockInfo
+    public let url: URL
+    private var released = false
+    private let mutex = NSLock()
+
+    public static func lockURL(directory: URL) -> URL { directory.appendingPathComponent(".sandpiper.lock") }
+
+    /// Takes the lock or throws `LockError.held` naming the current holder.
+    public static func acquire(directory: URL, operation: String) throws(LockError) -> ClusterLock {
+        let url = lockURL(directory: directory)
+        let user = ProcessInfo.processInfo.environment["USER"] ?? "uid\(getuid())"
+        let info = LockInfo(id: UUID().uuidString.lowercased(), owner: "\(user)@\(ProcessInfo.processInfo.hostName)",
+                            operation: operation, createdAt: Date().timeIntervalSince1970, pid: getpid())
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(info)) ?? Data()
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        if fd < 0 {
+            if errno == EEXIST { throw .held(try holder(url), path: url.path) }
+            throw .unreadable(path: url.path, reason: String(cString: strerror(errno)))
+        }
+        _ = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+        fsync(fd)
+        close(fd)
+        return ClusterLock(info: info, url: url)
+    }
+
+    /// The current holder, if any.
+    public static func current(directory: URL) throws(LockError) -> LockInfo? {
+        let url = lockURL(directory: directory)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        return try holder(url)
+    }
+
+    /// Removes a lock left by a run that died, after checking its ID.
+    public static func forceUnlock(directory: URL, id: String) throws(LockError) {
+        let url = lockURL(directory: directory)
+        guard FileManager.default.fileExists(atPath: url.path) else { throw .notLocked(path: url.path) }
+        let info = try holder(url)
+        guard info.id == id else { throw .wrongID(expected: id, found: info.id) }
+        unlink(url.path)
+    }
+
+    private static func holder(_ url: URL) throws(LockError) -> LockInfo {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw .unreadable(path: url.path, reason: "cannot be read")
+        }
+        do { return try JSONDecoder().decode(LockInfo.self, from: data) } catch {
+            throw .unreadable(path: url.path, reason: "not a Sandpiper lock (\(error))")
+        }
+    }
+
+    private init(info: LockInfo, url: URL) { self.info = info; self.url = url }
+
+    /// Releases the lock if this process still holds it.
+    public func release() {
+        mutex.lock(); defer { mutex.unlock() }
+        guard !released else { return }
+        released = true
+        if let current = try? ClusterLock.holder(url), current.id == info.id { unlink(url.path) }
+    }
+
+    deinit { release() }
+}
