@@ -117,20 +117,14 @@ extension LibvirtConnection {
     /// Sets the balloon target (`virDomainSetMemoryFlags`), MiB. Must not exceed the maximum memory.
     public func setMemory(_ name: String, mib: UInt64, scope: ChangeScope = .both) throws(LibvirtError) {
         try withDomain(name) { (dom) throws(LibvirtError) in
-            let flags = try effectiveFlags(dom, scope)
-            try libvirtCall("set memory of '\(name)' to \(mib) MiB on \(redactedURI)", scrub: scrub) {
-                virDomainSetMemoryFlags(dom, UInt(mib * 1024), flags)
-            }
+            try applyScoped(dom, scope, "set memory of '\(name)' to \(mib) MiB on \(redactedURI)") { flags in virDomainSetMemoryFlags(dom, UInt(mib * 1024), flags) }
         }
     }
 
     /// Sets the number of vCPUs (`virDomainSetVcpusFlags`). Must not exceed the maximum.
     public func setVcpus(_ name: String, count: Int, scope: ChangeScope = .both) throws(LibvirtError) {
         try withDomain(name) { (dom) throws(LibvirtError) in
-            let flags = try effectiveFlags(dom, scope)
-            try libvirtCall("set vCPUs of '\(name)' to \(count) on \(redactedURI)", scrub: scrub) {
-                virDomainSetVcpusFlags(dom, UInt32(count), flags)
-            }
+            try applyScoped(dom, scope, "set vCPUs of '\(name)' to \(count) on \(redactedURI)") { flags in virDomainSetVcpusFlags(dom, UInt32(count), flags) }
         }
     }
 
@@ -146,10 +140,7 @@ extension LibvirtConnection {
         if let v = tune.quota { try list.add(VIR_DOMAIN_SCHEDULER_VCPU_QUOTA, llong: v) }
         if let v = tune.weight { try list.add(VIR_DOMAIN_SCHEDULER_WEIGHT, uint: v) }
         try withDomain(name) { (dom) throws(LibvirtError) in
-            let flags = try effectiveFlags(dom, scope)
-            try libvirtCall("set scheduler parameters of '\(name)' on \(redactedURI)", scrub: scrub) {
-                virDomainSetSchedulerParametersFlags(dom, list.params, list.count, flags)
-            }
+            try applyScoped(dom, scope, "set scheduler parameters of '\(name)' on \(redactedURI)") { flags in virDomainSetSchedulerParametersFlags(dom, list.params, list.count, flags) }
         }
     }
 
@@ -167,10 +158,33 @@ extension LibvirtConnection {
         if let s = softLimit { try list.add(VIR_DOMAIN_MEMORY_SOFT_LIMIT, ullong: kib(s)) }
         guard list.count > 0 else { return }
         try withDomain(name) { (dom) throws(LibvirtError) in
-            let flags = try effectiveFlags(dom, scope)
-            try libvirtCall("set memory parameters of '\(name)' on \(redactedURI)", scrub: scrub) {
-                virDomainSetMemoryParameters(dom, list.params, list.count, flags)
+            try applyScoped(dom, scope, "set memory parameters of '\(name)' on \(redactedURI)") { flags in virDomainSetMemoryParameters(dom, list.params, list.count, flags) }
+        }
+    }
+
+    /// Runs a VIR_DOMAIN_AFFECT_*-taking call for `scope`. Some drivers refuse flag combinations QEMU accepts (the
+    /// test driver: "LIVE and CONFIG are mutually exclusive", or no flags at all for scheduler parameters). On such
+    /// a flags error the call is retried as LIVE then CONFIG separately, and finally with AFFECT_CURRENT (0), which
+    /// is the live definition of a running domain. Any other error is thrown as is.
+    func applyScoped(_ dom: OpaquePointer, _ scope: ChangeScope, _ context: String,
+                     _ call: (UInt32) -> Int32) throws(LibvirtError) {
+        let flags = try effectiveFlags(dom, scope)
+        func isFlagsError(_ e: LibvirtError) -> Bool { e.kind == .invalidArgument && e.message.lowercased().contains("flags") }
+        do throws(LibvirtError) {
+            try libvirtCall(context, scrub: scrub) { call(flags) }
+            return
+        } catch where isFlagsError(error) {
+            let live = VIR_DOMAIN_AFFECT_LIVE.rawValue, config = VIR_DOMAIN_AFFECT_CONFIG.rawValue
+            if flags & live != 0 && flags & config != 0 {
+                do throws(LibvirtError) {
+                    try libvirtCall(context, scrub: scrub) { call(live) }
+                    try libvirtCall(context, scrub: scrub) { call(config) }
+                    return
+                } catch where isFlagsError(error) {
+                    // fall through to AFFECT_CURRENT
+                }
             }
+            try libvirtCall(context, scrub: scrub) { call(0) }
         }
     }
 

@@ -31,7 +31,8 @@ public struct LibvirtError: Error, Sendable, Equatable, CustomStringConvertible 
         case connection
         /// Authentication or authorization failed (VIR_ERR_AUTH_FAILED, VIR_ERR_OPERATION_DENIED, VIR_ERR_AUTH_*).
         case denied
-        /// A domain with that name or UUID already exists differently (VIR_ERR_DOM_EXIST).
+        /// A domain with that name or UUID already exists differently (VIR_ERR_DOM_EXIST, or
+        /// VIR_ERR_OPERATION_FAILED "… already exists with uuid …" as define reports it).
         case domainExists
         /// An invalid argument was passed (VIR_ERR_INVALID_ARG, VIR_ERR_XML_ERROR, VIR_ERR_XML_DETAIL…).
         case invalidArgument
@@ -50,6 +51,7 @@ public struct LibvirtError: Error, Sendable, Equatable, CustomStringConvertible 
         case Code.noConnect, Code.invalidConn, Code.systemError, Code.rpc: return .connection
         case Code.authFailed, Code.operationDenied, Code.authCancelled, Code.authUnavailable: return .denied
         case Code.domExist: return .domainExists
+        case Code.operationFailed where message.contains("already exists"): return .domainExists
         case Code.invalidArg, Code.xmlError, Code.xmlDetail, Code.invalidDomain: return .invalidArgument
         case Code.operationTimeout: return .timeout
         case Code.operationAborted: return .aborted
@@ -69,6 +71,7 @@ public struct LibvirtError: Error, Sendable, Equatable, CustomStringConvertible 
         public static let invalidDomain = Int(VIR_ERR_INVALID_DOMAIN.rawValue)               // 7
         public static let invalidArg = Int(VIR_ERR_INVALID_ARG.rawValue)                     // 8
         public static let xmlError = Int(VIR_ERR_XML_ERROR.rawValue)                         // 27
+        public static let operationFailed = Int(VIR_ERR_OPERATION_FAILED.rawValue)           // 9
         public static let domExist = Int(VIR_ERR_DOM_EXIST.rawValue)                         // 28
         public static let operationDenied = Int(VIR_ERR_OPERATION_DENIED.rawValue)           // 29
         public static let systemError = Int(VIR_ERR_SYSTEM_ERROR.rawValue)                   // 38

@@ -22,6 +22,7 @@ enum Fixture {
           <on_crash>destroy</on_crash>
           <devices>
             <interface type='network'><source network='default'/><mac address='52:54:00:00:00:\(String(format: "%02x", abs(name.hashValue) % 200))'/></interface>
+            <memballoon model='virtio'/>
           </devices>\(runstate)
         </domain>
         """
