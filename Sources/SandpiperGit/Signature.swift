@@ -37,3 +37,18 @@ public struct Signature: Hashable, Sendable {
         timeZoneOffsetMinutes = Int(sig.pointee.when.offset)
     }
 }
+
+extension GitRepository {
+    /// `user.name` / `user.email` from the repository's configuration (local, global, system)
+    /// with `time == nil` (now); ``Signature/fallback`` when they are not configured.
+    public func defaultSignature() -> Signature {
+        (try? withHandle { (repo) throws(GitError) -> Signature in
+            var sig: UnsafeMutablePointer<git_signature>?
+            try gitCall("git_signature_default", git_signature_default(&sig, repo))
+            defer { git_signature_free(sig) }
+            var result = Signature(sig!)
+            result.time = nil
+            return result
+        }) ?? .fallback
+    }
+}
