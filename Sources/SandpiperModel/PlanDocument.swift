@@ -1,0 +1,281 @@
+import Foundation
+
+/// The versioned JSON contract for a plan (`plan --json`, `plans/<id>.json`, `show`).
+/// Its own types, never the planner's (Terraform's jsonplan): the planner may change, this may only grow.
+/// Fractions and volumes are rounded to 4 decimals, MiB and cores to 3, so identical inputs give identical bytes.
+public struct PlanDocument: Sendable, Equatable, Codable {
+    public static let currentFormatVersion = 1
+
+    public var formatVersion: Int
+    /// Filled by the engine: what the plan was computed from; apply refuses a stale plan.
+    public var basedOn: BasedOn?
+    public var summary: Summary
+    public var actions: [Action]
+    public var hostsBefore: [Host]
+    public var hostsAfter: [Host]
+    public var hotspots: [HotspotEntry]
+    public var unresolved: [Unresolved]
+    public var drift: [Drift]
+    public var decisions: [Decision]
+    public var entitlements: [EntitlementEntry]
+
+    public struct BasedOn: Sendable, Equatable, Codable {
+        public var specDigest: String
+        public var policyDigest: String
+        public var specCommit: String?
+        public var stateLineage: String?
+        public var stateSerial: Int?
+        /// Digest of `PlanDocument.inventoryDigestInput(observation)`, computed by the engine.
+        public var inventoryDigest: String
+        public init(specDigest: String, policyDigest: String, specCommit: String? = nil, stateLineage: String? = nil,
+                    stateSerial: Int? = nil, inventoryDigest: String) {
+            self.specDigest = specDigest; self.policyDigest = policyDigest; self.specCommit = specCommit
+            self.stateLineage = stateLineage; self.stateSerial = stateSerial; self.inventoryDigest = inventoryDigest
+        }
+    }
+
+    public struct Summary: Sendable, Equatable, Codable {
+        /// define/start
+        public var add: Int
+        /// tune/resize
+        public var change: Int
+        public var move: Int
+        /// stop/undefine
+        public var remove: Int
+        public var hotspots: Int
+        public var unresolved: Int
+        public init(add: Int, change: Int, move: Int, remove: Int, hotspots: Int, unresolved: Int) {
+            self.add = add; self.change = change; self.move = move; self.remove = remove
+            self.hotspots = hotspots; self.unresolved = unresolved
+        }
+    }
+
+    public struct Parameters: Sendable, Equatable, Codable {
+        public var cpuShares: Int?
+        public var cpuPeriodMicros: Int?
+        public var cpuQuotaMicros: Int?
+        public var memoryHardLimitMiB: Double?
+        public var memorySoftLimitMiB: Double?
+        public var balloonMiB: Double?
+        public var vcpus: Int?
+        public var memoryMiB: Double?
+        public var template: String?
+    }
+
+    public struct Action: Sendable, Equatable, Codable {
+        public var id: String
+        /// define | start | tune | resize | migrate | stop | undefine
+        public var kind: String
+        public var vm: String
+        public var from: String?
+        public var to: String?
+        /// live | cold
+        public var mode: String?
+        public var dependsOn: [String]
+        public var swapGroup: String?
+        public var parameters: Parameters
+        public var reason: String
+    }
+
+    public struct Thresholds: Sendable, Equatable, Codable {
+        public var cpu: Double
+        public var net: Double
+        public var mem: Double
+    }
+
+    public struct Host: Sendable, Equatable, Codable {
+        public var name: String
+        /// up | unknown | maintenance
+        public var status: String
+        public var cpu: Double
+        public var net: Double
+        public var mem: Double
+        public var volume: Double
+        public var hot: [String]
+        public var thresholds: Thresholds
+        public var vmCount: Int
+    }
+
+    public struct HotspotEntry: Sendable, Equatable, Codable {
+        public var host: String
+        public var vm: String?
+        public var resource: String
+        /// "4 of 5"
+        public var over: String
+        public var samples: [Double]
+        public var predicted: Double?
+        public var threshold: Double
+    }
+
+    public struct Unresolved: Sendable, Equatable, Codable {
+        public var host: String?
+        public var vm: String?
+        public var resources: [String]
+        public var reason: String
+    }
+
+    public struct Drift: Sendable, Equatable, Codable {
+        public var kind: String
+        public var vm: String?
+        public var host: String?
+        public var message: String
+    }
+
+    public struct Candidate: Sendable, Equatable, Codable {
+        public var host: String
+        public var volumeBefore: Double
+        public var volumeAfter: Double
+        public var penalty: Double
+        public var score: Double
+    }
+
+    public struct Decision: Sendable, Equatable, Codable {
+        public var vm: String
+        public var purpose: String
+        public var from: String?
+        public var chosen: String?
+        public var hostsExamined: Int
+        public var hostsTotal: Int
+        /// Rejections by reason (JSON object; keys sorted on encoding).
+        public var filtered: [String: Int]
+        public var examples: [String]
+        public var candidates: [Candidate]
+    }
+
+    public struct EntitlementEntry: Sendable, Equatable, Codable {
+        public var vm: String
+        public var host: String
+        public var resource: String
+        public var reservation: Double
+        public var limit: Double?
+        public var shares: Int
+        public var demand: Double
+        public var entitlement: Double
+    }
+
+    public init(formatVersion: Int = PlanDocument.currentFormatVersion, basedOn: BasedOn? = nil, summary: Summary,
+                actions: [Action], hostsBefore: [Host], hostsAfter: [Host], hotspots: [HotspotEntry],
+                unresolved: [Unresolved], drift: [Drift], decisions: [Decision], entitlements: [EntitlementEntry]) {
+        self.formatVersion = formatVersion; self.basedOn = basedOn; self.summary = summary; self.actions = actions
+        self.hostsBefore = hostsBefore; self.hostsAfter = hostsAfter; self.hotspots = hotspots
+        self.unresolved = unresolved; self.drift = drift; self.decisions = decisions; self.entitlements = entitlements
+    }
+}
+
+// MARK: - From the planner's Plan
+
+extension PlanDocument {
+    public init(plan: Plan, basedOn: BasedOn? = nil) {
+        let f = PlanDocument.fraction, q = PlanDocument.quantity
+        var add = 0, change = 0, move = 0, remove = 0
+        for a in plan.actions {
+            switch a.kind {
+            case .define, .start: add += 1
+            case .tune, .resize: change += 1
+            case .migrate: move += 1
+            case .stop, .undefine: remove += 1
+            }
+        }
+        func host(_ h: HostUtilization) -> Host {
+            Host(name: h.name, status: h.status.rawValue, cpu: f(h.cpu), net: f(h.net), mem: f(h.mem),
+                 volume: f(h.volume), hot: h.hot.map(\.rawValue),
+                 thresholds: Thresholds(cpu: f(h.thresholds.cpu), net: f(h.thresholds.net), mem: f(h.thresholds.mem)),
+                 vmCount: h.vmCount)
+        }
+        self.init(
+            basedOn: basedOn,
+            summary: Summary(add: add, change: change, move: move, remove: remove, hotspots: plan.hotspots.count,
+                             unresolved: plan.unresolved.count),
+            actions: plan.actions.map { a in
+                let p = a.parameters
+                return Action(id: a.id, kind: a.kind.rawValue, vm: a.vm, from: a.from, to: a.to,
+                              mode: a.mode?.rawValue, dependsOn: a.dependsOn, swapGroup: a.swapGroup,
+                              parameters: Parameters(cpuShares: p.cpuShares, cpuPeriodMicros: p.cpuPeriodMicros,
+                                                     cpuQuotaMicros: p.cpuQuotaMicros,
+                                                     memoryHardLimitMiB: p.memoryHardLimitMiB.map(q),
+                                                     memorySoftLimitMiB: p.memorySoftLimitMiB.map(q),
+                                                     balloonMiB: p.balloonMiB.map(q), vcpus: p.vcpus,
+                                                     memoryMiB: p.memoryMiB.map(q), template: p.template),
+                              reason: a.reason)
+            },
+            hostsBefore: plan.hostsBefore.map(host),
+            hostsAfter: plan.hostsAfter.map(host),
+            hotspots: plan.hotspots.map {
+                HotspotEntry(host: $0.host, vm: $0.vm, resource: $0.resource.rawValue, over: $0.overSummary,
+                             samples: $0.samples.map(f), predicted: $0.predicted.map(f), threshold: f($0.threshold))
+            },
+            unresolved: plan.unresolved.map {
+                Unresolved(host: $0.host, vm: $0.vm, resources: $0.resources.map(\.rawValue), reason: $0.reason)
+            },
+            drift: plan.drift.map { Drift(kind: $0.kind.rawValue, vm: $0.vm, host: $0.host, message: $0.message) },
+            decisions: plan.decisions.map { d in
+                var filtered: [String: Int] = [:]
+                for c in d.filtered { filtered[c.reason, default: 0] += c.count }
+                return Decision(vm: d.vm, purpose: d.purpose.rawValue, from: d.from, chosen: d.chosen,
+                                hostsExamined: d.hostsExamined, hostsTotal: d.hostsTotal, filtered: filtered,
+                                examples: d.examples,
+                                candidates: d.candidates.map {
+                                    Candidate(host: $0.host, volumeBefore: f($0.volumeBefore),
+                                              volumeAfter: f($0.volumeAfter), penalty: f($0.penalty),
+                                              score: f($0.score))
+                                })
+            },
+            entitlements: plan.entitlements.map {
+                EntitlementEntry(vm: $0.vm, host: $0.host, resource: $0.resource.rawValue,
+                                 reservation: q($0.reservation), limit: $0.limit.map(q), shares: $0.shares,
+                                 demand: q($0.demand), entitlement: q($0.entitlement))
+            })
+    }
+
+    /// Round a fraction or volume to 4 decimals.
+    public static func fraction(_ x: Double) -> Double { round(x, scale: 10_000) }
+    /// Round a quantity (cores, MiB) to 3 decimals.
+    public static func quantity(_ x: Double) -> Double { round(x, scale: 1_000) }
+
+    private static func round(_ x: Double, scale: Double) -> Double {
+        guard x.isFinite else { return x }
+        let r = (x * scale).rounded(.toNearestOrAwayFromZero) / scale
+        return r == 0 ? 0 : r // no "-0"
+    }
+}
+
+// MARK: - Encoding
+
+extension PlanDocument {
+    /// Canonical bytes: sorted keys, pretty printed, no escaped slashes. Same document -> same bytes.
+    public func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return try encoder.encode(self)
+    }
+
+    public static func decode(_ data: Data) throws -> PlanDocument {
+        let doc = try JSONDecoder().decode(PlanDocument.self, from: data)
+        guard doc.formatVersion == currentFormatVersion else {
+            throw UnsupportedFormatVersion(found: doc.formatVersion, supported: currentFormatVersion)
+        }
+        return doc
+    }
+
+    public struct UnsupportedFormatVersion: Error, Equatable, CustomStringConvertible {
+        public var found: Int
+        public var supported: Int
+        public var description: String {
+            "plan formatVersion \(found) is not supported (this sandpiper reads version \(supported))"
+        }
+    }
+
+    /// The canonical inventory text the engine hashes into `BasedOn.inventoryDigest`: one line per observed VM,
+    /// `vm<TAB>host<TAB>state<TAB>vcpus<TAB>memoryMiB`, sorted, newline separated. Samples are not part of it:
+    /// utilization moves all the time and does not make a plan stale.
+    public static func inventoryDigestInput(_ observation: Observation) -> String {
+        observation.vms
+            .map { vm in
+                let mem = vm.memoryMiB == vm.memoryMiB.rounded() && abs(vm.memoryMiB) < 1e15
+                    ? String(Int64(vm.memoryMiB)) : String(vm.memoryMiB)
+                return "\(vm.name)\t\(vm.host)\t\(vm.state.rawValue)\t\(vm.vcpus)\t\(mem)"
+            }
+            .sorted()
+            .joined(separator: "\n")
+    }
+}

@@ -1,0 +1,103 @@
+import SandpiperModel
+
+/// Collects actions as the steps decide them and turns them into an ordered, dependency-linked list.
+/// Dependencies are added where correctness needs them:
+/// - a migration or definition arriving on a host waits for the migrations that leave it earlier in the plan
+///   (their room was counted);
+/// - a VM's later migration waits for its earlier one (staging), start waits for define, undefine for stop;
+/// - at most `maxConcurrentPerHost` migrations touch a host at once: the next one waits for an earlier one.
+/// Final order: tune/resize, migrate, define, start, stop, undefine; creation order within each phase.
+struct ActionBuilder: Sendable {
+    struct Draft: Sendable {
+        var kind: ActionKind
+        var vm: String
+        var from: String?
+        var to: String?
+        var mode: MoveMode?
+        var deps: [Int]
+        var swapGroup: String?
+        var parameters: ActionParameters
+        var reason: String
+    }
+
+    private(set) var drafts: [Draft] = []
+    private var departures: [Int: [Int]] = [:]
+    private var touching: [Int: [Int]] = [:]
+    private var lastMoveOfVM: [String: Int] = [:]
+    let maxConcurrentPerHost: Int
+    private(set) var migrationCount = 0
+    private var swapCount = 0
+
+    init(maxConcurrentPerHost: Int) { self.maxConcurrentPerHost = max(1, maxConcurrentPerHost) }
+
+    mutating func nextSwapGroup() -> String {
+        swapCount += 1
+        return "swap-\(swapCount)"
+    }
+
+    @discardableResult
+    mutating func migrate(vm: String, from: Int, to: Int, hostNames: (Int) -> String, mode: MoveMode,
+                          swapGroup: String? = nil, reason: String) -> Int {
+        var deps = departures[to] ?? []
+        if let prev = lastMoveOfVM[vm] { deps.append(prev) }
+        for h in [from, to] {
+            let t = touching[h] ?? []
+            if t.count >= maxConcurrentPerHost { deps.append(t[t.count - maxConcurrentPerHost]) }
+        }
+        let id = drafts.count
+        drafts.append(Draft(kind: .migrate, vm: vm, from: hostNames(from), to: hostNames(to), mode: mode,
+                            deps: deps, swapGroup: swapGroup, parameters: ActionParameters(), reason: reason))
+        departures[from, default: []].append(id)
+        touching[from, default: []].append(id)
+        touching[to, default: []].append(id)
+        lastMoveOfVM[vm] = id
+        migrationCount += 1
+        return id
+    }
+
+    /// Define on `host`, waiting for earlier departures from it.
+    @discardableResult
+    mutating func define(vm: String, host: Int, hostName: String, parameters: ActionParameters,
+                         reason: String) -> Int {
+        add(Draft(kind: .define, vm: vm, from: nil, to: hostName, mode: nil, deps: departures[host] ?? [],
+                  swapGroup: nil, parameters: parameters, reason: reason))
+    }
+
+    @discardableResult
+    mutating func add(_ kind: ActionKind, vm: String, at host: String?, deps: [Int] = [],
+                      parameters: ActionParameters = ActionParameters(), reason: String) -> Int {
+        add(Draft(kind: kind, vm: vm, from: host, to: nil, mode: nil, deps: deps, swapGroup: nil,
+                  parameters: parameters, reason: reason))
+    }
+
+    private mutating func add(_ d: Draft) -> Int {
+        drafts.append(d)
+        return drafts.count - 1
+    }
+
+    private static func phase(_ k: ActionKind) -> Int {
+        switch k {
+        case .tune, .resize: 0
+        case .migrate: 1
+        case .define: 2
+        case .start: 3
+        case .stop: 4
+        case .undefine: 5
+        }
+    }
+
+    func build() -> [PlannedAction] {
+        let order = drafts.indices.sorted { a, b in
+            let pa = Self.phase(drafts[a].kind), pb = Self.phase(drafts[b].kind)
+            return pa != pb ? pa < pb : a < b
+        }
+        var idOf = [Int](repeating: 0, count: drafts.count)
+        for (pos, d) in order.enumerated() { idOf[d] = pos + 1 }
+        return order.map { i in
+            let d = drafts[i]
+            let deps = Set(d.deps.map { idOf[$0] }).sorted().map(String.init)
+            return PlannedAction(id: String(idOf[i]), kind: d.kind, vm: d.vm, from: d.from, to: d.to, mode: d.mode,
+                                 dependsOn: deps, swapGroup: d.swapGroup, parameters: d.parameters, reason: d.reason)
+        }
+    }
+}

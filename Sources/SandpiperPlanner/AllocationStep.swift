@@ -1,0 +1,144 @@
+import SandpiperModel
+
+/// Step 3 of the brief / "Beyond the paper": allocations on the final placement.
+/// Entitlements (VMware semantics): reservation <= entitlement <= min(limit, demand); capacity above reservations
+/// is divided in proportion to shares, water-filling past VMs that are capped. Tunables are emitted only where they
+/// differ from what libvirt reports (nil = not exposed by the driver: left alone, so plans converge).
+enum Entitlements {
+    struct Claim: Sendable, Equatable {
+        var reservation: Double
+        /// min(limit, demand), never below the reservation.
+        var cap: Double
+        var shares: Double
+    }
+
+    /// Water-filling: returns one entitlement per claim. Each round offers the pool to the unsaturated claims in
+    /// proportion to their shares; claims the offer would push past their cap take their cap and leave; the rest
+    /// of the pool goes round again. When nobody saturates, the pool is split and the loop ends.
+    static func waterFill(capacity: Double, claims: [Claim]) -> [Double] {
+        var e = claims.map(\.reservation)
+        var remaining = capacity - e.reduce(0, +)
+        var active = claims.indices.filter { claims[$0].cap > claims[$0].reservation && claims[$0].shares > 0 }
+        while remaining > 1e-12, !active.isEmpty {
+            let total = active.reduce(0.0) { $0 + claims[$1].shares }
+            let saturated = active.filter { e[$0] + remaining * claims[$0].shares / total >= claims[$0].cap }
+            if saturated.isEmpty {
+                for i in active { e[i] += remaining * claims[i].shares / total }
+                remaining = 0
+                break
+            }
+            for i in saturated {
+                remaining -= claims[i].cap - e[i]
+                e[i] = claims[i].cap
+            }
+            active.removeAll { saturated.contains($0) }
+        }
+        return e
+    }
+
+    static let cpuPeriodMicros = 100_000
+}
+
+extension PlanningContext {
+    mutating func allocate(_ detection: DetectionResult) {
+        // Entitlements where demand exceeds capacity on the final placement.
+        var memEntitlement: [Int: Double] = [:]
+        for h in fleet.hosts.indices where fleet.hosts[h].status != .unknown {
+            let members = state.members[h]
+            guard !members.isEmpty else { continue }
+            for r in [ResourceKind.cpu, .mem] {
+                let capacity = fleet.hosts[h].capacity[r]
+                guard state.load[h][r] > capacity + 1e-9 else { continue }
+                var claims: [Entitlements.Claim] = []
+                var info: [(v: Int, limit: Double?, shares: Int)] = []
+                for v in members {
+                    let spec = fleet.spec(of: v)
+                    let ctl = r == .cpu ? spec?.resources.cpu : spec?.resources.memory
+                    let resv = ctl?.reservation ?? 0
+                    let shares: Int
+                    if r == .cpu { shares = (ctl?.shares ?? .normal).cpuShares(vcpus: spec?.vcpus ?? fleet.observed(v)?.vcpus ?? 1) }
+                    else { shares = (ctl?.shares ?? .normal).memoryShares(memoryMiB: spec?.memoryMiB ?? fleet.vms[v].ram) }
+                    let demand = fleet.vms[v].demand[r]
+                    claims.append(.init(reservation: resv, cap: max(resv, min(ctl?.limit ?? .infinity, demand)),
+                                        shares: Double(shares)))
+                    info.append((v, ctl?.limit, shares))
+                }
+                let e = Entitlements.waterFill(capacity: capacity, claims: claims)
+                for (i, x) in info.enumerated() {
+                    entitlements.append(Entitlement(vm: fleet.vms[x.v].name, host: hostName(h), resource: r,
+                                                    reservation: claims[i].reservation, limit: x.limit,
+                                                    shares: x.shares, demand: fleet.vms[x.v].demand[r],
+                                                    entitlement: e[i]))
+                    if r == .mem { memEntitlement[x.v] = e[i] }
+                }
+            }
+        }
+
+        for v in fleet.vms.indices {
+            guard let spec = fleet.spec(of: v), let o = fleet.observed(v) else { continue }
+            let at = state.hostOf[v] >= 0 ? hostName(state.hostOf[v]) : o.host
+            var p = ActionParameters()
+            var why: [String] = []
+            let t = o.tunables
+            let cpu = spec.resources.cpu, mem = spec.resources.memory
+
+            let shares = cpu.shares.cpuShares(vcpus: spec.vcpus)
+            if let cur = t.cpuShares, cur != shares {
+                p.cpuShares = shares
+                why.append("cpu shares \(cur) -> \(shares) (\(cpu.shares.name) x \(spec.vcpus) vCPU)")
+            }
+            let curQuota = (t.cpuQuotaMicros ?? -1) > 0 ? t.cpuQuotaMicros : nil
+            if let limit = cpu.limit {
+                let quota = Int((limit * Double(Entitlements.cpuPeriodMicros)).rounded())
+                if curQuota != quota || (t.cpuPeriodMicros ?? Entitlements.cpuPeriodMicros) != Entitlements.cpuPeriodMicros {
+                    p.cpuPeriodMicros = Entitlements.cpuPeriodMicros; p.cpuQuotaMicros = quota
+                    why.append("cpu quota \(curQuota.map(String.init) ?? "unlimited") -> \(quota)/\(Entitlements.cpuPeriodMicros) us (limit \(Fmt.d(limit)) cores)")
+                }
+            } else if let q = curQuota {
+                p.cpuQuotaMicros = -1
+                why.append("cpu quota \(q) -> unlimited (no limit in the spec)")
+            }
+            if let limit = mem.limit, t.memoryHardLimitMiB.map({ abs($0 - limit) > 0.5 }) ?? true {
+                p.memoryHardLimitMiB = limit
+                why.append("memory hard limit \(t.memoryHardLimitMiB.map(Fmt.mib) ?? "unset") -> \(Fmt.mib(limit))")
+            }
+            if mem.reservation > 0, t.memorySoftLimitMiB.map({ abs($0 - mem.reservation) > 0.5 }) ?? true {
+                p.memorySoftLimitMiB = mem.reservation
+                why.append("memory soft limit \(t.memorySoftLimitMiB.map(Fmt.mib) ?? "unset") -> \(Fmt.mib(mem.reservation)) (reservation)")
+            }
+            // Balloon: raise a VM under memory pressure to its profile (within its limit); shrink to the
+            // entitlement under host contention; keep within [reservation, limit].
+            let ceiling = Profiler.memCeiling(maxMemoryMiB: max(o.maxMemoryMiB, o.memoryMiB), control: mem)
+            var balloon = o.memoryMiB
+            var balloonWhy = ""
+            if detection.vmHot[v]?.contains(.mem) == true, fleet.vms[v].demand.mem > o.memoryMiB + 0.5 {
+                balloon = min(fleet.vms[v].demand.mem, ceiling)
+                balloonWhy = "memory pressure in the window (\(fleet.policy.profiling.mode.rawValue) profile \(Fmt.mib(fleet.vms[v].demand.mem)))"
+            } else if let e = memEntitlement[v], e < o.memoryMiB - 0.5 {
+                balloon = e
+                balloonWhy = "host memory contention: entitlement \(Fmt.mib(e)) by shares"
+            }
+            if balloon > ceiling + 0.5 { balloon = ceiling; balloonWhy = "above the limit \(Fmt.mib(ceiling))" }
+            if balloon < mem.reservation - 0.5 { balloon = mem.reservation; balloonWhy = "below the reservation" }
+            if abs(balloon - o.memoryMiB) > 0.5 {
+                p.balloonMiB = balloon.rounded()
+                why.append("balloon \(Fmt.mib(o.memoryMiB)) -> \(Fmt.mib(balloon.rounded())): \(balloonWhy)")
+            }
+            if !why.isEmpty {
+                builder.add(.tune, vm: spec.name, at: at, parameters: p, reason: why.joined(separator: "; "))
+            }
+
+            var r = ActionParameters()
+            var rwhy: [String] = []
+            if spec.vcpus != o.vcpus { r.vcpus = spec.vcpus; rwhy.append("vCPUs \(o.vcpus) -> \(spec.vcpus)") }
+            if abs(spec.memoryMiB - o.maxMemoryMiB) > 0.5 {
+                r.memoryMiB = spec.memoryMiB
+                rwhy.append("memory \(Fmt.mib(o.maxMemoryMiB)) -> \(Fmt.mib(spec.memoryMiB))")
+            }
+            if !rwhy.isEmpty {
+                builder.add(.resize, vm: spec.name, at: at, parameters: r,
+                            reason: "spec differs from the running allocation: " + rwhy.joined(separator: ", "))
+            }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import SandpiperModel
+
+/// Step 3 and 7: what differs from the spec besides load. A host that cannot be reached is unknown, never empty.
+extension PlanningContext {
+    var unknownHosts: [Int] { fleet.hosts.indices.filter { fleet.hosts[$0].status == .unknown } }
+
+    mutating func reportDrift() {
+        for h in unknownHosts {
+            let host = fleet.hosts[h]
+            drift.append(DriftNote(kind: .hostUnknown, host: host.name,
+                                   message: "\(host.name) is unknown (\(host.unknownReason ?? "unreachable")); its VMs are not observed and are left alone"))
+        }
+        for v in fleet.vms.indices {
+            let vm = fleet.vms[v]
+            if vm.observed == nil {
+                drift.append(DriftNote(kind: .absent, vm: vm.name, message: "\(vm.name) is declared but not observed"))
+                continue
+            }
+            guard let o = fleet.observed(v) else { continue }
+            if vm.declared == nil {
+                drift.append(DriftNote(kind: .undeclared, vm: vm.name, host: o.host,
+                                       message: "\(vm.name) is \(o.state.rawValue) on \(o.host) but not declared"
+                                           + (options.prune ? "; pruned" : "; left alone (use --prune to remove it)")))
+            } else if o.state != .running {
+                drift.append(DriftNote(kind: .notRunning, vm: vm.name, host: o.host,
+                                       message: "\(vm.name) is declared but \(o.state.rawValue) on \(o.host)"))
+            }
+        }
+    }
+
+    /// Stop (when running or paused) and undefine every undeclared VM.
+    mutating func pruneUndeclared() {
+        for v in fleet.vms.indices where fleet.vms[v].declared == nil {
+            guard let o = fleet.observed(v) else { continue }
+            var deps: [Int] = []
+            if o.state == .running || o.state == .paused {
+                deps.append(builder.add(.stop, vm: o.name, at: o.host,
+                                        reason: "\(o.name) is \(o.state.rawValue) on \(o.host) but not declared; --prune"))
+            }
+            builder.add(.undefine, vm: o.name, at: o.host, deps: deps,
+                        reason: "\(o.name) is not declared in the spec; --prune")
+        }
+    }
+}

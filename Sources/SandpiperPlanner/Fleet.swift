@@ -1,0 +1,152 @@
+import SandpiperModel
+
+// The planner's indexed, read-only view of (spec, observation, policy): every name resolved to an index once,
+// every profile computed once, so the placement steps never scan the whole fleet per move.
+
+struct HostInfo: Sendable {
+    var name: String
+    var status: HostUtilization.Status
+    var unknownReason: String?
+    var labels: [String: String]
+    var capacity: Vec3
+    /// Up, declared and not in maintenance: may receive VMs.
+    var eligible: Bool
+}
+
+struct VMInfo: Sendable {
+    var name: String
+    /// Index into observation.vms; nil for a declared VM that was not observed.
+    var observed: Int?
+    /// Index into spec.vms; nil for an undeclared VM.
+    var declared: Int?
+    /// Observed host, -1 when absent.
+    var host: Int
+    var demand: Vec3
+    var cpuReservation: Double
+    var memReservation: Double
+    /// RAM size for VSR and migration cost: the current allocation (MiB).
+    var ram: Double
+    /// Policy thresholds overridden by the VM's SLA.
+    var thresholds: ResolvedThresholds
+    var migration: MigrationMode
+    /// Pinned host index (-2 when pinned to a host that does not exist), nil when not pinned.
+    var pin: Int?
+    var labels: [String: String]
+    var groups: [Int]
+    /// Arrived less than minResidency ago.
+    var recentlyMoved: Bool
+    var residencyAge: Double?
+}
+
+struct GroupInfo: Sendable {
+    var name: String
+    var rule: GroupSpec.Rule
+    var enforcement: GroupSpec.Enforcement
+    var members: [Int]
+}
+
+struct Fleet: Sendable {
+    var hosts: [HostInfo]
+    var vms: [VMInfo]
+    var groups: [GroupInfo]
+    var hostIndex: [String: Int]
+    var policy: Policy
+    var spec: ClusterSpec
+    var observation: Observation
+    /// Observed VMs per host (indices into `vms`), in name order.
+    var residents: [[Int]]
+
+    init(spec: ClusterSpec, observation: Observation, policy: Policy) {
+        self.spec = spec; self.observation = observation; self.policy = policy
+
+        // Hosts: the union of declared and observed names, sorted.
+        let specHosts = Dictionary(spec.hosts.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let obsHosts = Dictionary(observation.hosts.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let names = Set(specHosts.keys).union(obsHosts.keys).sorted()
+        var hosts: [HostInfo] = []
+        hosts.reserveCapacity(names.count)
+        var hostIndex: [String: Int] = [:]
+        for name in names {
+            let s = specHosts[name], o = obsHosts[name]
+            var status = HostUtilization.Status.up
+            var reason: String?
+            if let o {
+                if case .unknown(let r) = o.status { status = .unknown; reason = r }
+            } else {
+                status = .unknown; reason = "not observed"
+            }
+            if status == .up, s?.maintenance == true { status = .maintenance }
+            let cap = Vec3(cpu: o?.cpus ?? s?.capacity.cpus ?? 0, net: o?.networkMbps ?? s?.capacity.networkMbps ?? 0,
+                           mem: o?.memoryMiB ?? s?.capacity.memoryMiB ?? 0)
+            hostIndex[name] = hosts.count
+            hosts.append(HostInfo(name: name, status: status, unknownReason: reason, labels: s?.labels ?? [:],
+                                  capacity: cap, eligible: status == .up && s != nil))
+        }
+
+        // Groups, with member names resolved after the VMs are indexed.
+        let groupSpecs = spec.groups.sorted { $0.name < $1.name }
+        var groupsOfName: [String: [Int]] = [:]
+        for (gi, g) in groupSpecs.enumerated() {
+            for m in Set(g.vms).sorted() { groupsOfName[m, default: []].append(gi) }
+        }
+        var groupMembers = [[Int]](repeating: [], count: groupSpecs.count)
+
+        let slas = Dictionary(spec.slas.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var specIndex: [String: Int] = [:]
+        specIndex.reserveCapacity(spec.vms.count)
+        for (i, v) in spec.vms.enumerated() where specIndex[v.name] == nil { specIndex[v.name] = i }
+
+        let profiler = Profiler(policy: policy)
+        let minResidency = policy.placement.minResidencySeconds
+        var vms: [VMInfo] = []
+        vms.reserveCapacity(max(observation.vms.count, spec.vms.count))
+        var residents = [[Int]](repeating: [], count: hosts.count)
+        var seen = Set<String>()
+        seen.reserveCapacity(observation.vms.count)
+
+        func info(name: String, observed: Int?, declared: Int?, host: Int, demand: Vec3, ram: Double,
+                  age: Double?) -> VMInfo {
+            let vs = declared.map { spec.vms[$0] }
+            let sla = vs?.sla.flatMap { slas[$0] }
+            var pin: Int?
+            if let p = vs?.placement?.host { pin = hostIndex[p] ?? -2 }
+            return VMInfo(name: name, observed: observed, declared: declared, host: host, demand: demand,
+                          cpuReservation: vs?.resources.cpu.reservation ?? 0,
+                          memReservation: vs?.resources.memory.reservation ?? 0, ram: ram,
+                          thresholds: sla.map { policy.thresholds.overridden(by: $0.thresholds) } ?? policy.thresholds,
+                          migration: sla?.migration ?? .any, pin: pin, labels: vs?.placement?.labels ?? [:],
+                          groups: groupsOfName[name] ?? [],
+                          recentlyMoved: age.map { $0 < minResidency } ?? false, residencyAge: age)
+        }
+
+        for (oi, o) in observation.vms.enumerated() {
+            let di = specIndex[o.name]
+            let h = hostIndex[o.host] ?? -1
+            let p = profiler.profile(o, spec: di.map { spec.vms[$0] })
+            let idx = vms.count
+            vms.append(info(name: o.name, observed: oi, declared: di, host: h, demand: p.demand, ram: o.memoryMiB,
+                            age: o.lastMovedAt.map { observation.now - $0 }))
+            if h >= 0 { residents[h].append(idx) }
+            seen.insert(o.name)
+        }
+        // Declared but not observed, in name order.
+        let absent = spec.vms.indices.filter { !seen.contains(spec.vms[$0].name) && specIndex[spec.vms[$0].name] == $0 }
+            .sorted { spec.vms[$0].name < spec.vms[$1].name }
+        for di in absent {
+            let s = spec.vms[di]
+            vms.append(info(name: s.name, observed: nil, declared: di, host: -1, demand: Profiler.initialDemand(s),
+                            ram: s.memoryMiB, age: nil))
+        }
+        for (i, v) in vms.enumerated() { for g in v.groups { groupMembers[g].append(i) } }
+        for h in residents.indices { residents[h].sort { vms[$0].name < vms[$1].name } }
+
+        self.hosts = hosts; self.vms = vms; self.hostIndex = hostIndex; self.residents = residents
+        self.groups = groupSpecs.enumerated().map { gi, g in
+            GroupInfo(name: g.name, rule: g.rule, enforcement: g.enforcement, members: groupMembers[gi])
+        }
+    }
+
+    var hostCount: Int { hosts.count }
+    func spec(of v: Int) -> VMSpec? { vms[v].declared.map { spec.vms[$0] } }
+    func observed(_ v: Int) -> VMObservation? { vms[v].observed.map { observation.vms[$0] } }
+}

@@ -1,0 +1,120 @@
+import SandpiperModel
+
+/// Step 6: *where*. Hot hosts in decreasing Volume; from each, move the movable VM with the highest
+/// VSR (Volume / RAM) to the lowest-Volume host where it fits under every threshold; repeat until the host is no
+/// longer hot. When no single move works, try a swap (SwapStep). Never creates a hotspot: every target is checked
+/// against its thresholds on the ProposedLoad.
+extension PlanningContext {
+    /// Why `v` cannot be a hotspot-migration candidate, or nil when it can.
+    func immovable(_ v: Int) -> String? {
+        let vm = fleet.vms[v]
+        if vm.declared == nil { return "\(vm.name) is not declared" }
+        if vm.migration == .never { return "\(vm.name): SLA \(slaName(v)) forbids migration" }
+        if let pin = vm.pin, pin == state.hostOf[v] { return "\(vm.name) is pinned here" }
+        if vm.recentlyMoved, let age = vm.residencyAge {
+            return "\(vm.name) arrived \(Fmt.d(age, 0)) s ago (minimum residency \(Fmt.d(fleet.policy.placement.minResidencySeconds, 0)) s)"
+        }
+        return nil
+    }
+
+    /// VM Volume relative to host `h`'s capacity, and VSR = Volume / RAM (MiB).
+    func vmVolume(_ v: Int, relativeTo h: Int) -> Double {
+        Volume.of(fleet.vms[v].demand.fraction(of: fleet.hosts[h].capacity))
+    }
+    func vsr(_ v: Int, on h: Int) -> Double { vmVolume(v, relativeTo: h) / max(fleet.vms[v].ram, 1) }
+
+    /// Movable residents of `h` with demand in one of `hot`, highest VSR first (ties: name).
+    func candidates(on h: Int, hot: [ResourceKind]) -> (movable: [Int], held: [String]) {
+        var movable: [(Int, Double)] = []
+        var held: [String] = []
+        for v in state.members[h] {
+            guard hot.contains(where: { fleet.vms[v].demand[$0] > 0 }) else { continue }
+            if let why = immovable(v) { held.append(why); continue }
+            movable.append((v, vsr(v, on: h)))
+        }
+        movable.sort { $0.1 != $1.1 ? $0.1 > $1.1 : fleet.vms[$0.0].name < fleet.vms[$1.0].name }
+        return (movable.map(\.0), held)
+    }
+
+    /// Source Volume reduction as a fraction, if `v` left `h`.
+    func gain(removing v: Int, from h: Int) -> Double {
+        let before = state.volume[h]
+        let after = Volume.of((state.load[h] - fleet.vms[v].demand).fraction(of: fleet.hosts[h].capacity))
+        return before > 0 ? (before - after) / before : 0
+    }
+
+    func hotText(_ h: Int, _ detection: DetectionResult) -> String {
+        detection.hotspots.filter { $0.vm == nil && $0.host == hostName(h) }.map { s in
+            "\(s.resource.rawValue) over \(Fmt.pct(s.threshold)) in \(s.overSummary) samples"
+                + (s.predicted.map { " (AR predicts \(Fmt.pct($0)))" } ?? "")
+        }.joined(separator: ", ")
+    }
+
+    mutating func relieveHotspots(_ detection: DetectionResult) {
+        let hot = fleet.hosts.indices.filter { !detection.hostHot[$0].isEmpty }
+            .sorted { state.volume[$0] != state.volume[$1] ? state.volume[$0] > state.volume[$1] : $0 < $1 }
+        let hotSet = Set(hot)
+        let minGain = fleet.policy.placement.minGain
+        for h in hot {
+            let resources = detection.hostHot[h]
+            let detected = hotText(h, detection)
+            var attempts = 0
+            while true {
+                let still = state.over(h, fleet: fleet, resources: resources)
+                if still.isEmpty { break }
+                attempts += 1
+                if attempts > 64 * max(1, fleet.policy.placement.maxMigrationsPerRun) { break }  // safety net
+                guard budget > 0 else {
+                    unresolved.append(UnresolvedHotspot(host: hostName(h), resources: still,
+                                                        reason: "\(detected); maxMigrationsPerRun (\(fleet.policy.placement.maxMigrationsPerRun)) reached"))
+                    break
+                }
+                let (movable, held) = candidates(on: h, hot: still)
+                var firstFailure: SearchResult?
+                var failures: [(Int, SearchResult)] = []
+                var lowGain: [String] = []
+                var moved = false
+                for v in movable.prefix(options.maxCandidatesPerHost) {
+                    let g = gain(removing: v, from: h)
+                    if g < minGain {
+                        lowGain.append("\(fleet.vms[v].name) gains \(Fmt.pct(g)) < minGain \(Fmt.pct(minGain))")
+                        continue
+                    }
+                    let result = search.run(v, purpose: .hotspot, state: state, excluding: [], staticCounts: staticCounts)
+                    guard let t = result.chosen else {
+                        if firstFailure == nil { firstFailure = result }
+                        failures.append((v, result))
+                        continue
+                    }
+                    let why = "\(fleet.vms[v].name) has the highest VSR \(Fmt.d(vsr(v, on: h) * 1000, 4))e-3 (volume \(Fmt.d(vmVolume(v, relativeTo: h), 3)), \(Fmt.mib(fleet.vms[v].ram))) of \(movable.count) movable VM(s) that fit somewhere"
+                    let fromBefore = describe(h), toBefore = describe(t)
+                    state.move(v, to: t, fleet: fleet)
+                    budget -= 1
+                    decisions.append(result.diagnostics)
+                    builder.migrate(vm: fleet.vms[v].name, from: h, to: t, hostNames: hostName, mode: mode(v),
+                                    reason: "\(hostName(h)) hot: \(detected); \(why); \(hostName(t)) is the lowest-Volume host where it fits (\(toBefore) -> \(describe(t))); \(hostName(h)) after: \(fromBefore) -> \(describe(h))")
+                    moved = true
+                    break
+                }
+                if moved { continue }
+                if fleet.policy.placement.swaps, budget >= 2,
+                   trySwap(hot: h, resources: still, failures: failures, hotHosts: hotSet, detected: detected) {
+                    continue
+                }
+                var reason = detected
+                if movable.isEmpty { reason += "; no movable VM" }
+                if !held.isEmpty { reason += "; held: " + held.prefix(3).joined(separator: "; ") }
+                if !lowGain.isEmpty { reason += "; " + lowGain.prefix(2).joined(separator: "; ") }
+                if let f = firstFailure {
+                    reason += "; no host fits \(f.diagnostics.vm) (highest VSR): \(summary(f.diagnostics))"
+                    decisions.append(f.diagnostics)
+                }
+                if fleet.policy.placement.swaps && !movable.isEmpty {
+                    reason += budget >= 2 ? "; no swap works" : "; no budget left for a swap"
+                }
+                unresolved.append(UnresolvedHotspot(host: hostName(h), resources: still, reason: reason))
+                break
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import SandpiperModel
+
+public struct PlanOptions: Sendable, Equatable {
+    /// Stop and undefine running VMs that the spec does not declare.
+    public var prune: Bool
+    /// At most this many hosts are examined per placement decision (Nomad's limit iterator); reported in the
+    /// decision's diagnostics when it cuts a scan short.
+    public var scanLimit: Int
+    /// VMs of one hot host tried as migration candidates (highest VSR first) before falling back to swaps.
+    public var maxCandidatesPerHost: Int
+
+    public init(prune: Bool = false, scanLimit: Int = 1024, maxCandidatesPerHost: Int = 16) {
+        self.prune = prune; self.scanLimit = scanLimit; self.maxCandidatesPerHost = maxCandidatesPerHost
+    }
+}
+
+/// The planner: a pure, deterministic function of (spec, observation, policy). No I/O, no clock, no randomness.
+public enum Planner {
+    /// The pipeline of DESIGN.md section 1, in order:
+    ///  1. index the fleet and profile every VM once          (Fleet, Profiler: percentile + headroom)
+    ///  2. detect hotspots: k of n, confirmed by AR(p)        (HotspotScan, HotspotDetector)
+    ///  3. drift: absent, undeclared, not running, unknown     (DriftStep)
+    ///  4. repair broken must-rules, evacuate maintenance      (RepairStep)
+    ///  5. place declared VMs that are absent                  (InitialPlacementStep)
+    ///  6. relieve hot hosts, highest Volume first             (MitigationStep: move highest VSR -> lowest Volume,
+    ///                                                          else swap, 2 or 3 moves)
+    ///  7. prune undeclared VMs when asked                     (DriftStep.prune)
+    ///  8. allocations on the final placement                  (AllocationStep: entitlements, tune, resize)
+    /// Every placement goes through one PlacementSearch: FeasibleHosts -> VolumeRank -> SoftRules -> Select,
+    /// against the ProposedLoad built so far.
+    public static func plan(spec: ClusterSpec, observation: Observation, policy: Policy,
+                            options: PlanOptions = PlanOptions()) -> Plan {
+        let fleet = Fleet(spec: spec, observation: observation, policy: policy)
+        var ctx = PlanningContext(fleet: fleet, options: options)
+        let detection = HotspotScan.run(fleet: fleet, state: ctx.state)
+        let before = ctx.hostUtilization(hot: detection.hostHot)
+
+        ctx.reportDrift()
+        ctx.repairConstraints()
+        ctx.placeAbsentVMs()
+        ctx.relieveHotspots(detection)
+        if options.prune { ctx.pruneUndeclared() }
+        ctx.allocate(detection)
+
+        let after = ctx.hostUtilization(hot: nil)
+        return Plan(actions: ctx.builder.build(), hostsBefore: before, hostsAfter: after,
+                    hotspots: detection.hotspots, unresolved: ctx.unresolved, drift: ctx.drift,
+                    decisions: ctx.decisions, entitlements: ctx.entitlements)
+    }
+}
+
+/// Mutable working set shared by the steps (each step lives in its own file as an extension).
+struct PlanningContext: Sendable {
+    let fleet: Fleet
+    let options: PlanOptions
+    let search: PlacementSearch
+    var state: ProposedLoad
+    var builder: ActionBuilder
+    var budget: Int
+    var unresolved: [UnresolvedHotspot] = []
+    var drift: [DriftNote] = []
+    var decisions: [PlacementDiagnostics] = []
+    var entitlements: [Entitlement] = []
+    /// Rejections of hosts that never enter a scan (unknown, maintenance, undeclared), counted once.
+    let staticCounts: [String: Int]
+
+    init(fleet: Fleet, options: PlanOptions) {
+        self.fleet = fleet; self.options = options
+        search = PlacementSearch(fleet: fleet, scanLimit: options.scanLimit)
+        state = ProposedLoad(fleet: fleet)
+        builder = ActionBuilder(maxConcurrentPerHost: fleet.policy.placement.maxConcurrentPerHost)
+        budget = max(0, fleet.policy.placement.maxMigrationsPerRun)
+        var counts: [String: Int] = [:]
+        for h in fleet.hosts where !h.eligible {
+            switch h.status {
+            case .unknown: counts["host unknown", default: 0] += 1
+            case .maintenance: counts["maintenance", default: 0] += 1
+            case .up: counts["undeclared host", default: 0] += 1
+            }
+        }
+        staticCounts = counts
+    }
+
+    func hostName(_ h: Int) -> String { fleet.hosts[h].name }
+
+    /// hostsBefore (`hot` = detected) / hostsAfter (`hot` = projected utilization above threshold).
+    func hostUtilization(hot: [[ResourceKind]]?) -> [HostUtilization] {
+        fleet.hosts.indices.map { h in
+            let u = state.utilization(h, fleet: fleet)
+            let known = fleet.hosts[h].status != .unknown
+            return HostUtilization(
+                name: fleet.hosts[h].name, status: fleet.hosts[h].status,
+                cpu: known ? u.cpu : 0, net: known ? u.net : 0, mem: known ? u.mem : 0,
+                volume: known ? state.volume[h] : 1,
+                hot: known ? (hot?[h] ?? state.over(h, fleet: fleet)) : [],
+                thresholds: state.thresholds[h], vmCount: state.members[h].count)
+        }
+    }
+
+    /// Live unless the VM's SLA asks for cold migration.
+    func mode(_ v: Int) -> MoveMode { fleet.vms[v].migration == .cold ? .cold : .live }
+
+    func slaName(_ v: Int) -> String { fleet.spec(of: v)?.sla ?? "default" }
+
+    /// "cpu 62.0%, net 10.0%, mem 40.0%"
+    func describe(_ h: Int) -> String {
+        let u = state.utilization(h, fleet: fleet)
+        return "cpu \(Fmt.pct(u.cpu)), net \(Fmt.pct(u.net)), mem \(Fmt.pct(u.mem)), volume \(Fmt.d(state.volume[h], 3))"
+    }
+}

@@ -1,0 +1,95 @@
+import SandpiperModel
+
+// Step 2: *how much*. Per VM and resource, the demand estimate used for fit checks is the policy's percentile
+// of the window plus headroom, clamped to [reservation, limit]. Memory adds the black-box swap step or the
+// gray-box free-memory target instead of a proportional headroom.
+
+struct VMProfile: Sendable, Equatable {
+    /// Demand estimate (cores, Mbit/s, MiB) used by placement.
+    var demand: Vec3
+    /// Intervals in the window where the VM swapped (black-box signal).
+    var swappingIntervals: Int
+}
+
+struct Profiler: Sendable {
+    var percentile: Double
+    var headroom: Double
+    var memoryStepMiB: Double
+    var guestFreeTargetMiB: Double
+    var mode: Policy.Profiling.Mode
+    var n: Int
+
+    init(policy: Policy) {
+        let p = policy.profiling
+        percentile = min(max(p.percentile, 0), 100); headroom = max(0, p.headroom)
+        memoryStepMiB = max(0, p.memoryStepMiB); guestFreeTargetMiB = max(0, p.guestFreeTargetMiB)
+        mode = p.mode; n = max(1, policy.window.n)
+    }
+
+    /// Linear-interpolation percentile (numpy's default) of unsorted values.
+    static func percentile(_ values: [Double], _ p: Double) -> Double {
+        guard !values.isEmpty else { return 0 }
+        let s = values.sorted()
+        if s.count == 1 { return s[0] }
+        let rank = p / 100 * Double(s.count - 1)
+        let lo = Int(rank.rounded(.down)), hi = min(lo + 1, s.count - 1)
+        return s[lo] + (s[hi] - s[lo]) * (rank - Double(lo))
+    }
+
+    /// Clamp to [reservation, limit]; the limit wins if they conflict.
+    static func clamp(_ x: Double, reservation: Double, limit: Double?) -> Double {
+        var v = max(x, reservation)
+        if let limit { v = min(v, limit) }
+        return v
+    }
+
+    /// CPU ceiling: the limit, or the vCPU count.
+    static func cpuCeiling(vcpus: Int, control: ResourceControl?) -> Double {
+        min(Double(vcpus), control?.limit ?? .infinity)
+    }
+
+    /// Memory ceiling: the limit, or the defined maximum memory.
+    static func memCeiling(maxMemoryMiB: Double, control: ResourceControl?) -> Double {
+        min(maxMemoryMiB, control?.limit ?? .infinity)
+    }
+
+    func profile(_ vm: VMObservation, spec: VMSpec?) -> VMProfile {
+        let cpuCtl = spec?.resources.cpu, memCtl = spec?.resources.memory
+        let cpuCeil = Profiler.cpuCeiling(vcpus: vm.vcpus, control: cpuCtl)
+        let memCeil = Profiler.memCeiling(maxMemoryMiB: max(vm.maxMemoryMiB, vm.memoryMiB), control: memCtl)
+        let window = vm.samples.suffix(n)
+        guard !window.isEmpty else {
+            // Nothing measured yet: assume the VM uses what it was given.
+            return VMProfile(demand: Vec3(cpu: Profiler.clamp(cpuCeil, reservation: cpuCtl?.reservation ?? 0,
+                                                              limit: cpuCeil),
+                                          net: 0,
+                                          mem: Profiler.clamp(vm.memoryMiB, reservation: memCtl?.reservation ?? 0,
+                                                              limit: memCeil)),
+                             swappingIntervals: 0)
+        }
+        let cpu = Profiler.percentile(window.map(\.cpu), percentile) * (1 + headroom)
+        let net = Profiler.percentile(window.map(\.netMbps), percentile) * (1 + headroom)
+        let used = Profiler.percentile(window.map(\.memMiB), percentile)
+        var swapping = 0
+        for s in window where (s.swapKbps ?? 0) > 0 { swapping += 1 }
+        let mem: Double
+        switch mode {
+        case .blackBox: mem = used + memoryStepMiB * Double(swapping)
+        case .grayBox: mem = used + guestFreeTargetMiB
+        }
+        return VMProfile(
+            demand: Vec3(cpu: Profiler.clamp(cpu, reservation: cpuCtl?.reservation ?? 0, limit: cpuCeil),
+                         net: net,
+                         mem: Profiler.clamp(mem, reservation: memCtl?.reservation ?? 0, limit: memCeil)),
+            swappingIntervals: swapping)
+    }
+
+    /// Demand assumed for a declared VM that has never run: its full allocation (conservative).
+    static func initialDemand(_ spec: VMSpec) -> Vec3 {
+        Vec3(cpu: clamp(cpuCeiling(vcpus: spec.vcpus, control: spec.resources.cpu),
+                        reservation: spec.resources.cpu.reservation, limit: spec.resources.cpu.limit),
+             net: 0,
+             mem: clamp(spec.memoryMiB, reservation: spec.resources.memory.reservation,
+                        limit: spec.resources.memory.limit))
+    }
+}

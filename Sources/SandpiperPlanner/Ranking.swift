@@ -1,0 +1,122 @@
+import SandpiperModel
+
+// Step 4b-d: VolumeRank -> soft-rule penalties -> Select, and the search that wires them to FeasibleHosts
+// (Nomad's stack: feasibility iterators, then rankers, then select-max; here select-min Volume).
+
+/// Score of a feasible host: its Volume once the VM is on it (lower is better).
+struct VolumeRank: Sendable {
+    let fleet: Fleet
+    func volumeAfter(_ v: Int, on h: Int, state: ProposedLoad) -> Double {
+        Volume.of((state.load[h] + fleet.vms[v].demand).fraction(of: fleet.hosts[h].capacity))
+    }
+}
+
+/// Should-rules: +1 per anti-affinity group with a member already on the host, +1 per affinity group whose
+/// members run elsewhere but not here.
+struct SoftRules: Sendable {
+    static let penaltyPerRule = 1.0
+    let fleet: Fleet
+    func penalty(_ v: Int, on h: Int, state: ProposedLoad) -> Double {
+        var p = 0.0
+        for g in fleet.vms[v].groups where fleet.groups[g].enforcement == .should {
+            let others = fleet.groups[g].members.filter { $0 != v && state.hostOf[$0] >= 0 }
+            switch fleet.groups[g].rule {
+            case .antiAffinity:
+                if others.contains(where: { state.hostOf[$0] == h }) { p += Self.penaltyPerRule }
+            case .affinity:
+                if !others.isEmpty, !others.contains(where: { state.hostOf[$0] == h }) { p += Self.penaltyPerRule }
+            }
+        }
+        return p
+    }
+}
+
+/// Lowest score wins; ties go to the lower Volume before, then the host name.
+enum Select {
+    static func best(_ c: [PlacementDiagnostics.Candidate]) -> [PlacementDiagnostics.Candidate] {
+        c.sorted { a, b in
+            if a.score != b.score { return a.score < b.score }
+            if a.volumeBefore != b.volumeBefore { return a.volumeBefore < b.volumeBefore }
+            return a.host < b.host
+        }
+    }
+}
+
+struct SearchResult: Sendable {
+    var chosen: Int?
+    var diagnostics: PlacementDiagnostics
+    /// Hosts rejected only for capacity, lowest Volume first: where a swap could make room.
+    var resolvable: [Int]
+}
+
+/// One placement decision: walk eligible hosts from the lowest Volume up, filter, rank, penalize, select.
+/// The walk stops once `enough` unpenalized feasible hosts were seen (the lowest-Volume ones: the rest cannot
+/// score better on Volume alone) or after `scanLimit` hosts (Nomad's limit iterator; reported in diagnostics).
+struct PlacementSearch: Sendable {
+    let fleet: Fleet
+    let feasible: FeasibleHosts
+    let rank: VolumeRank
+    let soft: SoftRules
+    var enough = 3
+    var scanLimit: Int
+    var keepResolvable = 16
+    var keepExamples = 4
+
+    init(fleet: Fleet, scanLimit: Int) {
+        self.fleet = fleet; feasible = FeasibleHosts(fleet: fleet); rank = VolumeRank(fleet: fleet)
+        soft = SoftRules(fleet: fleet); self.scanLimit = max(1, scanLimit)
+    }
+
+    /// `fits`: an extra predicate a candidate must pass (e.g. a swap partner's room), nil for none.
+    func run(_ v: Int, purpose: PlacementDiagnostics.Purpose, state: ProposedLoad, excluding: [Int] = [],
+             staticCounts: [String: Int]) -> SearchResult {
+        let current = state.hostOf[v]
+        var filtered = staticCounts
+        var examples: [String] = []
+        var candidates: [PlacementDiagnostics.Candidate] = []
+        var resolvable: [Int] = []
+        var examined = 0, unpenalized = 0
+        var scanCut = false
+
+        func consider(_ h: Int) {
+            examined += 1
+            switch feasible.verdict(v, on: h, state: state) {
+            case .fits:
+                let pen = soft.penalty(v, on: h, state: state)
+                let after = rank.volumeAfter(v, on: h, state: state)
+                candidates.append(.init(host: fleet.hosts[h].name, volumeBefore: state.volume[h], volumeAfter: after,
+                                        penalty: pen, score: after + pen))
+                if pen == 0 { unpenalized += 1 }
+            case .rejected(let rs, let res):
+                for r in rs { filtered[r.reason, default: 0] += 1 }
+                if examples.count < keepExamples, let r = rs.first { examples.append(r.detail) }
+                if res, resolvable.count < keepResolvable { resolvable.append(h) }
+            }
+        }
+
+        if let pin = fleet.vms[v].pin {
+            if pin >= 0, pin != current, !excluding.contains(pin) { consider(pin) }
+            let others = fleet.hosts.count - 1
+            if others > 0 { filtered["pinned", default: 0] += others }
+        } else {
+            for key in state.order.keys {
+                let h = key.host
+                if h == current || excluding.contains(h) { continue }
+                if unpenalized >= enough { break }
+                if examined >= scanLimit { scanCut = true; break }
+                consider(h)
+            }
+        }
+        if scanCut { filtered["scan limit", default: 0] += 0 }
+        let ranked = Select.best(candidates)
+        let chosen = ranked.first.flatMap { fleet.hostIndex[$0.host] }
+        let diag = PlacementDiagnostics(
+            vm: fleet.vms[v].name, purpose: purpose, from: current >= 0 ? fleet.hosts[current].name : nil,
+            chosen: ranked.first?.host, hostsExamined: examined, hostsTotal: fleet.hosts.count,
+            filtered: filtered.filter { $0.value > 0 || $0.key == "scan limit" }
+                .map { PlacementDiagnostics.Count(reason: $0.key, count: $0.value) }
+                .sorted { $0.reason < $1.reason },
+            examples: examples, candidates: Array(ranked.prefix(enough)))
+        return SearchResult(chosen: chosen, diagnostics: diag, resolvable: resolvable)
+    }
+}

@@ -1,0 +1,2 @@
+import SandpiperModel
+@testable import SandpiperPlanner
