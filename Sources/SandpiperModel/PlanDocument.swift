@@ -9,6 +9,10 @@ public struct PlanDocument: Sendable, Equatable, Codable {
     public var formatVersion: Int
     /// Filled by the engine: what the plan was computed from; apply refuses a stale plan.
     public var basedOn: BasedOn?
+    /// Set by the engine: the cluster's name and the plan's id (a digest of the document without its id,
+    /// so the same plan always gets the same id).
+    public var cluster: String?
+    public var id: String?
     public var summary: Summary
     public var actions: [Action]
     public var hostsBefore: [Host]

@@ -6,6 +6,16 @@ enum Output {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
+    static func errorInline(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    /// `path` relative to the current directory when it lies below it (shorter, copy-pasteable).
+    static func relative(_ path: String) -> String {
+        let cwd = FileManager.default.currentDirectoryPath + "/"
+        return path.hasPrefix(cwd) ? String(path.dropFirst(cwd.count)) : path
+    }
+
     /// Encodes `value` as pretty JSON with sorted keys, so identical inputs print identical bytes.
     static func json<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()

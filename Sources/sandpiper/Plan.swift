@@ -1,7 +1,116 @@
 import ArgumentParser
+import Foundation
+import SandpiperEngine
+import SandpiperModel
 
 struct Plan: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Compute the plan that converges the fleet to the spec.")
-    @Argument(help: "Cluster directory (Clusters/<name>).") var cluster: String
-    func run() throws { throw ValidationError("plan: not implemented yet") }
+    static let configuration = CommandConfiguration(
+        abstract: "Compute the plan that converges the fleet to the spec, print and save it.",
+        discussion: """
+        Observes the fleet (libvirt inventory; samples from the cluster's telemetry source), detects hotspots \
+        and computes allocations, migrations and swaps. The plan is printed and, when it has changes, saved to \
+        Clusters/<name>/plans/<id>.json (or --out) for review and `sandpiper apply`. Never modifies state.json.
+
+        Exit codes: 0 success; with --detailed-exitcode 0 = no changes, 2 = changes present; 1 = error.
+        """)
+
+    @Argument(help: "Cluster directory (Clusters/<name>) or its cluster.yaml.")
+    var cluster: String
+
+    @Option(help: "Save the plan to this file (default: Clusters/<name>/plans/<id>.json when there are changes).")
+    var out: String?
+
+    @Flag(help: "Print the plan as one JSON object (formatVersion 1).")
+    var json = false
+
+    @Flag(help: "Exit 2 when the plan has changes, 0 when it has none.")
+    var detailedExitcode = false
+
+    @Flag(help: "Also stop and undefine running VMs the spec does not declare.")
+    var prune = false
+
+    @Option(help: "Trace telemetry: plan on the window ending at this time in seconds (default: the end of the trace).")
+    var at: Double?
+
+    @Option(help: "Live telemetry: number of samples to take (default: the policy's window n).")
+    var samples: Int?
+
+    @Option(help: "Live telemetry: seconds between samples (default: the spec's telemetry interval).")
+    var interval: Double?
+
+    func validate() throws {
+        if let s = samples, s < 1 { throw ValidationError("--samples must be at least 1") }
+        if let i = interval, i <= 0 { throw ValidationError("--interval must be positive") }
+    }
+
+    func run() throws {
+        let document: PlanDocument
+        do {
+            let loaded = try Engine.load(cluster)
+            let state = try Engine.readState(loaded)
+            let connections = FleetConnections(cluster: loaded, readOnly: true)
+            defer { connections.closeAll() }
+            let snapshot = try Engine.observe(loaded, connections: connections, state: state,
+                                              telemetry: TelemetryOptions(traceTime: at, intervalSeconds: interval,
+                                                                          samples: samples,
+                                                                          progress: Progress.sampling(quiet: json)))
+            for w in snapshot.inventory.warnings { Output.error("warning: \(w)") }
+            document = Engine.plan(loaded, snapshot: snapshot, state: state, prune: prune)
+            let hasChanges = !document.actions.isEmpty
+            var savedTo: String?
+            if let out {
+                try PlanStore.save(document, to: URL(fileURLWithPath: out))
+                savedTo = out
+            } else if hasChanges, let id = document.id {
+                let url = PlanStore.defaultURL(loaded, id: id)
+                try PlanStore.save(document, to: url)
+                savedTo = Output.relative(url.path)
+            }
+            if json {
+                print(String(decoding: try document.encoded(), as: UTF8.self))
+            } else {
+                print(PlanRenderer(color: Output.isTerminal).render(document))
+                if let savedTo { print("\nSaved plan to \(savedTo). Apply it with: sandpiper apply \(savedTo)") }
+            }
+        } catch let error as EngineError {
+            Output.error("error: \(error)")
+            throw ExitCode.invalid
+        }
+        if detailedExitcode && !document.actions.isEmpty { throw ExitCode.changesPresent }
+    }
+}
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Render a saved plan.",
+        discussion: "Prints a plan saved by `sandpiper plan` exactly as `plan` printed it, or its JSON with --json.")
+
+    @Argument(help: "A saved plan file (Clusters/<name>/plans/<id>.json).")
+    var planFile: String
+
+    @Flag(help: "Print the plan's JSON (formatVersion 1).")
+    var json = false
+
+    func run() throws {
+        do {
+            let document = try PlanStore.load(planFile)
+            if json { print(String(decoding: try document.encoded(), as: UTF8.self)) }
+            else { print(PlanRenderer(color: Output.isTerminal).render(document)) }
+        } catch let error as EngineError {
+            Output.error("error: \(error)")
+            throw ExitCode.invalid
+        }
+    }
+}
+
+enum Progress {
+    /// Sampling progress on stderr: a rewritten line on a terminal, plain lines in CI, nothing with --json.
+    static func sampling(quiet: Bool) -> (@Sendable (Int, Int) -> Void)? {
+        guard !quiet else { return nil }
+        let tty = Output.isTerminal
+        return { done, total in
+            if tty { Output.errorInline("\rsampling \(done)/\(total)" + (done == total ? "\n" : "")) }
+            else { Output.error("sampling \(done)/\(total)") }
+        }
+    }
 }

@@ -1,0 +1,196 @@
+import Dispatch
+import Foundation
+import SandpiperLibvirt
+import SandpiperModel
+
+/// The fleet as libvirt shows it right now: hosts (up with capacity, or unknown with the reason) and the
+/// domains on the hosts that answered. No samples here: telemetry is added by a `TelemetrySource`.
+public struct FleetInventory: Sendable, Equatable {
+    public var hosts: [HostObservation]
+    public var vms: [VMObservation]
+    /// Things an operator should know that are not errors (capacity mismatches, duplicate domains).
+    public var warnings: [String]
+
+    public init(hosts: [HostObservation], vms: [VMObservation], warnings: [String] = []) {
+        self.hosts = hosts.sorted { $0.name < $1.name }
+        self.vms = vms.sorted { $0.name < $1.name }
+        self.warnings = warnings
+    }
+
+    public var unknownHosts: [HostObservation] { hosts.filter { !$0.isUp } }
+}
+
+/// One libvirt connection per host of a cluster, held for the whole run: the test driver keeps its state only
+/// as long as its connection, and real daemons cost a handshake per connection.
+/// Opening and reading run in parallel with a bounded number of hosts in flight and a deadline per host;
+/// a host that fails or times out is `unknown` with the reason, never empty.
+public final class FleetConnections: @unchecked Sendable {
+    public let cluster: LoadedCluster
+    public let timeout: Duration
+    private let lock = NSLock()
+    private var open: [String: LibvirtConnection] = [:]
+    private var failures: [String: String] = [:]
+
+    /// Opens every host of `cluster` (at most `concurrency` at once, each within `timeout`).
+    public init(cluster: LoadedCluster, readOnly: Bool = false, concurrency: Int = 8,
+                timeout: Duration = .seconds(15)) {
+        self.cluster = cluster
+        self.timeout = timeout
+        let hosts = cluster.spec.hosts
+        let results = Self.parallel(hosts.map(\.name), concurrency: concurrency, timeout: timeout) { index in
+            let host = hosts[index]
+            do throws(LibvirtError) {
+                return Result<LibvirtConnection, LibvirtError>.success(
+                    try LibvirtConnection(uri: cluster.connectionURI(for: host), readOnly: readOnly))
+            } catch { return .failure(error) }
+        }
+        for (host, result) in zip(hosts, results) {
+            switch result {
+            case .some(.success(let c)): open[host.name] = c
+            case .some(.failure(let e)): failures[host.name] = e.message
+            case .none: failures[host.name] = "no answer within \(timeout)"
+            }
+        }
+    }
+
+    deinit { closeAll() }
+
+    public func closeAll() {
+        lock.lock(); let all = open; open = [:]; lock.unlock()
+        for c in all.values { c.close() }
+    }
+
+    /// The open connection to `host`, or nil when it is unknown.
+    public func connection(_ host: String) -> LibvirtConnection? {
+        lock.lock(); defer { lock.unlock() }
+        return open[host]
+    }
+
+    /// Why `host` could not be reached, if it could not.
+    public func failure(_ host: String) -> String? {
+        lock.lock(); defer { lock.unlock() }
+        return failures[host]
+    }
+
+    /// Marks a host unknown after a failed call, so later steps do not act on it.
+    public func markUnknown(_ host: String, reason: String) {
+        lock.lock(); defer { lock.unlock() }
+        failures[host] = reason
+        open[host]?.close()
+        open[host] = nil
+    }
+
+    /// Reads every reachable host's capacity and domains in parallel.
+    /// `previous` (the state file's inventory) carries `lastMovedAt` forward for VMs that stayed put.
+    public func inventory(previous: Observation? = nil, now: Double) -> FleetInventory {
+        let hosts = cluster.spec.hosts
+        let results = Self.parallel(hosts.map(\.name), concurrency: 8, timeout: timeout) { index in
+            let host = hosts[index]
+            guard let c = self.connection(host.name) else {
+                return Result<(HostInfo, [DomainInfo]), LibvirtError>.failure(
+                    LibvirtError(code: 0, domain: 0, message: self.failure(host.name) ?? "not connected"))
+            }
+            do throws(LibvirtError) { return .success((try c.hostInfo(), try c.domains())) }
+            catch { return .failure(error) }
+        }
+        var hostObs: [HostObservation] = []
+        var candidates: [String: [VMObservation]] = [:]
+        var warnings: [String] = []
+        let lastPlace = Dictionary((previous?.vms ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for (host, result) in zip(hosts, results) {
+            switch result {
+            case .some(.success(let (info, domains))):
+                let cpus = Double(info.cpus), mem = Double(info.memoryMiB)
+                if let declared = host.capacity.cpus, declared != cpus {
+                    warnings.append("\(host.name): spec declares \(Units.trim(declared)) CPUs, libvirt reports \(info.cpus)")
+                }
+                if let declared = host.capacity.memoryMiB, abs(declared - mem) > max(64, declared * 0.02) {
+                    warnings.append("\(host.name): spec declares \(Units.formatMiB(declared)) of memory, libvirt reports "
+                        + Units.formatMiB(mem))
+                }
+                // libvirt cannot tell a host's network capacity: the spec says it, or 1 Gbit/s is assumed.
+                hostObs.append(HostObservation(name: host.name, cpus: cpus, memoryMiB: mem,
+                                               networkMbps: host.capacity.networkMbps ?? 1000))
+                for d in domains {
+                    let before = lastPlace[d.name]
+                    let vm = VMObservation(
+                        name: d.name, host: host.name, state: Self.state(d.state), vcpus: d.vcpus,
+                        memoryMiB: Double(d.memoryMiB), maxVcpus: d.maxVcpus, maxMemoryMiB: Double(d.maxMemoryMiB),
+                        tunables: Self.tunables(d),
+                        lastMovedAt: before?.host == host.name ? before?.lastMovedAt : (before == nil ? nil : now))
+                    candidates[d.name, default: []].append(vm)
+                }
+            case .some(.failure(let e)):
+                markUnknown(host.name, reason: e.message)
+                hostObs.append(HostObservation(name: host.name, status: .unknown(reason: e.message),
+                                               cpus: host.capacity.cpus ?? 0, memoryMiB: host.capacity.memoryMiB ?? 0,
+                                               networkMbps: host.capacity.networkMbps ?? 0))
+            case .none:
+                let reason = "no answer within \(timeout)"
+                markUnknown(host.name, reason: reason)
+                hostObs.append(HostObservation(name: host.name, status: .unknown(reason: reason),
+                                               cpus: host.capacity.cpus ?? 0, memoryMiB: host.capacity.memoryMiB ?? 0,
+                                               networkMbps: host.capacity.networkMbps ?? 0))
+            }
+        }
+        var vms: [VMObservation] = []
+        for name in candidates.keys.sorted() {
+            let copies = candidates[name]!
+            // A domain on two hosts is an interrupted migration (or a copy made by hand): the running one is
+            // the VM; the other is reported so that it is not mistaken for free capacity or silently removed.
+            let chosen = copies.first { $0.state == .running } ?? copies[0]
+            if copies.count > 1 {
+                warnings.append("\(name) is defined on \(copies.map(\.host).joined(separator: " and ")); "
+                    + "using the copy on \(chosen.host) (\(chosen.state.rawValue))")
+            }
+            vms.append(chosen)
+        }
+        return FleetInventory(hosts: hostObs, vms: vms, warnings: warnings)
+    }
+
+    static func state(_ s: DomainState) -> VMObservation.State {
+        switch s {
+        case .running: .running
+        case .paused: .paused
+        case .shutoff: .stopped
+        case .other: .other
+        }
+    }
+
+    static func tunables(_ d: DomainInfo) -> Tunables {
+        Tunables(cpuShares: d.cpuTune?.shares.map { Int($0) } ?? d.cpuTune?.weight.map { Int($0) },
+                 cpuPeriodMicros: d.cpuTune?.period.map { Int($0) },
+                 cpuQuotaMicros: d.cpuTune?.quota.map { Int($0) },
+                 memoryHardLimitMiB: d.memoryTune?.hardLimitMiB.map { Double($0) },
+                 memorySoftLimitMiB: d.memoryTune?.softLimitMiB.map { Double($0) })
+    }
+
+    /// Runs `work` for each item on its own thread, at most `concurrency` at once; an item that does not finish
+    /// within `timeout` yields nil (its thread is abandoned: a blocked C call cannot be cancelled safely).
+    static func parallel<T: Sendable>(_ items: [String], concurrency: Int, timeout: Duration,
+                                      _ work: @escaping @Sendable (Int) -> T) -> [T?] {
+        let box = ResultBox<T>(items.count)
+        let slots = DispatchSemaphore(value: max(1, concurrency))
+        let done = (0..<items.count).map { _ in DispatchSemaphore(value: 0) }
+        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        for i in items.indices {
+            slots.wait()
+            Thread.detachNewThread {
+                let value = work(i)
+                box.lock.lock(); box.results[i] = value; box.lock.unlock()
+                slots.signal()
+                done[i].signal()
+            }
+        }
+        let deadline = DispatchTime.now() + seconds
+        for i in items.indices { _ = done[i].wait(timeout: deadline) }
+        box.lock.lock(); defer { box.lock.unlock() }
+        return box.results
+    }
+}
+
+private final class ResultBox<T>: @unchecked Sendable {
+    let lock = NSLock()
+    var results: [T?]
+    init(_ n: Int) { results = Array(repeating: nil, count: n) }
+}

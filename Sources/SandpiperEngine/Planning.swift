@@ -1,0 +1,133 @@
+import Foundation
+import SandpiperModel
+import SandpiperPlanner
+
+/// How a run gets its samples.
+public struct TelemetryOptions: Sendable {
+    /// Trace source: the time (seconds) whose window is planned on; nil = the end of the trace.
+    public var traceTime: Double?
+    /// Live source: seconds between samples; nil = the spec's telemetry interval.
+    public var intervalSeconds: Double?
+    /// Live source: number of samples; nil = the policy's window n.
+    public var samples: Int?
+    public var progress: (@Sendable (Int, Int) -> Void)?
+
+    public init(traceTime: Double? = nil, intervalSeconds: Double? = nil, samples: Int? = nil,
+                progress: (@Sendable (Int, Int) -> Void)? = nil) {
+        self.traceTime = traceTime; self.intervalSeconds = intervalSeconds; self.samples = samples
+        self.progress = progress
+    }
+}
+
+public enum EngineError: Error, CustomStringConvertible, Sendable {
+    case load(LoadError)
+    case state(StateError)
+    case trace(String)
+    case plan(String)
+    case stale([String])
+    case apply(String)
+
+    public var description: String {
+        switch self {
+        case .load(let e): e.description
+        case .state(let e): e.description
+        case .trace(let m): m
+        case .plan(let m): m
+        case .stale(let reasons): "Saved plan is stale: " + reasons.joined(separator: "; ")
+            + ". Run `sandpiper plan` again and review the new plan."
+        case .apply(let m): m
+        }
+    }
+}
+
+/// Everything one run knows about the fleet: the inventory from libvirt plus sample windows.
+public struct FleetSnapshot: Sendable {
+    public var observation: Observation
+    public var inventory: FleetInventory
+}
+
+/// The steps shared by plan, apply, reconcile and observe.
+public enum Engine {
+    /// Observes the fleet: inventory over the open connections, windows from the cluster's telemetry source.
+    public static func observe(_ cluster: LoadedCluster, connections: FleetConnections, state: StateDocument?,
+                               telemetry: TelemetryOptions = TelemetryOptions()) throws(EngineError) -> FleetSnapshot {
+        let n = cluster.policy.window.n
+        switch cluster.spec.telemetry.source {
+        case .trace:
+            let trace = try loadTrace(cluster)
+            var index: Int? = nil
+            if let t = telemetry.traceTime {
+                guard let i = TraceTelemetry.index(of: t, in: trace) else {
+                    throw .trace("--at \(Units.trim(t)): the trace starts at \(Units.trim(trace.times.first ?? 0))s")
+                }
+                index = i
+            }
+            let source = TraceTelemetry(trace: trace, index: index)
+            let now = trace.times.isEmpty ? 0 : trace.times[source.index]
+            let inventory = connections.inventory(previous: state?.inventory, now: now)
+            let (_, samples) = source.windows(for: inventory.vms.map(\.name), count: n)
+            return FleetSnapshot(
+                observation: Observation(inventory: inventory, samples: samples, now: now,
+                                         intervalSeconds: cluster.spec.telemetry.intervalSeconds),
+                inventory: inventory)
+        case .libvirt:
+            let interval = telemetry.intervalSeconds ?? cluster.spec.telemetry.intervalSeconds
+            let now = Date().timeIntervalSince1970
+            let inventory = connections.inventory(previous: state?.inventory, now: now)
+            let source = LibvirtTelemetry(connections: connections, intervalSeconds: interval,
+                                          progress: telemetry.progress)
+            let windows: (now: Double, samples: [String: [Sample]])
+            do { windows = try source.windows(for: inventory.vms.map(\.name), count: telemetry.samples ?? n) }
+            catch { throw .trace("sampling failed: \(error)") }
+            // Hosts that stopped answering while sampled are unknown now.
+            var hosts = inventory.hosts
+            for i in hosts.indices where hosts[i].isUp {
+                if let reason = connections.failure(hosts[i].name) { hosts[i].status = .unknown(reason: reason) }
+            }
+            let known = Set(hosts.filter(\.isUp).map(\.name))
+            let refreshed = FleetInventory(hosts: hosts, vms: inventory.vms.filter { known.contains($0.host) },
+                                           warnings: inventory.warnings)
+            return FleetSnapshot(
+                observation: Observation(inventory: refreshed, samples: windows.samples, now: windows.now,
+                                         intervalSeconds: interval),
+                inventory: refreshed)
+        }
+    }
+
+    static func loadTrace(_ cluster: LoadedCluster) throws(EngineError) -> Trace {
+        guard let path = cluster.spec.telemetry.trace else { throw .trace("telemetry source is trace but no trace file is named") }
+        do { return try Trace.load(cluster.resolve(path), shown: path) } catch { throw .trace("\(error)") }
+    }
+
+    /// Computes the plan document for an observation, with what it is based on and its content id.
+    public static func plan(_ cluster: LoadedCluster, snapshot: FleetSnapshot, state: StateDocument?,
+                            specCommit: String? = nil, prune: Bool = false) -> PlanDocument {
+        let plan = Planner.plan(spec: cluster.spec, observation: snapshot.observation, policy: cluster.policy,
+                                options: PlanOptions(prune: prune))
+        let basedOn = PlanDocument.BasedOn(
+            specDigest: cluster.specDigest, policyDigest: cluster.policyDigest, specCommit: specCommit,
+            stateLineage: state?.lineage, stateSerial: state?.serial,
+            inventoryDigest: SHA256.hex(PlanDocument.inventoryDigestInput(snapshot.observation)))
+        var document = PlanDocument(plan: plan, basedOn: basedOn)
+        document.cluster = cluster.spec.name
+        document.id = planID(document)
+        return document
+    }
+
+    /// A plan's id: the first 12 hex digits of the SHA-256 of its canonical JSON without the id.
+    public static func planID(_ document: PlanDocument) -> String {
+        var copy = document
+        copy.id = nil
+        let bytes = (try? copy.encoded()) ?? Data()
+        return String(SHA256.hex(bytes).prefix(12))
+    }
+
+    /// Reads the state file, mapping its errors.
+    public static func readState(_ cluster: LoadedCluster) throws(EngineError) -> StateDocument? {
+        do { return try StateFile(directory: cluster.directory).read() } catch { throw .state(error) }
+    }
+
+    public static func load(_ path: String) throws(EngineError) -> LoadedCluster {
+        do { return try ClusterLoader.load(path) } catch { throw .load(error) }
+    }
+}
