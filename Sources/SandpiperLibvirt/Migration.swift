@@ -206,17 +206,18 @@ extension LibvirtConnection {
 
         let deadline = t0 &+ UInt64(max(0, options.timeout.nanoseconds))
         var last: MigrationProgress?
-        var aborted = false
+        var aborted = false, timedOut = false
         while !outcome.wait(for: options.pollInterval) {
             if let p = jobProgress(name) {
                 last = p
                 progress?(p)
             }
             if !aborted && monotonicNowNs() > deadline {
-                aborted = true
-                _ = try? withDomain(name) { (dom) throws(LibvirtError) in
+                // Retried on every poll until libvirt accepts it: early migration phases may refuse an abort.
+                aborted = (try? withDomain(name) { (dom) throws(LibvirtError) in
                     try libvirtCall("abort migration job of '\(name)'", scrub: scrub) { virDomainAbortJob(dom) }
-                }
+                }) != nil
+                timedOut = true
             }
         }
         let duration = Double(monotonicNowNs() - t0) / 1e9
@@ -227,7 +228,7 @@ extension LibvirtConnection {
                                    steps: ["migrated live (\(via)) to \(target.redactedURI)"],
                                    durationSeconds: duration, lastProgress: last)
         case .failure(let error):
-            if aborted {
+            if timedOut {
                 throw LibvirtError.local(LibvirtError.Code.operationTimeout,
                     "live migration of '\(name)' to \(target.redactedURI) exceeded \(options.timeout) and was aborted (\(error.message))")
             }
