@@ -21,8 +21,9 @@ public struct LibvirtError: Error, Sendable, Equatable, CustomStringConvertible 
         /// No such domain (VIR_ERR_NO_DOMAIN).
         case noDomain
         /// The driver or hypervisor does not support the call or one of its parameters
-        /// (VIR_ERR_NO_SUPPORT, VIR_ERR_ARGUMENT_UNSUPPORTED, VIR_ERR_OPERATION_UNSUPPORTED).
-        /// Example: `cpu_shares` on the test driver, memtune on a session-mode QEMU daemon.
+        /// (VIR_ERR_NO_SUPPORT, VIR_ERR_ARGUMENT_UNSUPPORTED, VIR_ERR_OPERATION_UNSUPPORTED,
+        /// VIR_ERR_CONFIG_UNSUPPORTED). Examples: `cpu_shares` on the test driver ("argument unsupported"), CPU
+        /// tuning on a session-mode QEMU daemon ("unsupported configuration: … not available in session mode").
         case unsupported
         /// The operation is not valid in the domain's current state (VIR_ERR_OPERATION_INVALID).
         case operationInvalid
@@ -46,7 +47,8 @@ public struct LibvirtError: Error, Sendable, Equatable, CustomStringConvertible 
     public var kind: Kind {
         switch code {
         case Code.noDomain: return .noDomain
-        case Code.noSupport, Code.argumentUnsupported, Code.operationUnsupported: return .unsupported
+        case Code.noSupport, Code.argumentUnsupported, Code.operationUnsupported, Code.configUnsupported:
+            return .unsupported
         case Code.operationInvalid: return .operationInvalid
         case Code.noConnect, Code.invalidConn, Code.systemError, Code.rpc: return .connection
         case Code.authFailed, Code.operationDenied, Code.authCancelled, Code.authUnavailable: return .denied
@@ -79,6 +81,7 @@ public struct LibvirtError: Error, Sendable, Equatable, CustomStringConvertible 
         public static let noDomain = Int(VIR_ERR_NO_DOMAIN.rawValue)                         // 42
         public static let authFailed = Int(VIR_ERR_AUTH_FAILED.rawValue)                     // 45
         public static let operationInvalid = Int(VIR_ERR_OPERATION_INVALID.rawValue)         // 55
+        public static let configUnsupported = Int(VIR_ERR_CONFIG_UNSUPPORTED.rawValue)       // 67
         public static let operationTimeout = Int(VIR_ERR_OPERATION_TIMEOUT.rawValue)         // 68
         public static let argumentUnsupported = Int(VIR_ERR_ARGUMENT_UNSUPPORTED.rawValue)   // 74
         public static let operationAborted = Int(VIR_ERR_OPERATION_ABORTED.rawValue)         // 78
