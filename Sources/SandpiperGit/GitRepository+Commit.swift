@@ -285,3 +285,45 @@ extension ExpectedParent {
         return nil
     }
 }
+
+/// What a commit says about itself.
+public struct CommitInfo: Sendable, Hashable {
+    public let id: ObjectID
+    public let tree: ObjectID
+    public let parents: [ObjectID]
+    public let author: Signature
+    public let committer: Signature
+    public let message: String
+}
+
+extension GitRepository {
+    /// Message, signatures, parents and tree of commit `id`.
+    public func commitInfo(_ id: ObjectID) throws(GitError) -> CommitInfo {
+        try withHandle { (repo) throws(GitError) in
+            var oid = id.oid
+            var commit: OpaquePointer?
+            try gitCall("git_commit_lookup(\(id))", git_commit_lookup(&commit, repo, &oid))
+            defer { git_commit_free(commit) }
+            return CommitInfo(
+                id: id,
+                tree: ObjectID(git_commit_tree_id(commit)),
+                parents: (0..<git_commit_parentcount(commit)).map { ObjectID(git_commit_parent_id(commit, $0)) },
+                author: Signature(git_commit_author(commit)),
+                committer: Signature(git_commit_committer(commit)),
+                message: String(cString: git_commit_message(commit)))
+        }
+    }
+
+    /// A parentless commit with the empty tree whose message is `message`: a record a ref can
+    /// point at, such as a lock holder (`refs/sandpiper/locks/<cluster>`). Its committer time
+    /// says when it was taken. Use this rather than a blob for refs that are pushed: libgit2
+    /// 1.5.1 cannot push a ref that points at a blob ("object is not a committish").
+    public func createRecordCommit(message: String, author: Signature) throws(GitError) -> ObjectID {
+        try withHandle { (repo) throws(GitError) in
+            let empty = try Self.emptyTree(repo)
+            defer { git_tree_free(empty) }
+            return try Self.createCommit(repo, tree: ObjectID(git_tree_id(empty)), parent: nil, message: message,
+                                         author: author, committer: author)
+        }
+    }
+}
