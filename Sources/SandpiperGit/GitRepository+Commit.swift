@@ -240,11 +240,16 @@ extension GitRepository {
             guard stat(file, &info) == 0 else {
                 throw GitError.adapter(GIT_ERROR, "stat \(file): \(String(cString: strerror(errno)))", klass: GIT_ERROR_OS)
             }
+            #if canImport(Darwin)
+            let (ctime, mtime) = (info.st_ctimespec, info.st_mtimespec)
+            #else
+            let (ctime, mtime) = (info.st_ctim, info.st_mtim)
+            #endif
             var entry = git_index_entry()
-            entry.ctime = git_index_time(seconds: Int32(truncatingIfNeeded: info.st_ctim.tv_sec),
-                                         nanoseconds: UInt32(truncatingIfNeeded: info.st_ctim.tv_nsec))
-            entry.mtime = git_index_time(seconds: Int32(truncatingIfNeeded: info.st_mtim.tv_sec),
-                                         nanoseconds: UInt32(truncatingIfNeeded: info.st_mtim.tv_nsec))
+            entry.ctime = git_index_time(seconds: Int32(truncatingIfNeeded: ctime.tv_sec),
+                                         nanoseconds: UInt32(truncatingIfNeeded: ctime.tv_nsec))
+            entry.mtime = git_index_time(seconds: Int32(truncatingIfNeeded: mtime.tv_sec),
+                                         nanoseconds: UInt32(truncatingIfNeeded: mtime.tv_nsec))
             entry.dev = UInt32(truncatingIfNeeded: info.st_dev)
             entry.ino = UInt32(truncatingIfNeeded: info.st_ino)
             entry.mode = modes[path]!.rawValue

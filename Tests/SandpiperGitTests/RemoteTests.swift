@@ -83,6 +83,27 @@ final class RemoteTests: XCTestCase {
         XCTAssertEqual(try fx.git("rev-parse", "main", in: origin).trimmed, onTop.hex)
     }
 
+    func testRefusalReportedByTheRemoteIsATypedError() throws {
+        let fx = try Fixture()
+        let (origin, mine, _) = try setUpRemote(fx)
+        let repo = try GitRepository.open(at: mine)
+        let before = try fx.git("rev-parse", "main", in: origin)
+        try repo.commitFiles(["Clusters/demo/state.json": "{\"serial\": 2}\n".bytes], message: "state 2",
+                             author: sandpiperSignature)
+        // The remote cannot update main (its ref is locked): it reports a per-ref status
+        // through push_update_reference although the push itself was a fast-forward.
+        try fx.write("", to: origin + "/refs/heads/main.lock")
+        XCTAssertThrowsError(try repo.push(refspecs: ["refs/heads/main:refs/heads/main"])) {
+            let error = $0 as? GitError
+            XCTAssertEqual(error?.kind, .pushRejected, "\($0)")
+            XCTAssertTrue(error?.message.contains("refs/heads/main") ?? false, "\($0)")
+        }
+        XCTAssertEqual(try fx.git("rev-parse", "main", in: origin), before)
+        try FileManager.default.removeItem(atPath: origin + "/refs/heads/main.lock")
+        try repo.push(refspecs: ["refs/heads/main:refs/heads/main"])
+        XCTAssertEqual(try fx.git("rev-parse", "main", in: origin).trimmed, try repo.headCommit()?.hex)
+    }
+
     func testFetchByURLAndLockRefsOnTheRemote() throws {
         let fx = try Fixture()
         let (origin, mine, theirs) = try setUpRemote(fx)
