@@ -240,11 +240,16 @@ extension GitRepository {
             guard stat(file, &info) == 0 else {
                 throw GitError.adapter(GIT_ERROR, "stat \(file): \(String(cString: strerror(errno)))", klass: GIT_ERROR_OS)
             }
+            #if canImport(Darwin)
+            let (ctime, mtime) = (info.st_ctimespec, info.st_mtimespec)
+            #else
+            let (ctime, mtime) = (info.st_ctim, info.st_mtim)
+            #endif
             var entry = git_index_entry()
-            entry.ctime = git_index_time(seconds: Int32(truncatingIfNeeded: info.st_ctim.tv_sec),
-                                         nanoseconds: UInt32(truncatingIfNeeded: info.st_ctim.tv_nsec))
-            entry.mtime = git_index_time(seconds: Int32(truncatingIfNeeded: info.st_mtim.tv_sec),
-                                         nanoseconds: UInt32(truncatingIfNeeded: info.st_mtim.tv_nsec))
+            entry.ctime = git_index_time(seconds: Int32(truncatingIfNeeded: ctime.tv_sec),
+                                         nanoseconds: UInt32(truncatingIfNeeded: ctime.tv_nsec))
+            entry.mtime = git_index_time(seconds: Int32(truncatingIfNeeded: mtime.tv_sec),
+                                         nanoseconds: UInt32(truncatingIfNeeded: mtime.tv_nsec))
             entry.dev = UInt32(truncatingIfNeeded: info.st_dev)
             entry.ino = UInt32(truncatingIfNeeded: info.st_ino)
             entry.mode = modes[path]!.rawValue
@@ -283,5 +288,47 @@ extension ExpectedParent {
     var id: ObjectID? {
         if case .commit(let id) = self { return id }
         return nil
+    }
+}
+
+/// What a commit says about itself.
+public struct CommitInfo: Sendable, Hashable {
+    public let id: ObjectID
+    public let tree: ObjectID
+    public let parents: [ObjectID]
+    public let author: Signature
+    public let committer: Signature
+    public let message: String
+}
+
+extension GitRepository {
+    /// Message, signatures, parents and tree of commit `id`.
+    public func commitInfo(_ id: ObjectID) throws(GitError) -> CommitInfo {
+        try withHandle { (repo) throws(GitError) in
+            var oid = id.oid
+            var commit: OpaquePointer?
+            try gitCall("git_commit_lookup(\(id))", git_commit_lookup(&commit, repo, &oid))
+            defer { git_commit_free(commit) }
+            return CommitInfo(
+                id: id,
+                tree: ObjectID(git_commit_tree_id(commit)),
+                parents: (0..<git_commit_parentcount(commit)).map { ObjectID(git_commit_parent_id(commit, $0)) },
+                author: Signature(git_commit_author(commit)),
+                committer: Signature(git_commit_committer(commit)),
+                message: String(cString: git_commit_message(commit)))
+        }
+    }
+
+    /// A parentless commit with the empty tree whose message is `message`: a record a ref can
+    /// point at, such as a lock holder (`refs/sandpiper/locks/<cluster>`). Its committer time
+    /// says when it was taken. Use this rather than a blob for refs that are pushed: libgit2
+    /// 1.5.1 cannot push a ref that points at a blob ("object is not a committish").
+    public func createRecordCommit(message: String, author: Signature) throws(GitError) -> ObjectID {
+        try withHandle { (repo) throws(GitError) in
+            let empty = try Self.emptyTree(repo)
+            defer { git_tree_free(empty) }
+            return try Self.createCommit(repo, tree: ObjectID(git_tree_id(empty)), parent: nil, message: message,
+                                         author: author, committer: author)
+        }
     }
 }

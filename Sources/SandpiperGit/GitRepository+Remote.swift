@@ -29,7 +29,15 @@ extension GitRepository {
     /// check after a race, a hook, a protected branch), the per-ref status reported through
     /// `push_update_reference` becomes ``GitError/Kind/nonFastForward`` or
     /// ``GitError/Kind/pushRejected`` naming each refused ref. Refs not refused are updated.
-    public func push(remote: String = "origin", refspecs: [String]) throws(GitError) {
+    ///
+    /// `expecting` is a lease (like `git push --force-with-lease`, but never forcing): for each
+    /// remote ref named there that this push updates, the push is aborted before anything is sent unless the remote
+    /// currently has that value (``GitError/Kind/modified``). Use it to release a remote lock
+    /// (`":refs/sandpiper/locks/demo"`) only while it is still ours; a deletion is otherwise
+    /// unconditional. Over the smart protocol the server re-checks the advertised value
+    /// atomically; the local (file path) transport does not, so there a tiny window remains.
+    public func push(remote: String = "origin", refspecs: [String],
+                     expecting: [String: ObjectID] = [:]) throws(GitError) {
         if let forced = refspecs.first(where: { $0.hasPrefix("+") }) {
             throw GitError.adapter(GIT_EINVALIDSPEC, "refusing to force-push \(forced)")
         }
@@ -38,11 +46,17 @@ extension GitRepository {
             let handle = try Self.lookupRemote(repo, remote)
             defer { git_remote_free(handle) }
             let session = RemoteSession()
+            session.leases = expecting
             var opts = git_push_options()
             try gitCall("git_push_options_init", git_push_options_init(&opts, UInt32(GIT_PUSH_OPTIONS_VERSION)))
             session.install(in: &opts.callbacks)
             let rc = withExtendedLifetime(session) {
                 withStrArray(refspecs) { git_remote_push(handle, $0, &opts) }
+            }
+            if let broken = session.brokenLease {
+                throw GitError.adapter(GIT_EMODIFIED,
+                                       "push \(remote): \(broken.ref) is at \(broken.actual?.abbreviated ?? "nothing"), expected \(expecting[broken.ref]!.abbreviated); nothing was pushed",
+                                       klass: GIT_ERROR_REFERENCE)
             }
             try gitCall("push \(remote) \(refspecs.joined(separator: " "))", rc)
             guard !session.rejections.isEmpty else { return }
@@ -53,6 +67,33 @@ extension GitRepository {
             throw GitError(code: nonFastForward ? GIT_ENONFASTFORWARD.rawValue : GitError.pushRejectedCode,
                            klass: Int32(GIT_ERROR_REFERENCE.rawValue),
                            message: "push \(remote) rejected: \(detail)")
+        }
+    }
+
+    /// The refs `remote` (a name or URL) advertises, like `git ls-remote`, without fetching.
+    public func remoteReferences(remote: String = "origin") throws(GitError) -> [String: ObjectID] {
+        try withHandle { (repo) throws(GitError) in
+            let handle = try Self.lookupRemote(repo, remote)
+            defer { git_remote_free(handle) }
+            let session = RemoteSession()
+            var callbacks = git_remote_callbacks()
+            try gitCall("git_remote_init_callbacks",
+                        git_remote_init_callbacks(&callbacks, UInt32(GIT_REMOTE_CALLBACKS_VERSION)))
+            session.install(in: &callbacks)
+            let rc = withExtendedLifetime(session) {
+                git_remote_connect(handle, GIT_DIRECTION_FETCH, &callbacks, nil, nil)
+            }
+            try gitCall("connect \(remote)", rc)
+            defer { git_remote_disconnect(handle) }
+            var heads: UnsafeMutablePointer<UnsafePointer<git_remote_head>?>?
+            var count = 0
+            try gitCall("git_remote_ls(\(remote))", git_remote_ls(&heads, &count, handle))
+            var result: [String: ObjectID] = [:]
+            for i in 0..<count {
+                guard let head = heads?[i] else { continue }
+                result[String(cString: head.pointee.name)] = ObjectID(head.pointee.oid)
+            }
+            return result
         }
     }
 
@@ -98,6 +139,9 @@ extension GitRepository {
 private final class RemoteSession {
     var rejections: [(ref: String, status: String)] = []
     var credentialAttempts = 0
+    /// Push only: remote ref -> value it must have now; the first mismatch aborts the push.
+    var leases: [String: ObjectID] = [:]
+    var brokenLease: (ref: String, actual: ObjectID?)?
 
     func install(in callbacks: inout git_remote_callbacks) {
         callbacks.payload = Unmanaged.passUnretained(self).toOpaque()
@@ -106,6 +150,23 @@ private final class RemoteSession {
             guard let status, let payload else { return 0 }
             let session = Unmanaged<RemoteSession>.fromOpaque(payload).takeUnretainedValue()
             session.rejections.append((refname.map { String(cString: $0) } ?? "?", String(cString: status)))
+            return 0
+        }
+        callbacks.push_negotiation = { updates, count, payload in
+            // Called once, after the remote advertised its refs and before anything is sent.
+            guard let payload, let updates else { return 0 }
+            let session = Unmanaged<RemoteSession>.fromOpaque(payload).takeUnretainedValue()
+            for i in 0..<count {
+                guard let update = updates[i]?.pointee, let dst = update.dst_refname else { continue }
+                let name = String(cString: dst)
+                guard let expected = session.leases[name] else { continue }
+                var current = update.src
+                let actual = git_oid_is_zero(&current) == 1 ? nil : ObjectID(current)
+                if actual != expected {
+                    session.brokenLease = (name, actual)
+                    return GIT_EUSER.rawValue
+                }
+            }
             return 0
         }
         callbacks.credentials = { out, _, usernameFromURL, allowedTypes, payload in

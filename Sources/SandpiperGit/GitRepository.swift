@@ -115,7 +115,8 @@ public final class GitRepository: @unchecked Sendable {
     static let headsPrefix = "refs/heads/"
 
     /// Resolves a revision (`main`, `refs/heads/x`, a tag, a full or abbreviated commit id,
-    /// `HEAD~1`, `main^{tree}` is not accepted) to the commit it names; annotated tags are peeled.
+    /// `HEAD~1`, `origin/main@{1}`; anything `git rev-parse` takes) to the commit it names.
+    /// Annotated tags are peeled; a revision naming a tree or blob is an error.
     public func resolve(_ revision: String) throws(GitError) -> ObjectID {
         try withHandle { (repo) throws(GitError) in
             var object: OpaquePointer?

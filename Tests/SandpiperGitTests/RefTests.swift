@@ -69,6 +69,27 @@ final class RefTests: XCTestCase {
     }
 }
 
+extension RefTests {
+    func testWaitsOutABrieflyHeldRefLockAndReportsAStuckOne() throws {
+        let fx = try Fixture()
+        let dir = try fx.operatorRepo()
+        let repo = try GitRepository.open(at: dir)
+        let head = try XCTUnwrap(try repo.headCommit())
+        let lockFile = dir + "/.git/refs/sandpiper/locks/demo.lock"
+        try fx.write("", to: lockFile)  // another git process is writing this ref right now
+
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.1) {
+            try? FileManager.default.removeItem(atPath: lockFile)
+        }
+        XCTAssertTrue(try repo.createRefIfAbsent("refs/sandpiper/locks/demo", target: head, message: "lock"))
+
+        try fx.write("", to: dir + "/.git/refs/sandpiper/locks/stuck.lock")
+        XCTAssertThrowsError(try repo.createRefIfAbsent("refs/sandpiper/locks/stuck", target: head, message: "lock")) {
+            XCTAssertEqual(($0 as? GitError)?.kind, .locked, "\($0)")
+        }
+    }
+}
+
 /// Results written by concurrent contenders, one slot each.
 private final class Results: @unchecked Sendable {
     private let lock = NSLock()
