@@ -125,6 +125,25 @@ extension LibvirtConnection {
         return try migrateLive(name, to: target, options: options, progress: progress)
     }
 
+    /// `migrate` on a thread of its own, for async callers: the cooperative pool is never blocked for the minutes
+    /// a live migration may take. Progress is reported from that thread.
+    public func migrateAsync(_ name: String, to target: LibvirtConnection, mode: MigrationMode = .live,
+                             allowCold: Bool = false, options: LiveMigrationOptions = LiveMigrationOptions(),
+                             progress: (@Sendable (MigrationProgress) -> Void)? = nil) async throws(LibvirtError)
+        -> MigrationReport {
+        let result = await withCheckedContinuation { (cont: CheckedContinuation<Result<MigrationReport, LibvirtError>, Never>) in
+            let thread = Thread {
+                cont.resume(returning: Result { () throws(LibvirtError) in
+                    try self.migrate(name, to: target, mode: mode, allowCold: allowCold, options: options,
+                                     progress: progress)
+                })
+            }
+            thread.name = "libvirt-migrate-driver-\(name)"
+            thread.start()
+        }
+        return try result.get()
+    }
+
     // MARK: Cold
 
     /// Cold migration: define the inactive XML on `target`, start it there if it ran here (or if `startOnTarget`

@@ -80,8 +80,16 @@ extension LibvirtConnection {
             | VIR_DOMAIN_STATS_INTERFACE.rawValue | VIR_DOMAIN_STATS_BLOCK.rawValue
         return try withHandle { (conn) throws(LibvirtError) -> StatsSnapshot in
             var records: UnsafeMutablePointer<virDomainStatsRecordPtr?>? = nil
-            let n = try libvirtCall("virConnectGetAllDomainStats on \(redactedURI)", scrub: scrub) {
-                virConnectGetAllDomainStats(conn, groups, &records, 0)
+            let context = "virConnectGetAllDomainStats on \(redactedURI)"
+            // NOWAIT: a domain busy with a job (e.g. migrating) reports what is available at once instead of making
+            // the whole round trip wait for the job. Drivers that do not know the flag (test driver) get 0.
+            let n: Int32
+            do throws(LibvirtError) {
+                n = try libvirtCall(context, scrub: scrub) {
+                    virConnectGetAllDomainStats(conn, groups, &records, VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT.rawValue)
+                }
+            } catch where error.kind == .invalidArgument && error.message.lowercased().contains("flags") {
+                n = try libvirtCall(context, scrub: scrub) { virConnectGetAllDomainStats(conn, groups, &records, 0) }
             }
             let now = monotonicNowNs()
             defer { virDomainStatsRecordListFree(records) }

@@ -97,6 +97,18 @@ final class MigrationTests: XCTestCase {
         XCTAssertEqual(XCTAssertLibvirtError(try pm1.migrate("ghost", to: pm2, allowCold: true))?.code, 42)
     }
 
+    func testMigrateAsyncRunsOffThePool() async throws {
+        let report = try await pm1.migrateAsync("web1", to: pm2, allowCold: true)
+        XCTAssertEqual(report.mode, .cold)
+        XCTAssertEqual(try pm2.domain(named: "web1").state, .running)
+        do {
+            _ = try await pm1.migrateAsync("web1", to: pm2, mode: .live, allowCold: false)
+            XCTFail("expected unsupported")
+        } catch {
+            XCTAssertEqual(error.kind, .unsupported)
+        }
+    }
+
     func testMigrateBackAndForth() throws {
         _ = try pm1.migrate("web1", to: pm2, allowCold: true)
         _ = try pm2.migrate("web1", to: pm1, allowCold: true)

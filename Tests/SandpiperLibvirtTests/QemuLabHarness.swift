@@ -178,6 +178,12 @@ final class QemuLab {
             if d.process.isRunning { kill(d.process.processIdentifier, SIGKILL) }
             d.process.waitUntilExit()
         }
+        // Logs are kept only when asked for (SANDPIPER_KEEP_QEMU_LAB=1), e.g. to debug a failing run.
+        if ProcessInfo.processInfo.environment["SANDPIPER_KEEP_QEMU_LAB"] == nil {
+            try? FileManager.default.removeItem(at: root)
+        } else {
+            log("lab kept at \(root.path)")
+        }
         log("teardown done")
     }
 }

@@ -85,6 +85,20 @@ final class QemuLiveMigrationTests: XCTestCase {
         XCTAssertEqual(try b.domainNames(), [])
         XCTAssertEqual(try a.domain(named: "tiny").state, .running)
         XCTAssertTrue(try a.domain(named: "tiny").persistent)
+
+        // Completion timeout: a 1 ms budget at 1 MiB/s; the job is aborted and the guest stays on A.
+        do throws(LibvirtError) {
+            let r = try a.migrateLive("tiny", to: b,
+                                      options: LiveMigrationOptions(migrateURI: "tcp://127.0.0.1", bandwidthMiBps: 1,
+                                                                    timeout: .milliseconds(1),
+                                                                    pollInterval: .milliseconds(20)))
+            XCTFail("expected a timeout, migration finished in \(r.durationSeconds)s")
+        } catch {
+            lab.log("timeout path: \(error)")
+            XCTAssertEqual(error.kind, .timeout, "\(error)")
+            XCTAssertEqual(try a.domain(named: "tiny").state, .running)
+            XCTAssertNil(try b.domainIfExists(named: "tiny"))
+        }
     }
 }
 
