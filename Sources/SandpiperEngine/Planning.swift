@@ -94,6 +94,14 @@ public enum Engine {
         }
     }
 
+    /// "Now" on the cluster's observation clock: the end of the trace, or Unix time for live telemetry.
+    public static func observationClock(_ cluster: LoadedCluster) throws(EngineError) -> Double {
+        switch cluster.spec.telemetry.source {
+        case .trace: return try loadTrace(cluster).times.last ?? 0
+        case .libvirt: return Date().timeIntervalSince1970
+        }
+    }
+
     static func loadTrace(_ cluster: LoadedCluster) throws(EngineError) -> Trace {
         guard let path = cluster.spec.telemetry.trace else { throw .trace("telemetry source is trace but no trace file is named") }
         do { return try Trace.load(cluster.resolve(path), shown: path) } catch { throw .trace("\(error)") }

@@ -38,6 +38,37 @@ public struct HostObservation: Sendable, Equatable, Codable {
     }
 
     public var isUp: Bool { if case .up = status { return true } else { return false } }
+
+    private enum CodingKeys: String, CodingKey { case name, status, reason, cpus, memoryMiB, networkMbps }
+
+    /// `"status": "up"`, or `"status": "unknown", "reason": "..."`: readable in state.json and its diffs.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        switch status {
+        case .up: try c.encode("up", forKey: .status)
+        case .unknown(let reason):
+            try c.encode("unknown", forKey: .status)
+            try c.encode(reason, forKey: .reason)
+        }
+        try c.encode(cpus, forKey: .cpus)
+        try c.encode(memoryMiB, forKey: .memoryMiB)
+        try c.encode(networkMbps, forKey: .networkMbps)
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        switch try c.decode(String.self, forKey: .status) {
+        case "up": status = .up
+        case "unknown": status = .unknown(reason: try c.decodeIfPresent(String.self, forKey: .reason) ?? "")
+        case let other:
+            throw DecodingError.dataCorruptedError(forKey: .status, in: c, debugDescription: "unknown host status \(other)")
+        }
+        cpus = try c.decode(Double.self, forKey: .cpus)
+        memoryMiB = try c.decode(Double.self, forKey: .memoryMiB)
+        networkMbps = try c.decode(Double.self, forKey: .networkMbps)
+    }
 }
 
 /// One monitoring interval's demand of one VM.

@@ -6,6 +6,8 @@ enum Output {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
+    static func flush() { fflush(nil) }
+
     static func errorInline(_ text: String) {
         FileHandle.standardError.write(Data(text.utf8))
     }

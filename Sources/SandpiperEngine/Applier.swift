@@ -1,0 +1,271 @@
+import Foundation
+import SandpiperLibvirt
+import SandpiperModel
+
+/// What happened to each action of an apply.
+public struct ApplyReport: Sendable, Equatable {
+    public struct Outcome: Sendable, Equatable {
+        public var actionID: String
+        public var summary: String
+        public var status: JournalEntry.Status
+        public var detail: String?
+    }
+    public var planID: String
+    public var outcomes: [Outcome]
+    public var succeeded: Bool { !outcomes.contains { $0.status == .failed } }
+    public var done: Int { outcomes.filter { $0.status == .done }.count }
+}
+
+/// Executes a plan through libvirt (Terraform's apply): refuses a stale plan, runs actions in dependency order,
+/// journals each one in state.json before and after it runs, and leaves the state file true to the fleet —
+/// after a failure or a crash, the next plan starts from what really happened.
+public final class Applier {
+    public let cluster: LoadedCluster
+    public let connections: FleetConnections
+    public let stateFile: StateFile
+    public private(set) var state: StateDocument
+    /// Called before each action with (index, total, summary) for progress output.
+    public var onStart: ((Int, Int, String) -> Void)?
+    /// Called after each action with its outcome.
+    public var onFinish: ((ApplyReport.Outcome) -> Void)?
+    /// Clock for journal timestamps; injectable so tests can pin it.
+    public var clock: () -> Double = { Date().timeIntervalSince1970 }
+    /// The observation clock (trace time for replayed clusters, Unix time for live ones): moved VMs get
+    /// `lastMovedAt` on this clock so minimum residency compares like with like.
+    public var observationNow: Double?
+
+    public init(cluster: LoadedCluster, connections: FleetConnections, state: StateDocument?) {
+        self.cluster = cluster
+        self.connections = connections
+        self.stateFile = StateFile(directory: cluster.directory)
+        self.state = state ?? StateDocument(cluster: cluster.spec.name)
+    }
+
+    /// Why `document` no longer describes the fleet, or [] when it is fresh. Observes the inventory (not samples:
+    /// utilization moves all the time and is re-checked per action instead).
+    public func staleness(of document: PlanDocument, stateBefore: StateDocument?) -> [String] {
+        var reasons: [String] = []
+        guard let based = document.basedOn else { return ["the plan does not record what it was based on"] }
+        if let planned = document.cluster, planned != cluster.spec.name {
+            reasons.append("the plan is for cluster \(planned), not \(cluster.spec.name)")
+        }
+        if based.specDigest != cluster.specDigest { reasons.append("cluster.yaml changed since the plan was made") }
+        if based.policyDigest != cluster.policyDigest { reasons.append("policy \(cluster.spec.policy) changed") }
+        if based.stateLineage != stateBefore?.lineage {
+            reasons.append("state.json belongs to another lineage (\(stateBefore?.lineage ?? "none") vs plan's "
+                + "\(based.stateLineage ?? "none"))")
+        } else if based.stateSerial != stateBefore?.serial {
+            reasons.append("state.json changed (serial \(based.stateSerial.map(String.init) ?? "none") -> "
+                + "\(stateBefore.map { String($0.serial) } ?? "none")): another apply or observe ran")
+        }
+        let inventory = connections.inventory(previous: stateBefore?.inventory, now: clock())
+        let digest = SHA256.hex(PlanDocument.inventoryDigestInput(Observation(inventory: inventory, samples: [:],
+                                                                              now: 0, intervalSeconds: 0)))
+        if digest != based.inventoryDigest {
+            reasons.append("the fleet changed: VMs moved, resized, started or stopped since the plan was made")
+        }
+        if let down = inventory.unknownHosts.first, case .unknown(let why) = down.status {
+            reasons.append("host \(down.name) is unreachable (\(why))")
+        }
+        return reasons
+    }
+
+    /// Runs every action of `document` (which must be fresh). Throws only when the state file cannot be written;
+    /// action failures are in the report (and the journal).
+    public func apply(_ document: PlanDocument) throws(EngineError) -> ApplyReport {
+        let planID = document.id ?? Engine.planID(document)
+        var report = ApplyReport(planID: planID, outcomes: [])
+        var failedOrSkipped = Set<String>()
+        state.lastPlan = .init(id: planID, status: "applying")
+        try save()
+
+        for (index, action) in document.actions.enumerated() {
+            let summary = PlanRenderer().headline(action)
+            onStart?(index + 1, document.actions.count, summary)
+            if let blocker = action.dependsOn.first(where: failedOrSkipped.contains) {
+                let outcome = ApplyReport.Outcome(actionID: action.id, summary: summary, status: .skipped,
+                                                  detail: "depends on action \(blocker), which did not complete")
+                failedOrSkipped.insert(action.id)
+                try record(outcome, planID: planID, report: &report)
+                continue
+            }
+            try journal(JournalEntry(planID: planID, actionID: action.id, summary: summary, status: .started,
+                                     at: clock()))
+            var outcome: ApplyReport.Outcome
+            do {
+                let detail = try execute(action)
+                outcome = .init(actionID: action.id, summary: summary, status: .done, detail: detail)
+            } catch {
+                outcome = .init(actionID: action.id, summary: summary, status: .failed, detail: "\(error)")
+                failedOrSkipped.insert(action.id)
+            }
+            try record(outcome, planID: planID, report: &report)
+        }
+        state.lastPlan = .init(id: planID, status: report.succeeded ? "applied" : "failed")
+        try refreshInventory(movedNow: Set(document.actions.filter { $0.kind == "migrate" }.map(\.vm)))
+        try save()
+        return report
+    }
+
+    private func record(_ outcome: ApplyReport.Outcome, planID: String,
+                        report: inout ApplyReport) throws(EngineError) {
+        report.outcomes.append(outcome)
+        onFinish?(outcome)
+        try journal(JournalEntry(planID: planID, actionID: outcome.actionID, summary: outcome.summary,
+                                 status: outcome.status, error: outcome.status == .failed ? outcome.detail : nil,
+                                 at: clock()))
+    }
+
+    private func journal(_ entry: JournalEntry) throws(EngineError) {
+        state.journal.append(entry)
+        try save()
+    }
+
+    private func save() throws(EngineError) {
+        do { state = try stateFile.write(state) } catch { throw .state(error) }
+    }
+
+    /// The state's inventory becomes what libvirt shows now; VMs moved by this apply get `lastMovedAt` = now.
+    private func refreshInventory(movedNow: Set<String>) throws(EngineError) {
+        let now = observationNow ?? clock()
+        let inventory = connections.inventory(previous: state.inventory, now: now)
+        var observation = Observation(inventory: inventory, samples: [:], now: now, intervalSeconds: 0)
+        for i in observation.vms.indices where movedNow.contains(observation.vms[i].name) {
+            observation.vms[i].lastMovedAt = now
+        }
+        // Keep what is known about hosts that did not answer (unknown, never empty).
+        state.inventory = observation
+    }
+
+    private func connection(_ host: String?) throws -> LibvirtConnection {
+        guard let host else { throw ApplyError("the action names no host") }
+        guard let c = connections.connection(host) else {
+            throw ApplyError("host \(host) is unreachable: \(connections.failure(host) ?? "not connected")")
+        }
+        return c
+    }
+
+    /// Runs one action after re-checking that the fleet still looks as the plan expects.
+    private func execute(_ action: PlanDocument.Action) throws -> String? {
+        let p = action.parameters
+        switch action.kind {
+        case "define":
+            guard let vm = cluster.spec.vm(named: action.vm) else { throw ApplyError("\(action.vm) is not in the spec") }
+            guard let template = vm.template else {
+                throw ApplyError("\(vm.name) has no template in cluster.yaml, so it cannot be defined")
+            }
+            let target = try connection(action.to)
+            if try target.domainIfExists(named: vm.name) != nil { return "already defined on \(action.to!)" }
+            let text: String
+            do { text = try String(contentsOf: cluster.resolve(template), encoding: .utf8) } catch {
+                throw ApplyError("cannot read template \(template): \(error)")
+            }
+            var spec = vm
+            if let v = p.vcpus { spec.vcpus = v }
+            if let m = p.memoryMiB { spec.memoryMiB = m }
+            let xml = try DomainTemplate.render(text, vm: spec, uuid: DomainTemplate.uuid(cluster: cluster.spec.name,
+                                                                                            vm: vm.name))
+            _ = try target.define(xml: xml)
+            return nil
+        case "start":
+            try connection(action.to ?? action.from).start(action.vm)
+            return nil
+        case "stop":
+            try connection(action.from).destroy(action.vm)
+            return nil
+        case "undefine":
+            try connection(action.from).undefine(action.vm)
+            return nil
+        case "resize":
+            let c = try connection(action.from)
+            try expect(action.vm, on: c, host: action.from!)
+            if let v = p.vcpus { try c.setVcpus(action.vm, count: v) }
+            if let m = p.memoryMiB { try c.setMemory(action.vm, mib: UInt64(m.rounded())) }
+            return nil
+        case "tune":
+            return try tune(action)
+        case "migrate":
+            return try migrate(action)
+        default:
+            throw ApplyError("unknown action kind \(action.kind)")
+        }
+    }
+
+    private func expect(_ vm: String, on c: LibvirtConnection, host: String) throws {
+        guard try c.domainIfExists(named: vm) != nil else {
+            throw ApplyError("\(vm) is no longer on \(host); the fleet changed after the plan was made")
+        }
+    }
+
+    /// CPU shares/quota and memory tunables. A knob the driver does not support is reported, not fatal:
+    /// nothing changed for it, which the state (re-observed) shows truthfully.
+    private func tune(_ action: PlanDocument.Action) throws -> String? {
+        let p = action.parameters
+        let c = try connection(action.from)
+        try expect(action.vm, on: c, host: action.from!)
+        var notes: [String] = []
+        if p.cpuShares != nil || p.cpuQuotaMicros != nil {
+            let tune = CPUTune(shares: p.cpuShares.map { UInt64($0) },
+                               period: p.cpuQuotaMicros != nil ? UInt64(p.cpuPeriodMicros ?? 100_000) : nil,
+                               quota: p.cpuQuotaMicros.map { Int64($0) })
+            if let e = unsupported({ () throws(LibvirtError) in try c.setCPUTune(action.vm, tune) }) {
+                // The test driver knows only `weight`: use it for shares, report the rest as unsupported.
+                if let shares = p.cpuShares, isTestDriver(action.from!) {
+                    try c.setCPUTune(action.vm, CPUTune(weight: UInt32(clamping: shares)))
+                    if p.cpuQuotaMicros != nil { notes.append("cpu quota not supported by the test driver") }
+                } else {
+                    notes.append("cpu tuning not supported by \(action.from!): \(e.message)")
+                }
+            }
+        }
+        if let balloon = p.balloonMiB { try c.setMemory(action.vm, mib: UInt64(balloon.rounded()), scope: .live) }
+        if p.memoryHardLimitMiB != nil || p.memorySoftLimitMiB != nil {
+            func limit(_ v: Double?) -> MemoryLimit? { v.map { $0 < 0 ? .unlimited : .mib(UInt64($0.rounded())) } }
+            if let e = unsupported({ () throws(LibvirtError) in
+                try c.setMemoryTune(action.vm, hardLimit: limit(p.memoryHardLimitMiB), softLimit: limit(p.memorySoftLimitMiB))
+            }) {
+                notes.append("memtune not supported by \(action.from!): \(e.message)")
+            }
+        }
+        return notes.isEmpty ? nil : notes.joined(separator: "; ")
+    }
+
+    /// Runs `call`; returns the error when the driver does not support it, rethrows any other error.
+    private func unsupported(_ call: () throws(LibvirtError) -> Void) -> LibvirtError? {
+        do { try call(); return nil } catch { return error.kind == .unsupported ? error : nil }
+    }
+
+    private func isTestDriver(_ host: String) -> Bool {
+        guard let h = cluster.spec.host(named: host) else { return false }
+        return LibvirtURI.isTestDriver(cluster.connectionURI(for: h))
+    }
+
+    private func migrate(_ action: PlanDocument.Action) throws -> String? {
+        let source = try connection(action.from)
+        let target = try connection(action.to)
+        if try source.domainIfExists(named: action.vm) == nil {
+            if try target.domainIfExists(named: action.vm) != nil { return "already on \(action.to!)" }
+            throw ApplyError("\(action.vm) is no longer on \(action.from!); the fleet changed after the plan was made")
+        }
+        let sla = cluster.spec.vm(named: action.vm)?.sla.flatMap { cluster.spec.sla(named: $0) }
+        // Cold instead of live only where that disrupts nobody: SLA `any`, or test-driver hosts (no real guest).
+        let testHosts = isTestDriver(action.from!) && isTestDriver(action.to!)
+        let allowCold = sla == nil || sla?.migration == .any || testHosts
+        let mode: SandpiperLibvirt.MigrationMode = action.mode == "cold" ? .cold : .live
+        let report = try source.migrate(action.vm, to: target, mode: mode, allowCold: allowCold,
+                                        options: LiveMigrationOptions(migrateURI: migrateURI(action.to!)))
+        return report.mode == mode ? nil : "moved \(report.mode.rawValue) (the driver cannot migrate live)"
+    }
+
+    /// Local daemons (unix sockets, the labs' two-daemon setup) migrate over loopback.
+    private func migrateURI(_ host: String) -> String? {
+        guard let h = cluster.spec.host(named: host) else { return nil }
+        let uri = cluster.connectionURI(for: h)
+        return uri.contains("+unix://") || uri.hasPrefix("qemu:///") ? "tcp://127.0.0.1" : nil
+    }
+}
+
+public struct ApplyError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

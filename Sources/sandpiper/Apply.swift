@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import SandpiperEngine
+import SandpiperModel
+
+struct Apply: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Execute a saved plan through libvirt (or plan and apply in one step).",
+        discussion: """
+        `sandpiper apply Clusters/<name>/plans/<id>.json` executes a reviewed plan. It is refused when it is \
+        stale: cluster.yaml, the policy, state.json or the fleet's inventory changed since it was made (the \
+        message says which). Utilization is not part of that check; each action re-checks that its VM is still \
+        where the plan expects.
+
+        `sandpiper apply Clusters/<name> --auto-approve` plans and applies in one step.
+
+        Every action is journaled in state.json before and after it runs, and the state is rewritten atomically, \
+        so a failure or a kill at any point leaves it true to what was done. Exit 0 all done, 1 failed or refused.
+        """)
+
+    @Argument(help: "A saved plan file, or a cluster directory with --auto-approve.")
+    var target: String
+
+    @Flag(help: "With a cluster directory: plan and apply without a separate review step.")
+    var autoApprove = false
+
+    @Option(help: "The cluster directory of the plan (default: the plan file's ../..).")
+    var cluster: String?
+
+    @Flag(help: "Also stop and undefine undeclared VMs (with --auto-approve).")
+    var prune = false
+
+    @Flag(help: "Print a JSON report (formatVersion 1) instead of progress lines.")
+    var json = false
+
+    func run() throws {
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory)
+        let targetIsCluster = exists && (isDirectory.boolValue || target.hasSuffix(".yaml"))
+        if targetIsCluster && !autoApprove {
+            throw ValidationError("\(target) is a cluster: pass --auto-approve to plan and apply in one step, "
+                + "or apply a saved plan file")
+        }
+        do {
+            let clusterPath = targetIsCluster ? target : (cluster ?? planClusterDirectory(target))
+            let loaded = try Engine.load(clusterPath)
+            let lock: ClusterLock
+            do { lock = try ClusterLock.acquire(directory: loaded.directory, operation: "apply") } catch {
+                throw EngineError.apply("\(error)")
+            }
+            defer { lock.release() }
+            let state = try Engine.readState(loaded)
+            let connections = FleetConnections(cluster: loaded)
+            defer { connections.closeAll() }
+
+            let document: PlanDocument
+            var observedAt: Double? = nil
+            if targetIsCluster {
+                let snapshot = try Engine.observe(loaded, connections: connections, state: state,
+                                                  telemetry: TelemetryOptions(progress: Progress.sampling(quiet: json)))
+                document = Engine.plan(loaded, snapshot: snapshot, state: state, prune: prune)
+                observedAt = snapshot.observation.now
+                if !json { print(PlanRenderer(color: Output.isTerminal).render(document)); print("") }
+            } else {
+                document = try PlanStore.load(target)
+            }
+            let applier = Applier(cluster: loaded, connections: connections, state: state)
+            applier.observationNow = try observedAt ?? Engine.observationClock(loaded)
+            if !targetIsCluster {
+                let reasons = applier.staleness(of: document, stateBefore: state)
+                if !reasons.isEmpty { throw EngineError.stale(reasons) }
+            }
+            if document.actions.isEmpty {
+                if json { print(try Output.json(ApplyJSON(planID: document.id ?? "", report: nil))) }
+                else { print("Nothing to apply.") }
+                return
+            }
+            let started = Date()
+            if !json {
+                applier.onStart = { i, n, summary in
+                    print("[\(i)/\(n)] \(summary) ...", terminator: Output.isTerminal ? "" : "\n")
+                    Output.flush()
+                }
+                applier.onFinish = { outcome in
+                    let elapsed = String(format: "%.1fs", Date().timeIntervalSince(started))
+                    let note = outcome.detail.map { " (\($0))" } ?? ""
+                    print((Output.isTerminal ? " " : "  ") + "\(outcome.status.rawValue)\(note) [\(elapsed)]")
+                }
+            }
+            let report = try applier.apply(document)
+            if json { print(try Output.json(ApplyJSON(planID: report.planID, report: report))) }
+            else {
+                print("\nApply \(report.succeeded ? "complete" : "FAILED"): \(report.done) of "
+                    + "\(document.actions.count) actions done. State: \(Output.relative(StateFile(directory: loaded.directory).url.path)) "
+                    + "(serial \(applier.state.serial)).")
+            }
+            if !report.succeeded { throw ExitCode.invalid }
+        } catch let error as EngineError {
+            Output.error("error: \(error)")
+            throw ExitCode.invalid
+        }
+    }
+
+    /// `Clusters/<name>/plans/<id>.json` -> `Clusters/<name>`.
+    private func planClusterDirectory(_ planPath: String) -> String {
+        URL(fileURLWithPath: planPath).deletingLastPathComponent().deletingLastPathComponent().path
+    }
+}
+
+/// The `apply --json` report.
+struct ApplyJSON: Encodable {
+    struct Outcome: Encodable { var action: String; var summary: String; var status: String; var detail: String? }
+    var formatVersion = 1
+    var planID: String
+    var succeeded: Bool
+    var outcomes: [Outcome]
+
+    init(planID: String, report: ApplyReport?) {
+        self.planID = planID
+        succeeded = report?.succeeded ?? true
+        outcomes = (report?.outcomes ?? []).map {
+            Outcome(action: $0.actionID, summary: $0.summary, status: $0.status.rawValue, detail: $0.detail)
+        }
+    }
+}
