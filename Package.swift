@@ -44,5 +44,7 @@ let package = Package(
         .testTarget(name: "SandpiperLibvirtTests", dependencies: ["SandpiperLibvirt"]),
         .testTarget(name: "SandpiperGitTests", dependencies: ["SandpiperGit"]),
         .testTarget(name: "SandpiperEngineTests", dependencies: ["SandpiperEngine"]),
+        // Runs the built `sandpiper` binary: exit codes, output formats, crash safety.
+        .testTarget(name: "SandpiperCLITests", dependencies: ["sandpiper", "SandpiperModel"]),
     ]
 )

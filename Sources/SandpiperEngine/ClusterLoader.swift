@@ -58,22 +58,18 @@ public enum ClusterLoader {
         let specText = try read(specFile, shown: shown)
         let directory = specFile.deletingLastPathComponent()
 
-        var diagnostics: [SpecDiagnostic] = []
-        var decoded: (ClusterSpec, SourceMap)?
-        do { decoded = try SpecDecoder.decodeCluster(specText.text, file: shown) }
-        catch let e as SpecErrors { diagnostics += e.diagnostics }
-        catch { diagnostics.append(SpecDiagnostic(file: shown, line: 1, column: 1, field: "", message: "\(error)")) }
+        let fm = FileManager.default
+        let checked = SpecDecoder.check(specText.text, file: shown) { relative in
+            let url = relative.hasPrefix("/") ? URL(fileURLWithPath: relative) : directory.appendingPathComponent(relative)
+            return fm.fileExists(atPath: url.path)
+        }
+        var diagnostics = checked.diagnostics
 
         var policy: Policy?
         var policyFile = directory.appendingPathComponent("../../Policies/default.yaml").standardizedFileURL
         var policyDigest = ""
-        if let (spec, sourceMap) = decoded {
-            let fm = FileManager.default
-            diagnostics += SpecValidator.validate(spec, sourceMap: sourceMap) { relative in
-                let url = relative.hasPrefix("/") ? URL(fileURLWithPath: relative)
-                    : directory.appendingPathComponent(relative)
-                return fm.fileExists(atPath: url.path)
-            }
+        // The policy is checked even when the spec has errors, so one run reports both files' problems.
+        if let spec = checked.spec, let sourceMap = checked.sourceMap {
             policyFile = directory.appendingPathComponent("../../Policies/\(spec.policy).yaml").standardizedFileURL
             let policyShown = displayPath(policyFile, relativeTo: shown, specFile: specFile)
             if !fm.fileExists(atPath: policyFile.path) {
@@ -91,7 +87,7 @@ public enum ClusterLoader {
                 }
             }
         }
-        guard diagnostics.isEmpty, let (spec, _) = decoded, let policy else {
+        guard diagnostics.isEmpty, let spec = checked.spec, let policy else {
             throw .invalid(SpecErrors(diagnostics))
         }
         return LoadedCluster(spec: spec, policy: policy, directory: directory, specFile: specFile,

@@ -15,6 +15,28 @@ public enum SpecDecoder {
         return (spec!, reader.sourceMap)
     }
 
+    /// Decodes and validates in one pass, reporting every problem: decoding errors, and the semantic errors of
+    /// every part that decoded (a VM whose memory is malformed is still checked for its SLA, not for its memory).
+    /// The spec is returned even with errors (malformed fields hold defaults): valid only when `diagnostics` is empty.
+    public static func check(_ text: String, file: String, limits: YAMLLimits = .default,
+                             fileExists: (String) -> Bool) -> (spec: ClusterSpec?, sourceMap: SourceMap?,
+                                                               diagnostics: [SpecDiagnostic]) {
+        let reader = NodeReader(file: file)
+        let root: YAMLNode
+        do { root = try parseDocument(text, reader: reader, limits: limits) } catch let e as SpecErrors {
+            return (nil, nil, e.diagnostics)
+        } catch { return (nil, nil, [SpecDiagnostic(file: file, line: 1, column: 1, field: "", message: "\(error)")]) }
+        guard let spec = readCluster(root, reader) else { return (nil, nil, reader.diagnostics) }
+        let decodeErrors = reader.diagnostics
+        // Fields that failed to decode hold defaults: drop semantic findings on those very fields.
+        let broken = Set(decodeErrors.map(\.field))
+        let semantic = SpecValidator.validate(spec, sourceMap: reader.sourceMap, fileExists: fileExists).filter { d in
+            !broken.contains { d.field == $0 || d.field.hasPrefix($0 + ".") || d.field.hasPrefix($0 + "[") }
+        }
+        let all = SpecErrors(decodeErrors + semantic).diagnostics
+        return (spec, reader.sourceMap, all)
+    }
+
     /// Decodes a policy; `name` is the policy's name (its file name without `.yaml`).
     public static func decodePolicy(_ text: String, file: String, name: String,
                                     limits: YAMLLimits = .default) throws -> Policy {
@@ -123,7 +145,7 @@ public enum SpecDecoder {
         }
         host.maintenance = m.read("maintenance", r.bool) ?? false
         host.labels = m.read("labels", r.stringMap) ?? [:]
-        return name == nil || uri == nil ? nil : host
+        return name == nil ? nil : host
     }
 
     static func readControl(_ node: YAMLNode, _ path: String, memory: Bool, _ r: NodeReader) -> ResourceControl? {
@@ -168,7 +190,7 @@ public enum SpecDecoder {
             vm.placement = PlacementRule(host: pm.read("host", r.name), labels: pm.read("labels", r.stringMap) ?? [:])
         }
         if memory != nil && memory! <= 0 { r.error(at: m.field("memory"), "must be larger than 0") }
-        return name == nil || vcpus == nil || memory == nil ? nil : vm
+        return name == nil ? nil : vm
     }
 
     static func readGroup(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> GroupSpec? {

@@ -66,7 +66,8 @@ public enum SpecValidator {
                 }
                 if limit <= 0 { fail("\(p).resources.memory.limit", "limit must be larger than 0") }
             }
-            if mem.reservation > vm.memoryMiB {
+            // memoryMiB is 0 only when it failed to decode (reported there already).
+            if vm.memoryMiB > 0 && mem.reservation > vm.memoryMiB {
                 fail("\(p).resources.memory.reservation",
                      "reservation \(Units.formatMiB(mem.reservation)) exceeds the VM's memory \(Units.formatMiB(vm.memoryMiB))")
             }

@@ -24,7 +24,10 @@ struct Validate: ParsableCommand {
         } catch {
             let report = ValidationReport(errors: error.diagnostics)
             if json { print(try Output.json(report)) } else {
-                for d in error.diagnostics { Output.error("error: \(d)") }
+                switch error {
+                case .invalid(let e): for d in e.diagnostics { Output.error("error: \(d)") }
+                case .unreadable: Output.error("error: \(error)")
+                }
                 Output.error("\(error.diagnostics.count) error\(error.diagnostics.count == 1 ? "" : "s") in \(cluster)")
             }
             throw ExitCode.invalid
