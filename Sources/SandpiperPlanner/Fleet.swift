@@ -119,7 +119,18 @@ struct Fleet: Sendable {
                           recentlyMoved: age.map { $0 < minResidency } ?? false, residencyAge: age)
         }
 
-        for (oi, o) in observation.vms.enumerated() {
+        // Name order, whatever order the observation arrived in (Observation.init sorts; decoding may not).
+        var obsOrder = Array(observation.vms.indices)
+        var sorted = true
+        for i in obsOrder.dropFirst() where observation.vms[i - 1].name > observation.vms[i].name { sorted = false; break }
+        if !sorted {
+            obsOrder.sort { a, b in
+                let x = observation.vms[a], y = observation.vms[b]
+                return x.name != y.name ? x.name < y.name : x.host != y.host ? x.host < y.host : a < b
+            }
+        }
+        for oi in obsOrder {
+            let o = observation.vms[oi]
             let di = specIndex[o.name]
             let h = hostIndex[o.host] ?? -1
             let p = profiler.profile(o, spec: di.map { spec.vms[$0] })
