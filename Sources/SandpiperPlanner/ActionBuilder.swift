@@ -28,7 +28,12 @@ struct ActionBuilder: Sendable {
     private(set) var migrationCount = 0
     private var swapCount = 0
 
-    init(maxConcurrentPerHost: Int) { self.maxConcurrentPerHost = max(1, maxConcurrentPerHost) }
+    /// Host names by index.
+    let hostNames: [String]
+
+    init(maxConcurrentPerHost: Int, hostNames: [String]) {
+        self.maxConcurrentPerHost = max(1, maxConcurrentPerHost); self.hostNames = hostNames
+    }
 
     mutating func nextSwapGroup() -> String {
         swapCount += 1
@@ -36,7 +41,7 @@ struct ActionBuilder: Sendable {
     }
 
     @discardableResult
-    mutating func migrate(vm: String, from: Int, to: Int, hostNames: (Int) -> String, mode: MoveMode,
+    mutating func migrate(vm: String, from: Int, to: Int, mode: MoveMode,
                           swapGroup: String? = nil, reason: String) -> Int {
         var deps = departures[to] ?? []
         if let prev = lastMoveOfVM[vm] { deps.append(prev) }
@@ -45,7 +50,7 @@ struct ActionBuilder: Sendable {
             if t.count >= maxConcurrentPerHost { deps.append(t[t.count - maxConcurrentPerHost]) }
         }
         let id = drafts.count
-        drafts.append(Draft(kind: .migrate, vm: vm, from: hostNames(from), to: hostNames(to), mode: mode,
+        drafts.append(Draft(kind: .migrate, vm: vm, from: hostNames[from], to: hostNames[to], mode: mode,
                             deps: deps, swapGroup: swapGroup, parameters: ActionParameters(), reason: reason))
         departures[from, default: []].append(id)
         touching[from, default: []].append(id)
@@ -57,9 +62,9 @@ struct ActionBuilder: Sendable {
 
     /// Define on `host`, waiting for earlier departures from it.
     @discardableResult
-    mutating func define(vm: String, host: Int, hostName: String, parameters: ActionParameters,
+    mutating func define(vm: String, host: Int, parameters: ActionParameters,
                          reason: String) -> Int {
-        add(Draft(kind: .define, vm: vm, from: nil, to: hostName, mode: nil, deps: departures[host] ?? [],
+        add(Draft(kind: .define, vm: vm, from: nil, to: hostNames[host], mode: nil, deps: departures[host] ?? [],
                   swapGroup: nil, parameters: parameters, reason: reason))
     }
 

@@ -104,7 +104,7 @@ struct FeasibleHosts: Sendable {
             let limit = t[r] * cap[r]
             if after > limit + 1e-9, need > 0 || base[r] > limit + 1e-9 {
                 out.append(Rejection(reason: "\(r.rawValue) threshold",
-                                     detail: "\(host.name): needs \(Fmt.amount(need, r)); \(Fmt.amount(base[r], r)) of \(Fmt.amount(cap[r], r)) used, threshold \(Fmt.pct(t[r])) = \(Fmt.amount(limit, r))"))
+                                     detail: "\(host.name): needs \(Fmt.amount(need, r)); \(Fmt.number(base[r], r)) of \(Fmt.amount(cap[r], r)) used, threshold \(Fmt.pct(t[r])) = \(Fmt.amount(limit, r))"))
             }
         }
         return out

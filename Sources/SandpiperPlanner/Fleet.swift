@@ -101,43 +101,76 @@ struct Fleet: Sendable {
         var vms: [VMInfo] = []
         vms.reserveCapacity(max(observation.vms.count, spec.vms.count))
         var residents = [[Int]](repeating: [], count: hosts.count)
-        var seen = Set<String>()
-        seen.reserveCapacity(observation.vms.count)
+        var seenSpec = [Bool](repeating: false, count: spec.vms.count)
 
         func info(name: String, observed: Int?, declared: Int?, host: Int, demand: Vec3, ram: Double,
                   age: Double?) -> VMInfo {
-            let vs = declared.map { spec.vms[$0] }
-            let sla = vs?.sla.flatMap { slas[$0] }
-            var pin: Int?
-            if let p = vs?.placement?.host { pin = hostIndex[p] ?? -2 }
-            return VMInfo(name: name, observed: observed, declared: declared, host: host, demand: demand,
-                          cpuReservation: vs?.resources.cpu.reservation ?? 0,
-                          memReservation: vs?.resources.memory.reservation ?? 0, ram: ram,
-                          thresholds: sla.map { policy.thresholds.overridden(by: $0.thresholds) } ?? policy.thresholds,
-                          migration: sla?.migration ?? .any, pin: pin, labels: vs?.placement?.labels ?? [:],
-                          groups: groupsOfName[name] ?? [],
-                          recentlyMoved: age.map { $0 < minResidency } ?? false, residencyAge: age)
+            var info = VMInfo(name: name, observed: observed, declared: declared, host: host, demand: demand,
+                              cpuReservation: 0, memReservation: 0, ram: ram, thresholds: policy.thresholds,
+                              migration: .any, pin: nil, labels: [:], groups: [],
+                              recentlyMoved: age.map { $0 < minResidency } ?? false, residencyAge: age)
+            if let di = declared {
+                info.cpuReservation = spec.vms[di].resources.cpu.reservation
+                info.memReservation = spec.vms[di].resources.memory.reservation
+                if let slaName = spec.vms[di].sla, let sla = slas[slaName] {
+                    info.thresholds = policy.thresholds.overridden(by: sla.thresholds)
+                    info.migration = sla.migration
+                }
+                if let p = spec.vms[di].placement {
+                    if let h = p.host { info.pin = hostIndex[h] ?? -2 }
+                    info.labels = p.labels
+                }
+            }
+            return info
         }
 
-        for (oi, o) in observation.vms.enumerated() {
-            let di = specIndex[o.name]
-            let h = hostIndex[o.host] ?? -1
-            let p = profiler.profile(o, spec: di.map { spec.vms[$0] })
+        // Name order, whatever order the observation arrived in (Observation.init sorts; decoding may not).
+        var obsOrder = Array(observation.vms.indices)
+        var sorted = true
+        for i in obsOrder.dropFirst() where observation.vms[i - 1].name > observation.vms[i].name { sorted = false; break }
+        if !sorted {
+            obsOrder.sort { a, b in
+                let x = observation.vms[a], y = observation.vms[b]
+                return x.name != y.name ? x.name < y.name : x.host != y.host ? x.host < y.host : a < b
+            }
+        }
+        for oi in obsOrder {
+            let name = observation.vms[oi].name
+            let di = specIndex[name]
+            let h = hostIndex[observation.vms[oi].host] ?? -1
+            let demand: Vec3
+            if let di {
+                seenSpec[di] = true
+                demand = profiler.demand(observation.vms[oi], cpu: spec.vms[di].resources.cpu,
+                                         memory: spec.vms[di].resources.memory)
+            } else {
+                demand = profiler.demand(observation.vms[oi], cpu: nil, memory: nil)
+            }
             let idx = vms.count
-            vms.append(info(name: o.name, observed: oi, declared: di, host: h, demand: p.demand, ram: o.memoryMiB,
-                            age: o.lastMovedAt.map { observation.now - $0 }))
+            vms.append(info(name: name, observed: oi, declared: di, host: h, demand: demand,
+                            ram: observation.vms[oi].memoryMiB,
+                            age: observation.vms[oi].lastMovedAt.map { observation.now - $0 }))
             if h >= 0 { residents[h].append(idx) }
-            seen.insert(o.name)
         }
         // Declared but not observed, in name order.
-        let absent = spec.vms.indices.filter { !seen.contains(spec.vms[$0].name) && specIndex[spec.vms[$0].name] == $0 }
+        let absent = spec.vms.indices.filter { !seenSpec[$0] && specIndex[spec.vms[$0].name] == $0 }
             .sorted { spec.vms[$0].name < spec.vms[$1].name }
         for di in absent {
             let s = spec.vms[di]
             vms.append(info(name: s.name, observed: nil, declared: di, host: -1, demand: Profiler.initialDemand(s),
                             ram: s.memoryMiB, age: nil))
         }
-        for (i, v) in vms.enumerated() { for g in v.groups { groupMembers[g].append(i) } }
+        if !groupsOfName.isEmpty {
+            var vmOfSpec = [Int](repeating: -1, count: spec.vms.count)
+            for (i, v) in vms.enumerated() { if let d = v.declared { vmOfSpec[d] = i } }
+            for (name, gs) in groupsOfName {
+                guard let d = specIndex[name], vmOfSpec[d] >= 0 else { continue }
+                let i = vmOfSpec[d]
+                vms[i].groups = gs
+                for g in gs { groupMembers[g].append(i) }
+            }
+            for g in groupMembers.indices { groupMembers[g].sort() }
+        }
         for h in residents.indices { residents[h].sort { vms[$0].name < vms[$1].name } }
 
         self.hosts = hosts; self.vms = vms; self.hostIndex = hostIndex; self.residents = residents

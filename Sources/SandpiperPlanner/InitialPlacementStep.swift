@@ -25,7 +25,7 @@ extension PlanningContext {
             state.place(v, on: t, fleet: fleet)
             let d = fleet.vms[v].demand
             let define = builder.define(
-                vm: spec.name, host: t, hostName: hostName(t),
+                vm: spec.name, host: t,
                 parameters: ActionParameters(vcpus: spec.vcpus, memoryMiB: spec.memoryMiB, template: spec.template),
                 reason: "\(spec.name) is declared but not observed; assumed demand \(Fmt.amount(d.cpu, .cpu)), \(Fmt.mib(d.mem)); \(hostName(t)) is the lowest-Volume host that fits (\(before) -> \(describe(t)))")
             builder.add(.start, vm: spec.name, at: hostName(t), deps: [define],

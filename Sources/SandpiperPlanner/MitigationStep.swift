@@ -91,7 +91,7 @@ extension PlanningContext {
                     state.move(v, to: t, fleet: fleet)
                     budget -= 1
                     decisions.append(result.diagnostics)
-                    builder.migrate(vm: fleet.vms[v].name, from: h, to: t, hostNames: hostName, mode: mode(v),
+                    builder.migrate(vm: fleet.vms[v].name, from: h, to: t, mode: mode(v),
                                     reason: "\(hostName(h)) hot: \(detected); \(why); \(hostName(t)) is the lowest-Volume host where it fits (\(toBefore) -> \(describe(t))); \(hostName(h)) after: \(fromBefore) -> \(describe(h))")
                     moved = true
                     break

@@ -68,7 +68,8 @@ struct PlanningContext: Sendable {
         self.fleet = fleet; self.options = options
         search = PlacementSearch(fleet: fleet, scanLimit: options.scanLimit)
         state = ProposedLoad(fleet: fleet)
-        builder = ActionBuilder(maxConcurrentPerHost: fleet.policy.placement.maxConcurrentPerHost)
+        builder = ActionBuilder(maxConcurrentPerHost: fleet.policy.placement.maxConcurrentPerHost,
+                                hostNames: fleet.hosts.map(\.name))
         budget = max(0, fleet.policy.placement.maxMigrationsPerRun)
         var counts: [String: Int] = [:]
         for h in fleet.hosts where !h.eligible {

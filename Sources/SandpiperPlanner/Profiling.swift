@@ -54,7 +54,32 @@ struct Profiler: Sendable {
     }
 
     func profile(_ vm: VMObservation, spec: VMSpec?) -> VMProfile {
-        let cpuCtl = spec?.resources.cpu, memCtl = spec?.resources.memory
+        profile(vm, cpu: spec?.resources.cpu, memory: spec?.resources.memory)
+    }
+
+    func demand(_ vm: VMObservation, cpu: ResourceControl?, memory: ResourceControl?) -> Vec3 {
+        profile(vm, cpu: cpu, memory: memory).demand
+    }
+
+    /// Percentile of one field over the window, without heap allocation for usual window sizes.
+    func windowPercentile(_ w: ArraySlice<Sample>, _ field: (Sample) -> Double) -> Double {
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: w.count) { buf in
+            var n = 0
+            for s in w {  // insertion sort: windows are a handful of samples
+                let x = field(s)
+                var j = n
+                while j > 0, buf[j - 1] > x { buf[j] = buf[j - 1]; j -= 1 }
+                buf[j] = x
+                n += 1
+            }
+            if n == 1 { return buf[0] }
+            let rank = percentile / 100 * Double(n - 1)
+            let lo = Int(rank.rounded(.down)), hi = min(lo + 1, n - 1)
+            return buf[lo] + (buf[hi] - buf[lo]) * (rank - Double(lo))
+        }
+    }
+
+    func profile(_ vm: VMObservation, cpu cpuCtl: ResourceControl?, memory memCtl: ResourceControl?) -> VMProfile {
         let cpuCeil = Profiler.cpuCeiling(vcpus: vm.vcpus, control: cpuCtl)
         let memCeil = Profiler.memCeiling(maxMemoryMiB: max(vm.maxMemoryMiB, vm.memoryMiB), control: memCtl)
         let window = vm.samples.suffix(n)
@@ -67,9 +92,9 @@ struct Profiler: Sendable {
                                                               limit: memCeil)),
                              swappingIntervals: 0)
         }
-        let cpu = Profiler.percentile(window.map(\.cpu), percentile) * (1 + headroom)
-        let net = Profiler.percentile(window.map(\.netMbps), percentile) * (1 + headroom)
-        let used = Profiler.percentile(window.map(\.memMiB), percentile)
+        let cpu = windowPercentile(window) { $0.cpu } * (1 + headroom)
+        let net = windowPercentile(window) { $0.netMbps } * (1 + headroom)
+        let used = windowPercentile(window) { $0.memMiB }
         var swapping = 0
         for s in window where (s.swapKbps ?? 0) > 0 { swapping += 1 }
         let mem: Double

@@ -11,11 +11,19 @@ struct VolumeRank: Sendable {
     }
 }
 
-/// Should-rules: +1 per anti-affinity group with a member already on the host, +1 per affinity group whose
-/// members run elsewhere but not here.
+/// Should-rules: one penalty per anti-affinity group with a member already on the host, and per affinity group
+/// whose members run elsewhere but not here. Each penalty doubles the score (Volume after the move), so a
+/// penalized host wins only when the alternatives are much more loaded.
 struct SoftRules: Sendable {
     static let penaltyPerRule = 1.0
     let fleet: Fleet
+    static func score(volumeAfter: Double, penalty: Double) -> Double {
+        var s = volumeAfter
+        var p = penalty
+        while p > 0 { s *= 2; p -= 1 }
+        return s
+    }
+
     func penalty(_ v: Int, on h: Int, state: ProposedLoad) -> Double {
         var p = 0.0
         for g in fleet.vms[v].groups where fleet.groups[g].enforcement == .should {
@@ -85,7 +93,7 @@ struct PlacementSearch: Sendable {
                 let pen = soft.penalty(v, on: h, state: state)
                 let after = rank.volumeAfter(v, on: h, state: state)
                 candidates.append(.init(host: fleet.hosts[h].name, volumeBefore: state.volume[h], volumeAfter: after,
-                                        penalty: pen, score: after + pen))
+                                        penalty: pen, score: SoftRules.score(volumeAfter: after, penalty: pen)))
                 if pen == 0 { unpenalized += 1 }
             case .rejected(let rs, let res):
                 for r in rs { filtered[r.reason, default: 0] += 1 }

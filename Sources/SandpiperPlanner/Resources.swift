@@ -59,6 +59,14 @@ enum Fmt {
 
     static func mib(_ x: Double) -> String { d(x, 0) + " MiB" }
 
+    static func number(_ x: Double, _ r: ResourceKind) -> String {
+        switch r {
+        case .cpu: d(x)
+        case .net: d(x, 1)
+        case .mem: d(x, 0)
+        }
+    }
+
     static func amount(_ x: Double, _ r: ResourceKind) -> String {
         switch r {
         case .cpu: d(x) + " cores"

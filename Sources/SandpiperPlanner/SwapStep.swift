@@ -124,22 +124,22 @@ extension PlanningContext {
         budget -= total
         if let s {
             let sBefore = describe(s)
-            builder.migrate(vm: vb.name, from: t, to: s, hostNames: hostName, mode: mode(b), swapGroup: group,
+            builder.migrate(vm: vb.name, from: t, to: s, mode: mode(b), swapGroup: group,
                             reason: "\(why); step 1/3: neither host can hold both, so \(vb.name) waits on staging host \(hostName(s)) (\(sBefore), lowest-Volume host that fits it)")
-            builder.migrate(vm: va.name, from: h, to: t, hostNames: hostName, mode: mode(a), swapGroup: group,
+            builder.migrate(vm: va.name, from: h, to: t, mode: mode(a), swapGroup: group,
                             reason: "\(why); step 2/3: \(va.name) to \(hostName(t)); \(final)")
-            builder.migrate(vm: vb.name, from: s, to: h, hostNames: hostName, mode: mode(b), swapGroup: group,
+            builder.migrate(vm: vb.name, from: s, to: h, mode: mode(b), swapGroup: group,
                             reason: "\(why); step 3/3: \(vb.name) from staging to \(hostName(h)); \(final)")
             decisions.append(staging!.diagnostics)
         } else if tFirst {
-            builder.migrate(vm: va.name, from: h, to: t, hostNames: hostName, mode: mode(a), swapGroup: group,
+            builder.migrate(vm: va.name, from: h, to: t, mode: mode(a), swapGroup: group,
                             reason: "\(why); step 1/2: \(hostName(t)) can hold both for a moment; \(final)")
-            builder.migrate(vm: vb.name, from: t, to: h, hostNames: hostName, mode: mode(b), swapGroup: group,
+            builder.migrate(vm: vb.name, from: t, to: h, mode: mode(b), swapGroup: group,
                             reason: "\(why); step 2/2: \(vb.name) takes \(va.name)'s place; \(final)")
         } else {
-            builder.migrate(vm: vb.name, from: t, to: h, hostNames: hostName, mode: mode(b), swapGroup: group,
+            builder.migrate(vm: vb.name, from: t, to: h, mode: mode(b), swapGroup: group,
                             reason: "\(why); step 1/2: \(hostName(h)) can hold both for a moment; \(final)")
-            builder.migrate(vm: va.name, from: h, to: t, hostNames: hostName, mode: mode(a), swapGroup: group,
+            builder.migrate(vm: va.name, from: h, to: t, mode: mode(a), swapGroup: group,
                             reason: "\(why); step 2/2: \(va.name) takes \(vb.name)'s place; \(final)")
         }
         decisions.append(PlacementDiagnostics(
