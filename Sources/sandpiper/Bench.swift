@@ -1,6 +1,67 @@
 import ArgumentParser
+import Foundation
+import SandpiperPlanner
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks (planner speed and memory).")
-    func run() throws { throw ValidationError("bench: not implemented yet") }
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks: planner speed and memory on a generated fleet.",
+        discussion: "Speed and memory targets live here, never in timed tests. Build with -c release to measure.",
+        subcommands: [BenchPlanner.self])
+}
+
+struct BenchPlanner: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "planner",
+        abstract: "Time one plan of a generated fleet with ~5% hot hosts; report wall time and peak RSS.")
+
+    @Option(help: "Number of hosts.") var hosts: Int = 1000
+    @Option(help: "Number of VMs.") var vms: Int = 20000
+    @Option(help: "Seed of the fleet generator (same seed, same fleet).") var seed: UInt64 = 1
+    @Option(help: "Fraction of hosts made hot.") var hotFraction: Double = 0.05
+    @Flag(help: "Print one JSON object (formatVersion 1).") var json = false
+
+    func validate() throws {
+        guard hosts >= 1, vms >= 0 else { throw ValidationError("--hosts must be >= 1 and --vms >= 0") }
+        guard (0...1).contains(hotFraction) else { throw ValidationError("--hot-fraction must be within 0...1") }
+    }
+
+    struct Report: Encodable {
+        var formatVersion = 1
+        var hosts: Int
+        var vms: Int
+        var seed: UInt64
+        var seconds: Double
+        var generateSeconds: Double
+        var peakRSSBytes: Int
+        var actions: Int
+        var migrations: Int
+        var swaps: Int
+        var hotHosts: Int
+        var hotspotsResolved: Int
+        var unresolved: Int
+    }
+
+    func run() throws {
+        let r = PlannerBenchmark.run(hosts: hosts, vms: vms, seed: seed, hotFraction: hotFraction)
+        let report = Report(hosts: r.hosts, vms: r.vms, seed: r.seed, seconds: r.seconds,
+                            generateSeconds: r.generateSeconds, peakRSSBytes: peakRSSBytes(), actions: r.actions,
+                            migrations: r.migrations, swaps: r.swaps, hotHosts: r.hotHosts,
+                            hotspotsResolved: r.hotspotsResolved, unresolved: r.unresolved)
+        if json { print(try Output.json(report)); return }
+        print("planner: \(hosts) hosts, \(vms) VMs (seed \(seed))")
+        print(String(format: "  plan       %.3f s  (fleet generation %.3f s, not counted)", r.seconds, r.generateSeconds))
+        print(String(format: "  peak RSS   %.1f MiB", Double(report.peakRSSBytes) / 1_048_576))
+        print("  hot hosts  \(r.hotHosts), resolved \(r.hotspotsResolved), unresolved entries \(r.unresolved)")
+        print("  actions    \(r.actions) (\(r.migrations) migrations, \(r.swaps) swaps)")
+    }
+
+    /// VmHWM from /proc/self/status: the process's peak resident set.
+    func peakRSSBytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kib = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+            return kib * 1024
+        }
+        return 0
+    }
 }
