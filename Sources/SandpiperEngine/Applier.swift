@@ -33,6 +33,8 @@ public final class Applier {
     /// The observation clock (trace time for replayed clusters, Unix time for live ones): moved VMs get
     /// `lastMovedAt` on this clock so minimum residency compares like with like.
     public var observationNow: Double?
+    /// Pause after journaling each action as started (crash-safety tests kill the process there).
+    public var pauseAfterStart: Duration = .zero
 
     public init(cluster: LoadedCluster, connections: FleetConnections, state: StateDocument?) {
         self.cluster = cluster
@@ -91,6 +93,8 @@ public final class Applier {
             }
             try journal(JournalEntry(planID: planID, actionID: action.id, summary: summary, status: .started,
                                      at: clock()))
+            if pauseAfterStart > .zero { Thread.sleep(forTimeInterval: Double(pauseAfterStart.components.seconds)
+                + Double(pauseAfterStart.components.attoseconds) / 1e18) }
             var outcome: ApplyReport.Outcome
             do {
                 let detail = try execute(action)
