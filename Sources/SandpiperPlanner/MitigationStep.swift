@@ -9,6 +9,7 @@ extension PlanningContext {
     func immovable(_ v: Int) -> String? {
         let vm = fleet.vms[v]
         if vm.declared == nil { return "\(vm.name) is not declared" }
+        if touched[v] { return "\(vm.name) already moves in this plan" }
         if vm.migration == .never { return "\(vm.name): SLA \(slaName(v)) forbids migration" }
         if let pin = vm.pin, pin == state.hostOf[v] { return "\(vm.name) is pinned here" }
         if vm.recentlyMoved, let age = vm.residencyAge {
@@ -89,6 +90,7 @@ extension PlanningContext {
                     let why = "\(fleet.vms[v].name) has the highest VSR \(Fmt.d(vsr(v, on: h) * 1000, 4))e-3 (volume \(Fmt.d(vmVolume(v, relativeTo: h), 3)), \(Fmt.mib(fleet.vms[v].ram))) of \(movable.count) movable VM(s) that fit somewhere"
                     let fromBefore = describe(h), toBefore = describe(t)
                     state.move(v, to: t, fleet: fleet)
+                    touched[v] = true
                     budget -= 1
                     decisions.append(result.diagnostics)
                     builder.migrate(vm: fleet.vms[v].name, from: h, to: t, mode: mode(v),

@@ -21,9 +21,10 @@ public enum Planner {
     ///  2. detect hotspots: k of n, confirmed by AR(p)        (HotspotScan, HotspotDetector)
     ///  3. drift: absent, undeclared, not running, unknown     (DriftStep)
     ///  4. repair broken must-rules, evacuate maintenance      (RepairStep)
-    ///  5. place declared VMs that are absent                  (InitialPlacementStep)
-    ///  6. relieve hot hosts, highest Volume first             (MitigationStep: move highest VSR -> lowest Volume,
+    ///  5. relieve hot hosts, highest Volume first             (MitigationStep: move highest VSR -> lowest Volume,
     ///                                                          else swap, 2 or 3 moves)
+    ///  6. place declared VMs that are absent                  (InitialPlacementStep; after 5 so new VMs do not
+    ///                                                          take the room hot hosts need)
     ///  7. prune undeclared VMs when asked                     (DriftStep.prune)
     ///  8. allocations on the final placement                  (AllocationStep: entitlements, tune, resize)
     /// Every placement goes through one PlacementSearch: FeasibleHosts -> VolumeRank -> SoftRules -> Select,
@@ -37,8 +38,8 @@ public enum Planner {
 
         ctx.reportDrift()
         ctx.repairConstraints()
-        ctx.placeAbsentVMs()
         ctx.relieveHotspots(detection)
+        ctx.placeAbsentVMs()
         if options.prune { ctx.pruneUndeclared() }
         ctx.allocate(detection)
 
@@ -61,6 +62,8 @@ struct PlanningContext: Sendable {
     var drift: [DriftNote] = []
     var decisions: [PlacementDiagnostics] = []
     var entitlements: [Entitlement] = []
+    /// VMs this plan already moves or defines: never moved again in the same plan (no ping-pong, no swap partner).
+    var touched: [Bool]
     /// Rejections of hosts that never enter a scan (unknown, maintenance, undeclared), counted once.
     let staticCounts: [String: Int]
 
@@ -71,6 +74,7 @@ struct PlanningContext: Sendable {
         builder = ActionBuilder(maxConcurrentPerHost: fleet.policy.placement.maxConcurrentPerHost,
                                 hostNames: fleet.hosts.map(\.name))
         budget = max(0, fleet.policy.placement.maxMigrationsPerRun)
+        touched = [Bool](repeating: false, count: fleet.vms.count)
         var counts: [String: Int] = [:]
         for h in fleet.hosts where !h.eligible {
             switch h.status {

@@ -13,6 +13,7 @@ extension PlanningContext {
         var counts: [String: Int] = [:]
         var examples: [String] = []
         var pairs = 0
+        var targets = Set<Int>()
         mutating func reject(_ key: String, _ detail: String) {
             counts[key, default: 0] += 1
             if examples.count < 4 { examples.append(detail) }
@@ -33,6 +34,7 @@ extension PlanningContext {
                     .sorted { $0.1 != $1.1 ? $0.1 < $1.1 : fleet.vms[$0.0].name < fleet.vms[$1.0].name }
                 for (b, _) in partners.prefix(Self.swapPartnersPerHost) {
                     check.pairs += 1
+                    check.targets.insert(t)
                     let vb = fleet.vms[b]
                     let tag = "\(va.name)<->\(vb.name)@\(hostName(t))"
                     // a onto T, with b gone.
@@ -97,7 +99,7 @@ extension PlanningContext {
         }
         if check.pairs > 0, let (a, _) = failures.first {
             decisions.append(PlacementDiagnostics(
-                vm: fleet.vms[a].name, purpose: .swap, from: hostName(h), chosen: nil, hostsExamined: check.pairs,
+                vm: fleet.vms[a].name, purpose: .swap, from: hostName(h), chosen: nil, hostsExamined: check.targets.count,
                 hostsTotal: fleet.hosts.count,
                 filtered: check.counts.map { .init(reason: $0.key, count: $0.value) }.sorted { $0.reason < $1.reason },
                 examples: check.examples, candidates: []))
@@ -120,6 +122,7 @@ extension PlanningContext {
         // Apply to the proposed load first so reasons can show the final picture.
         state.move(a, to: t, fleet: fleet)
         state.move(b, to: h, fleet: fleet)
+        touched[a] = true; touched[b] = true
         let final = afterText()
         budget -= total
         if let s {
@@ -143,7 +146,7 @@ extension PlanningContext {
                             reason: "\(why); step 2/2: \(va.name) takes \(vb.name)'s place; \(final)")
         }
         decisions.append(PlacementDiagnostics(
-            vm: va.name, purpose: .swap, from: hostName(h), chosen: hostName(t), hostsExamined: check.pairs,
+            vm: va.name, purpose: .swap, from: hostName(h), chosen: hostName(t), hostsExamined: check.targets.count,
             hostsTotal: fleet.hosts.count,
             filtered: check.counts.map { .init(reason: $0.key, count: $0.value) }.sorted { $0.reason < $1.reason },
             examples: check.examples,
