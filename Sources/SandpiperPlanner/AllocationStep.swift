@@ -120,6 +120,16 @@ extension PlanningContext {
             }
             if balloon > ceiling + 0.5 { balloon = ceiling; balloonWhy = "above the limit \(Fmt.mib(ceiling))" }
             if balloon < mem.reservation - 0.5 { balloon = mem.reservation; balloonWhy = "below the reservation" }
+            if detection.vmHot[v]?.contains(.mem) == true, balloon <= o.memoryMiB + 0.5 {
+                unresolved.append(UnresolvedHotspot(host: at, vm: spec.name, resources: [.mem],
+                                                    reason: "\(spec.name) is under memory pressure but already at its ceiling \(Fmt.mib(ceiling)) (limit or maximum memory); raise it in the spec"))
+            }
+            if detection.vmHot[v]?.contains(.cpu) == true {
+                let cpuCeiling = Profiler.cpuCeiling(vcpus: o.vcpus, control: cpu)
+                let by = (cpu.limit ?? .infinity) < Double(o.vcpus) ? "its CPU limit" : "its \(o.vcpus) vCPUs"
+                unresolved.append(UnresolvedHotspot(host: at, vm: spec.name, resources: [.cpu],
+                                                    reason: "\(spec.name) runs at its allocation: demand at or above \(Fmt.pct(HotspotScan.vmCPUAtAllocation)) of \(Fmt.d(cpuCeiling)) cores (\(by)); profiling already provisions it fully; raise the limit or vCPUs in the spec"))
+            }
             if abs(balloon - o.memoryMiB) > 0.5 {
                 p.balloonMiB = balloon.rounded()
                 why.append("balloon \(Fmt.mib(o.memoryMiB)) -> \(Fmt.mib(balloon.rounded())): \(balloonWhy)")

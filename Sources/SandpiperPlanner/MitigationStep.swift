@@ -61,8 +61,13 @@ extension PlanningContext {
             let detected = hotText(h, detection)
             var attempts = 0
             while true {
-                let still = state.over(h, fleet: fleet, resources: resources)
-                if still.isEmpty { break }
+                var still = state.over(h, fleet: fleet, resources: resources)
+                if still.isEmpty {
+                    // Detection (on the samples) says hot, but the profiles already fit: act once anyway, so a
+                    // confirmed hotspot is never silently reported as fixed without a move.
+                    guard attempts == 0 else { break }
+                    still = resources
+                }
                 attempts += 1
                 if attempts > 64 * max(1, fleet.policy.placement.maxMigrationsPerRun) { break }  // safety net
                 guard budget > 0 else {

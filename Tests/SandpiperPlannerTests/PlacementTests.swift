@@ -92,6 +92,41 @@ final class PlacementTests: XCTestCase {
         XCTAssertTrue(w.plan().moves.isEmpty)
     }
 
+    func testNewVMsDoNotTakeTheRoomHotHostsNeedAndAreNeverSwapPartners() {
+        var w = World(hosts: 3)
+        w.addVM("a", on: "pm1", cpu: 4)
+        w.addVM("c", on: "pm1", cpu: 3)
+        w.addVM("b", on: "pm2", cpu: 2)
+        w.addVM("d", on: "pm2", cpu: 2.5)
+        w.addVM("e", on: "pm3", cpu: 3.2, placement: PlacementRule(host: "pm3"))
+        w.spec.vms.append(Fixture.vmSpec("new", vcpus: 1, memoryMiB: 1024))
+        let plan = w.plan()
+        XCTAssertEqual(plan.actions.map { "\($0.kind.rawValue):\($0.vm)" },
+                       ["migrate:d", "migrate:a", "migrate:d", "define:new", "start:new"])
+        let define = plan.actions[3]
+        XCTAssertEqual(define.to, "pm3")
+        XCTAssertTrue(define.dependsOn.contains(plan.actions[2].id), "waits for d to leave its staging host")
+        XCTAssertFalse(plan.decisions.flatMap(\.examples).contains { $0.contains("<->new") })
+    }
+
+    func testAffinityMustKeepsTheGroupTogether() {
+        var w = World(hosts: 3)
+        w.addVM("app", on: "pm1", cpu: 1)
+        w.addVM("db", on: "pm1", cpu: 1)
+        w.addVM("cache", on: "pm2", cpu: 1)
+        w.spec.groups = [GroupSpec(name: "stack", vms: ["app", "db", "cache"], rule: .affinity, enforcement: .must)]
+        let plan = w.plan()
+        XCTAssertEqual(plan.moves.map { "\($0.vm):\($0.to!)" }, ["cache:pm1"])
+        XCTAssertTrue(plan.moves[0].reason.contains("affinity group stack runs on pm1"), plan.moves[0].reason)
+        // Hot pm1 cannot shed a member of the group: it stays together, the hotspot is reported.
+        w.update("cache") { $0.host = "pm1"; $0.samples = Fixture.samples(cpu: [5, 5, 5, 5, 5]) }
+        let hot = w.plan()
+        XCTAssertTrue(hot.moves.isEmpty)
+        XCTAssertEqual(hot.unresolved.map(\.host), ["pm1"])
+        XCTAssertTrue(hot.decisions.first?.filtered.contains(.init(reason: "affinity", count: 2)) ?? false,
+                      "\(hot.decisions)")
+    }
+
     func testPinnedVMIsNotMovedOffItsPin() {
         var w = hotWorld()
         w.updateSpec("a") { $0.placement = PlacementRule(host: "pm1") }
