@@ -76,7 +76,7 @@ extension PlanningContext {
 
         for v in fleet.vms.indices {
             guard let spec = fleet.spec(of: v), let o = fleet.observed(v) else { continue }
-            let at = state.hostOf[v] >= 0 ? hostName(state.hostOf[v]) : o.host
+            let at = o.host  // allocations run before migrations (ActionBuilder phases)
             var p = ActionParameters()
             var why: [String] = []
             let t = o.tunables

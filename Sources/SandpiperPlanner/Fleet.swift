@@ -11,6 +11,8 @@ struct HostInfo: Sendable {
     var capacity: Vec3
     /// Up, declared and not in maintenance: may receive VMs.
     var eligible: Bool
+    /// In the spec. Hosts only observed are reported, never managed.
+    var declared: Bool
 }
 
 struct VMInfo: Sendable {
@@ -31,6 +33,7 @@ struct VMInfo: Sendable {
     var migration: MigrationMode
     /// Pinned host index (-2 when pinned to a host that does not exist), nil when not pinned.
     var pin: Int?
+    var pinName: String?
     var labels: [String: String]
     var groups: [Int]
     /// Arrived less than minResidency ago.
@@ -80,7 +83,7 @@ struct Fleet: Sendable {
                            mem: o?.memoryMiB ?? s?.capacity.memoryMiB ?? 0)
             hostIndex[name] = hosts.count
             hosts.append(HostInfo(name: name, status: status, unknownReason: reason, labels: s?.labels ?? [:],
-                                  capacity: cap, eligible: status == .up && s != nil))
+                                  capacity: cap, eligible: status == .up && s != nil, declared: s != nil))
         }
 
         // Groups, with member names resolved after the VMs are indexed.
@@ -107,7 +110,7 @@ struct Fleet: Sendable {
                   age: Double?) -> VMInfo {
             var info = VMInfo(name: name, observed: observed, declared: declared, host: host, demand: demand,
                               cpuReservation: 0, memReservation: 0, ram: ram, thresholds: policy.thresholds,
-                              migration: .any, pin: nil, labels: [:], groups: [],
+                              migration: .any, pin: nil, pinName: nil, labels: [:], groups: [],
                               recentlyMoved: age.map { $0 < minResidency } ?? false, residencyAge: age)
             if let di = declared {
                 info.cpuReservation = spec.vms[di].resources.cpu.reservation
@@ -117,7 +120,7 @@ struct Fleet: Sendable {
                     info.migration = sla.migration
                 }
                 if let p = spec.vms[di].placement {
-                    if let h = p.host { info.pin = hostIndex[h] ?? -2 }
+                    if let h = p.host { info.pin = hostIndex[h] ?? -2; info.pinName = h }
                     info.labels = p.labels
                 }
             }

@@ -52,7 +52,7 @@ extension PlanningContext {
     }
 
     mutating func relieveHotspots(_ detection: DetectionResult) {
-        let hot = fleet.hosts.indices.filter { !detection.hostHot[$0].isEmpty }
+        let hot = fleet.hosts.indices.filter { !detection.hostHot[$0].isEmpty && fleet.hosts[$0].declared }
             .sorted { state.volume[$0] != state.volume[$1] ? state.volume[$0] > state.volume[$1] : $0 < $1 }
         let hotSet = Set(hot)
         let minGain = fleet.policy.placement.minGain

@@ -84,7 +84,7 @@ struct PlacementSearch: Sendable {
         var candidates: [PlacementDiagnostics.Candidate] = []
         var resolvable: [Int] = []
         var examined = 0, unpenalized = 0
-        var scanCut = false
+        var scanCut = 0
 
         func consider(_ h: Int) {
             examined += 1
@@ -107,21 +107,27 @@ struct PlacementSearch: Sendable {
             let others = fleet.hosts.count - 1
             if others > 0 { filtered["pinned", default: 0] += others }
         } else {
-            for key in state.order.keys {
-                let h = key.host
+            let keys = state.order.keys
+            var i = 0
+            while i < keys.count {
+                let h = keys[i].host
+                i += 1
                 if h == current || excluding.contains(h) { continue }
                 if unpenalized >= enough { break }
-                if examined >= scanLimit { scanCut = true; break }
+                if examined >= scanLimit {
+                    scanCut = 1 + keys[i...].filter { $0.host != current && !excluding.contains($0.host) }.count
+                    break
+                }
                 consider(h)
             }
         }
-        if scanCut { filtered["scan limit", default: 0] += 0 }
+        if scanCut > 0 { filtered["scan limit (not examined)", default: 0] += scanCut }
         let ranked = Select.best(candidates)
         let chosen = ranked.first.flatMap { fleet.hostIndex[$0.host] }
         let diag = PlacementDiagnostics(
             vm: fleet.vms[v].name, purpose: purpose, from: current >= 0 ? fleet.hosts[current].name : nil,
             chosen: ranked.first?.host, hostsExamined: examined, hostsTotal: fleet.hosts.count,
-            filtered: filtered.filter { $0.value > 0 || $0.key == "scan limit" }
+            filtered: filtered.filter { $0.value > 0 }
                 .map { PlacementDiagnostics.Count(reason: $0.key, count: $0.value) }
                 .sorted { $0.reason < $1.reason },
             examples: examples, candidates: Array(ranked.prefix(enough)))

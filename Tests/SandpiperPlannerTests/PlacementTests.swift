@@ -127,6 +127,36 @@ final class PlacementTests: XCTestCase {
                       "\(hot.decisions)")
     }
 
+    func testScanLimitIsReported() {
+        var w = World()
+        w.addHost("pm1", labels: ["rack": "b"])
+        for i in 2...5 { w.addHost("pm\(i)", labels: ["rack": "a"]) }
+        w.addHost("pm6", labels: ["rack": "b"])
+        w.addVM("a", on: "pm1", cpu: 4, placement: PlacementRule(labels: ["rack": "b"]))
+        w.addVM("c", on: "pm1", cpu: 3, placement: PlacementRule(labels: ["rack": "b"]))
+        w.addVM("x", on: "pm6", cpu: 1)
+        XCTAssertEqual(w.plan().moves.map { "\($0.vm):\($0.to!)" }, ["a:pm6"])
+        let plan = w.plan(PlanOptions(scanLimit: 2))
+        XCTAssertTrue(plan.moves.isEmpty)
+        let d = try! XCTUnwrap(plan.decisions.first)
+        XCTAssertEqual(d.hostsExamined, 2)
+        XCTAssertTrue(d.filtered.contains(.init(reason: "scan limit (not examined)", count: 3)), "\(d.filtered)")
+    }
+
+    func testLooseSLALetsAHostRunHotter() {
+        var w = World(hosts: 2)
+        w.spec.slas = [SLA(name: "bronze", thresholds: Thresholds(cpu: 0.90))]
+        w.addVM("a", on: "pm1", cpu: 4, sla: "bronze")
+        w.addVM("c", on: "pm1", cpu: 2.5, sla: "bronze")
+        var plan = w.plan()
+        XCTAssertTrue(plan.hotspots.isEmpty, "81% is under bronze's 90%")
+        XCTAssertEqual(plan.host("pm1")?.thresholds.cpu, 0.90)
+        // One VM without an SLA brings the policy's 75% back.
+        w.updateSpec("c") { $0.sla = nil }
+        plan = w.plan()
+        XCTAssertEqual(plan.hotspots.map(\.host), ["pm1"])
+    }
+
     func testPinnedVMIsNotMovedOffItsPin() {
         var w = hotWorld()
         w.updateSpec("a") { $0.placement = PlacementRule(host: "pm1") }
