@@ -88,7 +88,7 @@ extension PlanningContext {
                 why.append("cpu shares \(cur) -> \(shares) (\(cpu.shares.name) x \(spec.vcpus) vCPU)")
             }
             let curQuota = (t.cpuQuotaMicros ?? -1) > 0 ? t.cpuQuotaMicros : nil
-            if let limit = cpu.limit {
+            if let limit = cpu.limit, limit.isFinite, limit > 0 {
                 let quota = Int((limit * Double(Entitlements.cpuPeriodMicros)).rounded())
                 if curQuota != quota || (t.cpuPeriodMicros ?? Entitlements.cpuPeriodMicros) != Entitlements.cpuPeriodMicros {
                     p.cpuPeriodMicros = Entitlements.cpuPeriodMicros; p.cpuQuotaMicros = quota

@@ -69,7 +69,8 @@ extension PlanningContext {
                     still = resources
                 }
                 attempts += 1
-                if attempts > 64 * max(1, fleet.policy.placement.maxMigrationsPerRun) { break }  // safety net
+                // Every pass moves at least one VM that may not move again, so this is only a safety net.
+                if attempts > 2 * fleet.residents[h].count + 8 { break }
                 guard budget > 0 else {
                     unresolved.append(UnresolvedHotspot(host: hostName(h), resources: still,
                                                         reason: "\(detected); maxMigrationsPerRun (\(fleet.policy.placement.maxMigrationsPerRun)) reached"))
