@@ -111,6 +111,20 @@ final class PropertyTests: XCTestCase {
         XCTAssertTrue(sawMoves)
     }
 
+    /// Heavily loaded fleets: single moves run out, swaps (and their staging) carry the load.
+    func testOverloadedFleetsExerciseSwaps() throws {
+        var swaps = 0
+        for seed in UInt64(2)...4 {
+            var (spec, obs, policy) = FleetGenerator.generate(hosts: 40, vms: 1000, hotFraction: 0.6, seed: seed)
+            policy.placement.maxMigrationsPerRun = 1000
+            try check(spec, obs, policy, label: "overloaded \(seed)")
+            let plan = Planner.plan(spec: spec, observation: obs, policy: policy)
+            swaps += Set(plan.actions.compactMap(\.swapGroup)).count
+            for a in plan.actions where a.swapGroup != nil { XCTAssertEqual(a.kind, .migrate) }
+        }
+        XCTAssertGreaterThan(swaps, 0)
+    }
+
     func testTightBudgetsAndSwapsOff() throws {
         for c in Self.cases.prefix(5) {
             var (spec, obs, policy) = FleetGenerator.generate(hosts: c.hosts, vms: c.vms, hotFraction: 0.3, seed: c.seed + 100)
