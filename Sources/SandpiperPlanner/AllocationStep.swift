@@ -146,6 +146,8 @@ extension PlanningContext {
                 rwhy.append("memory \(Fmt.mib(o.maxMemoryMiB)) -> \(Fmt.mib(spec.memoryMiB))")
             }
             if !rwhy.isEmpty {
+                drift.append(DriftNote(kind: .allocation, vm: spec.name, host: o.host,
+                                       message: "\(spec.name): " + rwhy.joined(separator: ", ") + " (spec differs from the running allocation)"))
                 builder.add(.resize, vm: spec.name, at: at, parameters: r,
                             reason: "spec differs from the running allocation: " + rwhy.joined(separator: ", "))
             }

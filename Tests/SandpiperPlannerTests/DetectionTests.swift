@@ -182,5 +182,7 @@ final class EntitlementTests: XCTestCase {
         let plan = w.plan()
         XCTAssertEqual(plan.actions.map(\.kind), [.resize])
         XCTAssertEqual(plan.actions[0].parameters.vcpus, 4)
+        XCTAssertNil(plan.actions[0].parameters.memoryMiB)
+        XCTAssertEqual(plan.drift.map(\.kind), [.allocation])
     }
 }
