@@ -34,7 +34,7 @@ public enum Planner {
         let fleet = Fleet(spec: spec, observation: observation, policy: policy)
         var ctx = PlanningContext(fleet: fleet, options: options)
         let detection = HotspotScan.run(fleet: fleet, state: ctx.state)
-        let before = ctx.hostUtilization(hot: detection.hostHot)
+        let before = ctx.hostUtilization(detected: detection.hostHot)
 
         ctx.reportDrift()
         ctx.repairConstraints()
@@ -43,7 +43,7 @@ public enum Planner {
         if options.prune { ctx.pruneUndeclared() }
         ctx.allocate(detection)
 
-        let after = ctx.hostUtilization(hot: nil)
+        let after = ctx.hostUtilization(detected: detection.hostHot, before: before)
         return Plan(actions: ctx.builder.build(), hostsBefore: before, hostsAfter: after,
                     hotspots: detection.hotspots, unresolved: ctx.unresolved, drift: ctx.drift,
                     decisions: ctx.decisions, entitlements: ctx.entitlements)
@@ -88,16 +88,29 @@ struct PlanningContext: Sendable {
 
     func hostName(_ h: Int) -> String { fleet.hosts[h].name }
 
-    /// hostsBefore (`hot` = detected) / hostsAfter (`hot` = projected utilization above threshold).
-    func hostUtilization(hot: [[ResourceKind]]?) -> [HostUtilization] {
+    /// hostsBefore: `hot` = the resources detection confirmed.
+    /// hostsAfter (`before` given): `hot` = confirmed resources whose projection is still above the threshold,
+    /// plus any resource the plan pushed above its threshold (never expected: every target is fit-checked).
+    /// A host whose profile sits above a threshold that detection did not confirm (a spike inflating the
+    /// percentile) is not called hot in either column.
+    func hostUtilization(detected: [[ResourceKind]], before: [HostUtilization]? = nil) -> [HostUtilization] {
         fleet.hosts.indices.map { h in
             let u = state.utilization(h, fleet: fleet)
             let known = fleet.hosts[h].status != .unknown
+            var hot: [ResourceKind] = []
+            if known {
+                if let b = before?[h] {
+                    hot = state.over(h, fleet: fleet).filter { r in
+                        detected[h].contains(r) || u[r] > b.utilization(r) + 1e-9
+                    }
+                } else {
+                    hot = detected[h]
+                }
+            }
             return HostUtilization(
                 name: fleet.hosts[h].name, status: fleet.hosts[h].status,
                 cpu: known ? u.cpu : 0, net: known ? u.net : 0, mem: known ? u.mem : 0,
-                volume: known ? state.volume[h] : 1,
-                hot: known ? (hot?[h] ?? state.over(h, fleet: fleet)) : [],
+                volume: known ? state.volume[h] : 1, hot: hot,
                 thresholds: state.thresholds[h], vmCount: state.members[h].count)
         }
     }

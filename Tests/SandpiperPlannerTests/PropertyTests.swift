@@ -44,6 +44,10 @@ final class PropertyTests: XCTestCase {
                                          "\(label): \(h.name) \(r) claimed fixed")
             }
         }
+        // A host still hot after the plan is listed as unresolved.
+        for h in plan.hostsAfter where !h.hot.isEmpty {
+            XCTAssertTrue(unresolvedHosts.contains(h.name), "\(label): \(h.name) still hot \(h.hot) but not unresolved")
+        }
         // No new hotspot: a host that was under its thresholds and received a VM stays under them.
         let receivers = Set(plan.actions.compactMap { $0.kind == .migrate || $0.kind == .define ? $0.to : nil })
         for name in receivers {
