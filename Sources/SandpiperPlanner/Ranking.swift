@@ -58,8 +58,9 @@ struct SearchResult: Sendable {
 }
 
 /// One placement decision: walk eligible hosts from the lowest Volume up, filter, rank, penalize, select.
-/// The walk stops once `enough` unpenalized feasible hosts were seen (the lowest-Volume ones: the rest cannot
-/// score better on Volume alone) or after `scanLimit` hosts (Nomad's limit iterator; reported in diagnostics).
+/// The walk stops once `enough` unpenalized feasible hosts were seen (the walk is in current-Volume order, so a
+/// later host rarely scores better) or after `scanLimit` hosts (Nomad's limit iterator; reported in diagnostics).
+/// A pinned VM looks at its pin only.
 struct PlacementSearch: Sendable {
     let fleet: Fleet
     let feasible: FeasibleHosts
@@ -75,11 +76,11 @@ struct PlacementSearch: Sendable {
         soft = SoftRules(fleet: fleet); self.scanLimit = max(1, scanLimit)
     }
 
-    /// `fits`: an extra predicate a candidate must pass (e.g. a swap partner's room), nil for none.
+    /// `staticCounts`: rejections of hosts that never enter the walk (unknown, maintenance, undeclared).
     func run(_ v: Int, purpose: PlacementDiagnostics.Purpose, state: ProposedLoad, excluding: [Int] = [],
              staticCounts: [String: Int]) -> SearchResult {
         let current = state.hostOf[v]
-        var filtered = staticCounts
+        var filtered = fleet.vms[v].pin == nil ? staticCounts : [:]
         var examples: [String] = []
         var candidates: [PlacementDiagnostics.Candidate] = []
         var resolvable: [Int] = []
@@ -104,8 +105,8 @@ struct PlacementSearch: Sendable {
 
         if let pin = fleet.vms[v].pin {
             if pin >= 0, pin != current, !excluding.contains(pin) { consider(pin) }
-            let others = fleet.hosts.count - 1
-            if others > 0 { filtered["pinned", default: 0] += others }
+            let others = fleet.hosts.count - (pin >= 0 ? 1 : 0)
+            if others > 0 { filtered["pinned elsewhere", default: 0] += others }
         } else {
             let keys = state.order.keys
             var i = 0
