@@ -74,6 +74,8 @@ final class DetectionTests: XCTestCase {
         w.addVM("busy", on: "pm1", cpu: 2, vcpus: 2)
         let plan = w.plan()
         XCTAssertEqual(plan.hotspots.map { "\($0.vm ?? "-"):\($0.resource.rawValue)" }, ["busy:cpu"])
+        let u = try! XCTUnwrap(plan.unresolved.first { $0.vm == "busy" })
+        XCTAssertTrue(u.reason.contains("its 2 vCPUs"), u.reason)
     }
 }
 
@@ -160,7 +162,7 @@ final class EntitlementTests: XCTestCase {
 
     func testTunesOnlyWhatDiffers() {
         var w = World(hosts: 1)
-        w.addVM("a", on: "pm1", cpu: 1)
+        w.addVM("a", on: "pm1", cpu: 1, vcpus: 4)
         XCTAssertTrue(w.plan().actions.isEmpty, "observed tunables match the spec")
         w.updateSpec("a") { $0.resources.cpu = ResourceControl(reservation: 0, limit: 1.5, shares: .high) }
         let tune = try! XCTUnwrap(w.plan().actions.first)
@@ -180,5 +182,7 @@ final class EntitlementTests: XCTestCase {
         let plan = w.plan()
         XCTAssertEqual(plan.actions.map(\.kind), [.resize])
         XCTAssertEqual(plan.actions[0].parameters.vcpus, 4)
+        XCTAssertNil(plan.actions[0].parameters.memoryMiB)
+        XCTAssertEqual(plan.drift.map(\.kind), [.allocation])
     }
 }
