@@ -213,13 +213,7 @@ public final class Applier {
                                period: p.cpuQuotaMicros != nil ? UInt64(p.cpuPeriodMicros ?? 100_000) : nil,
                                quota: p.cpuQuotaMicros.map { Int64($0) })
             if let e = unsupported({ () throws(LibvirtError) in try c.setCPUTune(action.vm, tune) }) {
-                // The test driver knows only `weight`: use it for shares, report the rest as unsupported.
-                if let shares = p.cpuShares, isTestDriver(action.from!) {
-                    try c.setCPUTune(action.vm, CPUTune(weight: UInt32(clamping: shares)))
-                    if p.cpuQuotaMicros != nil { notes.append("cpu quota not supported by the test driver") }
-                } else {
-                    notes.append("cpu tuning not supported by \(action.from!): \(e.message)")
-                }
+                notes.append("cpu tuning not supported by \(action.from!): \(e.message)")
             }
         }
         if let balloon = p.balloonMiB { try c.setMemory(action.vm, mib: UInt64(balloon.rounded()), scope: .live) }

@@ -88,7 +88,12 @@ extension PlanningContext {
                 why.append("cpu shares \(cur) -> \(shares) (\(cpu.shares.name) x \(spec.vcpus) vCPU)")
             }
             let curQuota = (t.cpuQuotaMicros ?? -1) > 0 ? t.cpuQuotaMicros : nil
-            if let limit = cpu.limit, limit.isFinite, limit > 0 {
+            // CFS bandwidth is enforceable only where the driver exposes it (a period is reported): elsewhere
+            // (libvirt's test driver, QEMU without cgroups) a quota action could never converge.
+            let quotaExposed = t.cpuPeriodMicros != nil || t.cpuQuotaMicros != nil
+            if !quotaExposed {
+                // Left alone, like shares the driver does not report.
+            } else if let limit = cpu.limit, limit.isFinite, limit > 0 {
                 let quota = Int((limit * Double(Entitlements.cpuPeriodMicros)).rounded())
                 if curQuota != quota || (t.cpuPeriodMicros ?? Entitlements.cpuPeriodMicros) != Entitlements.cpuPeriodMicros {
                     p.cpuPeriodMicros = Entitlements.cpuPeriodMicros; p.cpuQuotaMicros = quota

@@ -7,7 +7,7 @@ final class CrashSafetyTests: XCTestCase {
     func testKillDashNineDuringApplyLeavesAValidStateAndTheNextRunConverges() throws {
         let root = try CLI.sandbox(self)
         // Kill at several points: before the first action, between actions, late in the run.
-        for killAfterMs in [150, 450, 1_100, 1_800] {
+        for killAfterMs in [200, 700, 1_300] {
             let state = root.appendingPathComponent("Clusters/demo/state.json")
             try? FileManager.default.removeItem(at: state)
             try? FileManager.default.removeItem(at: root.appendingPathComponent("Clusters/demo/.sandpiper.lock"))
@@ -18,7 +18,7 @@ final class CrashSafetyTests: XCTestCase {
             process.currentDirectoryURL = root
             var env = ProcessInfo.processInfo.environment
             env["CI"] = "true"
-            env["SANDPIPER_APPLY_PAUSE_MS"] = "300"
+            env["SANDPIPER_APPLY_PAUSE_MS"] = "400"
             process.environment = env
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice

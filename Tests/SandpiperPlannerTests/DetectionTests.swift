@@ -165,6 +165,12 @@ final class EntitlementTests: XCTestCase {
         w.addVM("a", on: "pm1", cpu: 1, vcpus: 4)
         XCTAssertTrue(w.plan().actions.isEmpty, "observed tunables match the spec")
         w.updateSpec("a") { $0.resources.cpu = ResourceControl(reservation: 0, limit: 1.5, shares: .high) }
+        // A driver without CFS bandwidth (no period/quota reported) gets shares only: quota could never converge.
+        let sharesOnly = try! XCTUnwrap(w.plan().actions.first)
+        XCTAssertEqual(sharesOnly.parameters.cpuShares, 8000)
+        XCTAssertNil(sharesOnly.parameters.cpuQuotaMicros)
+        // QEMU with cgroups reports the period and an unlimited quota.
+        w.update("a") { $0.tunables.cpuPeriodMicros = 100_000; $0.tunables.cpuQuotaMicros = -1 }
         let tune = try! XCTUnwrap(w.plan().actions.first)
         XCTAssertEqual(tune.kind, .tune)
         XCTAssertEqual(tune.parameters.cpuShares, 8000)
