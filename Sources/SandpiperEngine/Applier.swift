@@ -33,6 +33,9 @@ public final class Applier {
     /// The observation clock (trace time for replayed clusters, Unix time for live ones): moved VMs get
     /// `lastMovedAt` on this clock so minimum residency compares like with like.
     public var observationNow: Double?
+    /// False keeps the state in memory only (`sandpiper simulate`): the journal and inventory are updated as
+    /// usual but state.json is never written.
+    public var persistState = true
 
     public init(cluster: LoadedCluster, connections: FleetConnections, state: StateDocument?) {
         self.cluster = cluster
@@ -122,6 +125,13 @@ public final class Applier {
     }
 
     private func save() throws(EngineError) {
+        guard persistState else {
+            state.serial += 1
+            if state.journal.count > StateDocument.journalLimit {
+                state.journal.removeFirst(state.journal.count - StateDocument.journalLimit)
+            }
+            return
+        }
         do { state = try stateFile.write(state) } catch { throw .state(error) }
     }
 
