@@ -15,7 +15,7 @@ public struct SimulationRenderer: Sendable {
         var out: [String] = []
         let span = (r.timeline.last?.time ?? 0) - (r.timeline.first?.time ?? 0) + r.intervalSeconds
         let bw = r.bandwidthMbps.map { "\(Self.n($0)) Mbit/s" } ?? "each host's network capacity"
-        out.append(bold("Simulating \(r.cluster)") + ": \(r.hosts.count) hosts, \(r.intervals) intervals of "
+        out.append(bold("Simulating \(r.cluster)") + ": \(r.hosts.count) host\(r.hosts.count == 1 ? "" : "s"), \(r.intervals) intervals of "
             + "\(Self.n(r.intervalSeconds)) s (\(Self.n(span)) s), policy \(r.policy) (\(r.profiling)); migrations at \(bw), "
             + "+\(Self.n(r.migrationCPUCores)) core on each end while they run.")
         out.append("")
@@ -45,7 +45,7 @@ public struct SimulationRenderer: Sendable {
                 let status = a.status == "done" ? "" : " " + red(a.status.uppercased()) + (a.detail.map { ": \($0)" } ?? "")
                 let what = a.kind == "migrate"
                     ? "> \(a.vm) \(a.from ?? "?") -> \(a.to ?? "?") (\(a.mode ?? "live")\(a.swapGroup != nil ? ", swap" : ""))"
-                    : "~ \(a.summary)"
+                    : "~ \(Simulator.describe(a))"
                 out.append(at + "  " + what + timing + status)
             case .resolved(let h):
                 let what = h.vm.map { "\($0) memory pressure" } ?? "\(h.host) \(h.resource)"

@@ -239,7 +239,8 @@ public final class Simulator {
                         let index = actions.count
                         actions.append(SimulationReport.Action(
                             plannedAt: t, startedAt: clock, finishedAt: end, plan: planID, kind: action.kind,
-                            vm: action.vm, from: action.from, to: action.to, mode: action.mode,
+                            vm: action.vm, from: action.from, to: action.to,
+                            mode: outcome.detail?.hasPrefix("moved cold") == true ? "cold" : action.mode,
                             swapGroup: action.swapGroup.map { "\(planID)/\($0)" }, status: outcome.status.rawValue,
                             detail: outcome.detail, summary: outcome.summary, reason: action.reason))
                         clock = end
@@ -343,11 +344,15 @@ public final class Simulator {
             hotspots: hotspots, actions: actions, timeline: timeline)
     }
 
-    /// "vm1 pm1 -> pm3 (swap)" / "balloon vm1".
+    /// "vm1 pm1 -> pm3 (swap)" / "db balloon 1392MiB".
     static func describe(_ a: SimulationReport.Action) -> String {
         switch a.kind {
         case "migrate": return "\(a.vm) \(a.from ?? "?") -> \(a.to ?? "?")" + (a.swapGroup != nil ? " (swap)" : "")
-        default: return a.summary
+        default:
+            if let r = a.summary.range(of: "balloon ") {
+                return "\(a.vm) " + String(a.summary[r.lowerBound...].prefix { $0 != "," && $0 != ";" })
+            }
+            return a.summary
         }
     }
 
