@@ -6,11 +6,11 @@ import Foundation
 /// no external fonts or styles, so any browser shows it.
 public enum SimulationSVG {
     static let panelHeight = 90.0
-    static let panelGap = 26.0
-    static let left = 70.0
-    static let right = 170.0
+    static let panelGap = 30.0
+    static let left = 44.0
+    static let right = 110.0
     static let top = 64.0
-    static let plotWidth = 820.0
+    static let plotWidth = 900.0
 
     public static func render(_ r: SimulationReport) -> String {
         let n = r.timeline.count
@@ -43,32 +43,50 @@ public enum SimulationSVG {
             + "<text x=\"\(num(left + 98))\" y=\"\(num(ly + 4))\">memory</text>")
         s.append("<line x1=\"\(num(left + 160))\" y1=\"\(num(ly))\" x2=\"\(num(left + 184))\" y2=\"\(num(ly))\" stroke=\"#d62728\" stroke-width=\"1\" stroke-dasharray=\"2,2\"/>"
             + "<text x=\"\(num(left + 188))\" y=\"\(num(ly + 4))\">CPU threshold</text>")
-        s.append("<rect x=\"\(num(left + 280))\" y=\"\(num(ly - 6))\" width=\"20\" height=\"10\" fill=\"#d62728\" fill-opacity=\"0.15\"/>"
-            + "<text x=\"\(num(left + 304))\" y=\"\(num(ly + 4))\">hotspot (detected until resolved)</text>")
-        s.append("<text x=\"\(num(left + 500))\" y=\"\(num(ly + 4))\" fill=\"#9467bd\">▼ VM leaves  ▲ VM arrives (migration)</text>")
+        s.append("<line x1=\"\(num(left + 270))\" y1=\"\(num(ly))\" x2=\"\(num(left + 294))\" y2=\"\(num(ly))\" stroke=\"#2ca02c\" stroke-dasharray=\"1,3\"/>"
+            + "<text x=\"\(num(left + 298))\" y=\"\(num(ly + 4))\">mem threshold</text>")
+        s.append("<rect x=\"\(num(left + 390))\" y=\"\(num(ly - 6))\" width=\"10\" height=\"10\" fill=\"#d62728\" fill-opacity=\"0.06\"/>"
+            + "<rect x=\"\(num(left + 400))\" y=\"\(num(ly - 6))\" width=\"10\" height=\"10\" fill=\"#d62728\" fill-opacity=\"0.15\"/>"
+            + "<text x=\"\(num(left + 414))\" y=\"\(num(ly + 4))\">hotspot: over threshold, detected until resolved</text>")
+        s.append("<text x=\"\(num(left + 706))\" y=\"\(num(ly + 4))\" fill=\"#9467bd\">▼ VM leaves  ▲ arrives</text>")
         s.append("</g>")
 
         for (i, host) in r.hosts.enumerated() {
             let py = top + Double(i) * (panelHeight + panelGap) + 10
             func y(_ u: Double) -> Double { py + panelHeight - min(max(u, 0), 1.2) / 1.2 * panelHeight }
             s.append("<g id=\"host-\(esc(host))\">")
-            s.append("<text x=\"\(num(left - 8))\" y=\"\(num(py + panelHeight / 2 + 4))\" text-anchor=\"end\" font-weight=\"bold\">\(esc(host))</text>")
+            s.append("<text x=\"\(num(left))\" y=\"\(num(py - 4))\" font-weight=\"bold\">\(esc(host))</text>")
             s.append("<rect x=\"\(num(left))\" y=\"\(num(py))\" width=\"\(num(plotWidth))\" height=\"\(num(panelHeight))\" fill=\"#fafafa\" stroke=\"#cccccc\"/>")
-            // Shaded hotspot periods.
+            // Shaded hotspot periods: light from the first interval over the threshold to detection, darker
+            // from detection until resolved.
+            for h in r.hotspots where h.host == host && h.vm == nil && h.overSince < h.detectedAt {
+                s.append("<rect class=\"run-up\" x=\"\(num(x(h.overSince)))\" y=\"\(num(py))\" width=\"\(num(x(h.detectedAt) - x(h.overSince)))\" "
+                    + "height=\"\(num(panelHeight))\" fill=\"#d62728\" fill-opacity=\"0.06\"><title>\(esc(host)) \(esc(h.resource)) over its threshold since \(num(h.overSince)) s (not yet k of n)</title></rect>")
+            }
             for h in r.hotspots where h.host == host && h.vm == nil {
                 let end = h.resolvedAt ?? (t1 + r.intervalSeconds)
                 s.append("<rect class=\"hotspot\" x=\"\(num(x(h.detectedAt)))\" y=\"\(num(py))\" width=\"\(num(max(2, x(min(end, t1)) - x(h.detectedAt))))\" "
                     + "height=\"\(num(panelHeight))\" fill=\"#d62728\" fill-opacity=\"0.15\"><title>\(esc(host)) \(esc(h.resource)) hotspot: detected at \(num(h.detectedAt)) s, "
                     + (h.resolvedAt.map { "resolved at \(num($0)) s by \(h.outcome)" } ?? "unresolved") + "</title></rect>")
             }
+            // VM memory hotspots (a VM swapping / short of free memory) on the VM's host, in green.
+            for h in r.hotspots where h.host == host && h.vm != nil {
+                let end = h.resolvedAt ?? (t1 + r.intervalSeconds)
+                s.append("<rect class=\"vm-hotspot\" x=\"\(num(x(h.detectedAt)))\" y=\"\(num(py))\" width=\"\(num(max(2, x(min(end, t1)) - x(h.detectedAt))))\" "
+                    + "height=\"\(num(panelHeight))\" fill=\"#2ca02c\" fill-opacity=\"0.15\"><title>\(esc(h.vm!)) memory pressure: detected at \(num(h.detectedAt)) s, "
+                    + (h.resolvedAt.map { "resolved at \(num($0)) s by \(h.outcome)" } ?? "unresolved") + "</title></rect>")
+                s.append("<text x=\"\(num(x(h.detectedAt) + 3))\" y=\"\(num(py + panelHeight - 6))\" fill=\"#1a6e1a\" font-size=\"10\">\(esc(h.vm!)) mem</text>")
+            }
             // Grid: 0, 50, 100%.
             for g in [0.0, 0.5, 1.0] {
                 s.append("<line x1=\"\(num(left))\" y1=\"\(num(y(g)))\" x2=\"\(num(left + plotWidth))\" y2=\"\(num(y(g)))\" stroke=\"#e0e0e0\"/>"
-                    + "<text x=\"\(num(left + plotWidth + 4))\" y=\"\(num(y(g) + 4))\" fill=\"#777777\">\(Int(g * 100))%</text>")
+                    + "<text x=\"\(num(left - 4))\" y=\"\(num(y(g) + 4))\" text-anchor=\"end\" fill=\"#777777\">\(Int(g * 100))%</text>")
             }
             if let th = r.timeline.last?.hosts[i].thresholds {
                 s.append("<line class=\"threshold\" x1=\"\(num(left))\" y1=\"\(num(y(th.cpu)))\" x2=\"\(num(left + plotWidth))\" y2=\"\(num(y(th.cpu)))\" stroke=\"#d62728\" stroke-dasharray=\"2,2\"/>")
-                s.append("<text x=\"\(num(left + plotWidth + 36))\" y=\"\(num(y(th.cpu) + 4))\" fill=\"#d62728\">cpu \(Int((th.cpu * 100).rounded()))%</text>")
+                s.append("<text x=\"\(num(left + plotWidth + 6))\" y=\"\(num(y(th.cpu) + 4))\" fill=\"#d62728\">cpu \(Int((th.cpu * 100).rounded()))%</text>")
+                s.append("<line class=\"threshold-mem\" x1=\"\(num(left))\" y1=\"\(num(y(th.mem)))\" x2=\"\(num(left + plotWidth))\" y2=\"\(num(y(th.mem)))\" stroke=\"#2ca02c\" stroke-opacity=\"0.6\" stroke-dasharray=\"1,3\"/>")
+                s.append("<text x=\"\(num(left + plotWidth + 6))\" y=\"\(num(y(th.mem) - 4))\" fill=\"#2ca02c\">mem \(Int((th.mem * 100).rounded()))%</text>")
             }
             if n > 0 {
                 let cpu = r.timeline.map { "\(num(x($0.time))),\(num(y($0.hosts[i].cpu)))" }.joined(separator: " ")
@@ -87,7 +105,10 @@ public enum SimulationSVG {
                 s.append("<line x1=\"\(num(mx))\" y1=\"\(num(py))\" x2=\"\(num(mx))\" y2=\"\(num(py + panelHeight))\" stroke=\"#9467bd\" stroke-width=\"1\"/>")
                 let ty = leaving ? py + 12 : py + panelHeight - 4
                 s.append("<text x=\"\(num(mx))\" y=\"\(num(ty))\" text-anchor=\"middle\" fill=\"#9467bd\">\(leaving ? "▼" : "▲")</text>")
-                let lx = mx + 6, ly = py + 24 + Double(labels % 4) * 13
+                // Labels on a white tag, staggered so close moves stay readable.
+                let lx = mx + 5, ly = py + 14 + Double(labels % 4) * 14
+                let w = Double(label.count) * 5.6 + 6
+                s.append("<rect x=\"\(num(lx - 2))\" y=\"\(num(ly - 10))\" width=\"\(num(w))\" height=\"13\" fill=\"#ffffff\" fill-opacity=\"0.85\"/>")
                 s.append("<text x=\"\(num(lx))\" y=\"\(num(ly))\" fill=\"#5b3a8c\" font-size=\"10\">\(esc(label))</text>")
                 s.append("</g>")
                 labels += 1

@@ -105,7 +105,8 @@ public final class Simulator {
         if let down = first.unknownHosts.first, case .unknown(let why) = down.status {
             throw .trace("host \(down.name) cannot be reached: \(why)")
         }
-        let hostNames = first.hosts.map(\.name)
+        // Hosts in cluster.yaml order (pm2 before pm10 when the operator wrote them so).
+        let hostNames = cluster.spec.hosts.map(\.name).filter { name in first.hosts.contains { $0.name == name } }
         let capacity = Dictionary(uniqueKeysWithValues: first.hosts.map { ($0.name, $0) })
         var location = Dictionary(uniqueKeysWithValues: first.vms.map { ($0.name, $0.host) })
         var allocation = Dictionary(uniqueKeysWithValues: first.vms.map { ($0.name, $0.memoryMiB) })
