@@ -13,7 +13,7 @@ struct Sandpiper: ParsableCommand {
         Exit codes: 0 success (or no changes), 1 error or invalid input, 2 changes present \
         (plan --detailed-exitcode).
         """,
-        subcommands: [Validate.self, Observe.self, Plan.self, Show.self, Apply.self, Bench.self,
+        subcommands: [Validate.self, Observe.self, Plan.self, Show.self, Apply.self, ForceUnlock.self, Bench.self,
                       Simulate.self])
 }
 
