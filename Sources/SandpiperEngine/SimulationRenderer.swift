@@ -92,7 +92,7 @@ public struct SimulationRenderer: Sendable {
         out.append(bold("Summary") + ": \(r.hotspotsDetected) hotspot(s) detected, \(r.hotspotsResolved) resolved "
             + "(\(mean), \(max) from detection), \(r.unresolved) unresolved; \(r.migrations) migration(s), "
             + "\(r.swaps) swap(s), \(r.balloonChanges) balloon change(s); \(r.swappingIntervals) VM-interval(s) swapping; "
-            + "\(r.transientIntervals) host-interval(s) over a threshold left alone as transient; "
+            + "\(r.transientIntervals) host-interval(s) above a threshold never confirmed as a hotspot (transient); "
             + "\(r.plans) plans, \(r.applies) applied" + (r.applyFailures > 0 ? ", " + red("\(r.applyFailures) action(s) failed") : "") + ".")
         return out.joined(separator: "\n")
     }
