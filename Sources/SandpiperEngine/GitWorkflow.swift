@@ -318,4 +318,12 @@ public enum GitProposals {
         }
         return commit ?? base
     }
+
+    /// Pushes proposal branch `name` to `remote` (never forced).
+    public static func push(_ name: String, location: GitClusterLocation, remote: String) throws(GitWorkflowError) {
+        let ref = "refs/heads/" + name
+        try git("push \(name) to \(remote)") { () throws(GitError) in
+            try location.repository.push(remote: remote, refspecs: ["\(ref):\(ref)"])
+        }
+    }
 }
