@@ -53,7 +53,7 @@ public struct ReconcileOutcome: Sendable {
 public final class Reconciler {
     public let path: String
     public var options: ReconcileOptions
-    /// Opens the fleet; tests inject one shared test-driver fleet.
+    /// Opens the fleet; tests inject one shared test-driver fleet. Connections close when released (deinit).
     public var connect: (LoadedCluster) -> FleetConnections = { FleetConnections(cluster: $0) }
     /// Test seam: called before each push with the attempt number.
     public var beforePush: ((Int) throws -> Void)?
@@ -86,7 +86,6 @@ public final class Reconciler {
         }
         defer { lock.release() }
         let connections = connect(cluster)
-        defer { connections.closeAll() }
         var outcome = ReconcileOutcome(cluster: cluster.spec.name, automation: cluster.policy.automation)
         let r = try round(cluster, connections: connections, specCommit: nil)
         outcome.plan = r.plan
@@ -225,7 +224,6 @@ public final class Reconciler {
         var outcome: ReconcileOutcome?
         var connections: FleetConnections?
         var connectedHosts: [String] = []
-        defer { connections?.closeAll() }
         var first = true
         let result = try session.run { (snapshot, attempt) throws -> GitSession.Work in
             if first, let ref = self.options.ref {
@@ -237,7 +235,6 @@ public final class Reconciler {
             first = false
             let hosts = snapshot.cluster.spec.hosts.map { "\($0.name) \($0.uri)" }
             if connections == nil || hosts != connectedHosts {
-                connections?.closeAll()
                 connections = self.connect(snapshot.cluster)
                 connectedHosts = hosts
             }
@@ -524,7 +521,6 @@ public enum GitPlanApply {
             guard attempt == 1 else { return GitSession.Work(touched: []) }
             let state = try snapshot.readState()
             let connections = connect(snapshot.cluster)
-            defer { connections.closeAll() }
             let applier = Applier(cluster: snapshot.cluster, connections: connections, state: state)
             let reasons = applier.staleness(of: document, stateBefore: state)
             if !reasons.isEmpty { throw EngineError.stale(reasons) }
