@@ -33,6 +33,8 @@ public final class Applier {
     /// The observation clock (trace time for replayed clusters, Unix time for live ones): moved VMs get
     /// `lastMovedAt` on this clock so minimum residency compares like with like.
     public var observationNow: Double?
+    /// Pause after journaling each action as started (crash-safety tests kill the process there).
+    public var pauseAfterStart: Duration = .zero
 
     public init(cluster: LoadedCluster, connections: FleetConnections, state: StateDocument?) {
         self.cluster = cluster
@@ -91,6 +93,8 @@ public final class Applier {
             }
             try journal(JournalEntry(planID: planID, actionID: action.id, summary: summary, status: .started,
                                      at: clock()))
+            if pauseAfterStart > .zero { Thread.sleep(forTimeInterval: Double(pauseAfterStart.components.seconds)
+                + Double(pauseAfterStart.components.attoseconds) / 1e18) }
             var outcome: ApplyReport.Outcome
             do {
                 let detail = try execute(action)
@@ -209,13 +213,7 @@ public final class Applier {
                                period: p.cpuQuotaMicros != nil ? UInt64(p.cpuPeriodMicros ?? 100_000) : nil,
                                quota: p.cpuQuotaMicros.map { Int64($0) })
             if let e = unsupported({ () throws(LibvirtError) in try c.setCPUTune(action.vm, tune) }) {
-                // The test driver knows only `weight`: use it for shares, report the rest as unsupported.
-                if let shares = p.cpuShares, isTestDriver(action.from!) {
-                    try c.setCPUTune(action.vm, CPUTune(weight: UInt32(clamping: shares)))
-                    if p.cpuQuotaMicros != nil { notes.append("cpu quota not supported by the test driver") }
-                } else {
-                    notes.append("cpu tuning not supported by \(action.from!): \(e.message)")
-                }
+                notes.append("cpu tuning not supported by \(action.from!): \(e.message)")
             }
         }
         if let balloon = p.balloonMiB { try c.setMemory(action.vm, mib: UInt64(balloon.rounded()), scope: .live) }

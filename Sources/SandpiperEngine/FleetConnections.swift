@@ -158,7 +158,8 @@ public final class FleetConnections: @unchecked Sendable {
     }
 
     static func tunables(_ d: DomainInfo) -> Tunables {
-        Tunables(cpuShares: d.cpuTune?.shares.map { Int($0) } ?? d.cpuTune?.weight.map { Int($0) },
+        // Only cgroup `cpu_shares` counts as shares: the test driver's `weight` is another knob (and not stored).
+        Tunables(cpuShares: d.cpuTune?.shares.map { Int($0) },
                  cpuPeriodMicros: d.cpuTune?.period.map { Int($0) },
                  cpuQuotaMicros: d.cpuTune?.quota.map { Int($0) },
                  memoryHardLimitMiB: d.memoryTune?.hardLimitMiB.map { Double($0) },

@@ -4,7 +4,8 @@
 /// Utilizations are fractions of a host's observed capacity. "Before" and "after" are both computed from the
 /// VMs' *profiles* (percentile + headroom demand estimates, section 1 of DESIGN.md) so the two columns compare
 /// like with like; `hot` in `hostsBefore` lists the resources detection confirmed (k of n + AR prediction),
-/// `hot` in `hostsAfter` the resources whose projected utilization is still above the host's threshold.
+/// `hot` in `hostsAfter` the confirmed resources whose projected utilization is still above the host's
+/// threshold (plus any resource the plan itself pushed over, which the planner never does).
 public struct Plan: Sendable, Equatable {
     /// In execution order: every action comes after the actions it depends on.
     public var actions: [PlannedAction]

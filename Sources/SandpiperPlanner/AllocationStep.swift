@@ -76,7 +76,7 @@ extension PlanningContext {
 
         for v in fleet.vms.indices {
             guard let spec = fleet.spec(of: v), let o = fleet.observed(v) else { continue }
-            let at = state.hostOf[v] >= 0 ? hostName(state.hostOf[v]) : o.host
+            let at = o.host  // allocations run before migrations (ActionBuilder phases)
             var p = ActionParameters()
             var why: [String] = []
             let t = o.tunables
@@ -88,7 +88,12 @@ extension PlanningContext {
                 why.append("cpu shares \(cur) -> \(shares) (\(cpu.shares.name) x \(spec.vcpus) vCPU)")
             }
             let curQuota = (t.cpuQuotaMicros ?? -1) > 0 ? t.cpuQuotaMicros : nil
-            if let limit = cpu.limit {
+            // CFS bandwidth is enforceable only where the driver exposes it (a period is reported): elsewhere
+            // (libvirt's test driver, QEMU without cgroups) a quota action could never converge.
+            let quotaExposed = t.cpuPeriodMicros != nil || t.cpuQuotaMicros != nil
+            if !quotaExposed {
+                // Left alone, like shares the driver does not report.
+            } else if let limit = cpu.limit, limit.isFinite, limit > 0 {
                 let quota = Int((limit * Double(Entitlements.cpuPeriodMicros)).rounded())
                 if curQuota != quota || (t.cpuPeriodMicros ?? Entitlements.cpuPeriodMicros) != Entitlements.cpuPeriodMicros {
                     p.cpuPeriodMicros = Entitlements.cpuPeriodMicros; p.cpuQuotaMicros = quota
@@ -120,6 +125,16 @@ extension PlanningContext {
             }
             if balloon > ceiling + 0.5 { balloon = ceiling; balloonWhy = "above the limit \(Fmt.mib(ceiling))" }
             if balloon < mem.reservation - 0.5 { balloon = mem.reservation; balloonWhy = "below the reservation" }
+            if detection.vmHot[v]?.contains(.mem) == true, balloon <= o.memoryMiB + 0.5 {
+                unresolved.append(UnresolvedHotspot(host: at, vm: spec.name, resources: [.mem],
+                                                    reason: "\(spec.name) is under memory pressure but already at its ceiling \(Fmt.mib(ceiling)) (limit or maximum memory); raise it in the spec"))
+            }
+            if detection.vmHot[v]?.contains(.cpu) == true {
+                let cpuCeiling = Profiler.cpuCeiling(vcpus: o.vcpus, control: cpu)
+                let by = (cpu.limit ?? .infinity) < Double(o.vcpus) ? "its CPU limit" : "its \(o.vcpus) vCPUs"
+                unresolved.append(UnresolvedHotspot(host: at, vm: spec.name, resources: [.cpu],
+                                                    reason: "\(spec.name) runs at its allocation: demand at or above \(Fmt.pct(HotspotScan.vmCPUAtAllocation)) of \(Fmt.d(cpuCeiling)) cores (\(by)); profiling already provisions it fully; raise the limit or vCPUs in the spec"))
+            }
             if abs(balloon - o.memoryMiB) > 0.5 {
                 p.balloonMiB = balloon.rounded()
                 why.append("balloon \(Fmt.mib(o.memoryMiB)) -> \(Fmt.mib(balloon.rounded())): \(balloonWhy)")
@@ -136,6 +151,8 @@ extension PlanningContext {
                 rwhy.append("memory \(Fmt.mib(o.maxMemoryMiB)) -> \(Fmt.mib(spec.memoryMiB))")
             }
             if !rwhy.isEmpty {
+                drift.append(DriftNote(kind: .allocation, vm: spec.name, host: o.host,
+                                       message: "\(spec.name): " + rwhy.joined(separator: ", ") + " (spec differs from the running allocation)"))
                 builder.add(.resize, vm: spec.name, at: at, parameters: r,
                             reason: "spec differs from the running allocation: " + rwhy.joined(separator: ", "))
             }

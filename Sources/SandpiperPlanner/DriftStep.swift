@@ -16,14 +16,17 @@ extension PlanningContext {
                 drift.append(DriftNote(kind: .absent, vm: vm.name, message: "\(vm.name) is declared but not observed"))
                 continue
             }
-            guard let o = fleet.observed(v) else { continue }
+            guard let oi = vm.observed else { continue }
+            let state = fleet.observation.vms[oi].state
+            guard vm.declared == nil || state != .running else { continue }
+            let host = fleet.observation.vms[oi].host
             if vm.declared == nil {
-                drift.append(DriftNote(kind: .undeclared, vm: vm.name, host: o.host,
-                                       message: "\(vm.name) is \(o.state.rawValue) on \(o.host) but not declared"
+                drift.append(DriftNote(kind: .undeclared, vm: vm.name, host: host,
+                                       message: "\(vm.name) is \(state.rawValue) on \(host) but not declared"
                                            + (options.prune ? "; pruned" : "; left alone (use --prune to remove it)")))
-            } else if o.state != .running {
-                drift.append(DriftNote(kind: .notRunning, vm: vm.name, host: o.host,
-                                       message: "\(vm.name) is declared but \(o.state.rawValue) on \(o.host)"))
+            } else {
+                drift.append(DriftNote(kind: .notRunning, vm: vm.name, host: host,
+                                       message: "\(vm.name) is declared but \(state.rawValue) on \(host)"))
             }
         }
     }

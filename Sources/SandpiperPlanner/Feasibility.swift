@@ -76,10 +76,7 @@ struct FeasibleHosts: Sendable {
         return counts.max { a, b in a.value != b.value ? a.value < b.value : a.key > b.key }?.key
     }
 
-    func pinName(_ vm: VMInfo) -> String {
-        guard let p = vm.pin else { return "-" }
-        return p >= 0 ? fleet.hosts[p].name : (fleet.spec(ofName: vm.name)?.placement?.host ?? "?")
-    }
+    func pinName(_ vm: VMInfo) -> String { vm.pinName ?? "-" }
 
     /// Capacity filters: reservations (admission) and every resource under the host's threshold, tightened by the
     /// arriving VM's SLA. `extra` is load the caller has already decided to add (or remove, when negative).
@@ -96,7 +93,7 @@ struct FeasibleHosts: Sendable {
             out.append(Rejection(reason: "mem reservations",
                                  detail: "\(host.name): reserves \(Fmt.mib(vm.memReservation)); \(Fmt.mib(memR)) of \(Fmt.mib(cap.mem)) reserved"))
         }
-        let t = state.thresholds[h].strictest(with: vm.thresholds)
+        let t = state.thresholdsWith(v, on: h, fleet: fleet)
         let base = state.load[h] + extra
         for r in ResourceKind.allCases {
             let need = vm.demand[r]
@@ -124,8 +121,4 @@ struct FeasibleHosts: Sendable {
         return l.cpu <= cap.cpu + 1e-9 && l.net <= cap.net + 1e-9 && l.mem <= cap.mem + 1e-9
             && state.cpuReserved[h] + cpuResv <= cap.cpu + 1e-9 && state.memReserved[h] + memResv <= cap.mem + 1e-9
     }
-}
-
-extension Fleet {
-    func spec(ofName name: String) -> VMSpec? { spec.vm(named: name) }
 }

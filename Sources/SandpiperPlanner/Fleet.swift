@@ -11,6 +11,8 @@ struct HostInfo: Sendable {
     var capacity: Vec3
     /// Up, declared and not in maintenance: may receive VMs.
     var eligible: Bool
+    /// In the spec. Hosts only observed are reported, never managed.
+    var declared: Bool
 }
 
 struct VMInfo: Sendable {
@@ -31,6 +33,7 @@ struct VMInfo: Sendable {
     var migration: MigrationMode
     /// Pinned host index (-2 when pinned to a host that does not exist), nil when not pinned.
     var pin: Int?
+    var pinName: String?
     var labels: [String: String]
     var groups: [Int]
     /// Arrived less than minResidency ago.
@@ -80,7 +83,7 @@ struct Fleet: Sendable {
                            mem: o?.memoryMiB ?? s?.capacity.memoryMiB ?? 0)
             hostIndex[name] = hosts.count
             hosts.append(HostInfo(name: name, status: status, unknownReason: reason, labels: s?.labels ?? [:],
-                                  capacity: cap, eligible: status == .up && s != nil))
+                                  capacity: cap, eligible: status == .up && s != nil, declared: s != nil))
         }
 
         // Groups, with member names resolved after the VMs are indexed.
@@ -92,9 +95,30 @@ struct Fleet: Sendable {
         var groupMembers = [[Int]](repeating: [], count: groupSpecs.count)
 
         let slas = Dictionary(spec.slas.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        var specIndex: [String: Int] = [:]
-        specIndex.reserveCapacity(spec.vms.count)
-        for (i, v) in spec.vms.enumerated() where specIndex[v.name] == nil { specIndex[v.name] = i }
+        // Spec VMs in name order (first declaration wins a duplicate name): joined with the observation by a
+        // merge rather than a 200,000-entry dictionary; group members are found by binary search.
+        var specOrder = Array(spec.vms.indices)
+        var specSorted = true
+        for i in specOrder.dropFirst() where spec.vms[i - 1].name >= spec.vms[i].name { specSorted = false; break }
+        if !specSorted {
+            specOrder.sort { a, b in
+                spec.vms[a].name != spec.vms[b].name ? spec.vms[a].name < spec.vms[b].name : a < b
+            }
+        }
+        var canonical = [Bool](repeating: false, count: spec.vms.count)
+        for (k, i) in specOrder.enumerated() where k == 0 || spec.vms[specOrder[k - 1]].name != spec.vms[i].name {
+            canonical[i] = true
+        }
+        func specLookup(_ name: String) -> Int? {
+            var lo = 0, hi = specOrder.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if spec.vms[specOrder[mid]].name < name { lo = mid + 1 } else { hi = mid }
+            }
+            return lo < specOrder.count && spec.vms[specOrder[lo]].name == name ? specOrder[lo] : nil
+        }
+        var cursor = 0
+        var lastHost: (name: String, index: Int) = ("", -1)
 
         let profiler = Profiler(policy: policy)
         let minResidency = policy.placement.minResidencySeconds
@@ -107,7 +131,7 @@ struct Fleet: Sendable {
                   age: Double?) -> VMInfo {
             var info = VMInfo(name: name, observed: observed, declared: declared, host: host, demand: demand,
                               cpuReservation: 0, memReservation: 0, ram: ram, thresholds: policy.thresholds,
-                              migration: .any, pin: nil, labels: [:], groups: [],
+                              migration: .any, pin: nil, pinName: nil, labels: [:], groups: [],
                               recentlyMoved: age.map { $0 < minResidency } ?? false, residencyAge: age)
             if let di = declared {
                 info.cpuReservation = spec.vms[di].resources.cpu.reservation
@@ -117,7 +141,7 @@ struct Fleet: Sendable {
                     info.migration = sla.migration
                 }
                 if let p = spec.vms[di].placement {
-                    if let h = p.host { info.pin = hostIndex[h] ?? -2 }
+                    if let h = p.host { info.pin = hostIndex[h] ?? -2; info.pinName = h }
                     info.labels = p.labels
                 }
             }
@@ -136,8 +160,14 @@ struct Fleet: Sendable {
         }
         for oi in obsOrder {
             let name = observation.vms[oi].name
-            let di = specIndex[name]
-            let h = hostIndex[observation.vms[oi].host] ?? -1
+            while cursor < specOrder.count, spec.vms[specOrder[cursor]].name < name { cursor += 1 }
+            let di: Int? = cursor < specOrder.count && spec.vms[specOrder[cursor]].name == name ? specOrder[cursor] : nil
+            let hostName = observation.vms[oi].host
+            let h: Int
+            if hostName == lastHost.name { h = lastHost.index } else {
+                h = hostIndex[hostName] ?? -1
+                lastHost = (hostName, h)
+            }
             let demand: Vec3
             if let di {
                 seenSpec[di] = true
@@ -153,8 +183,7 @@ struct Fleet: Sendable {
             if h >= 0 { residents[h].append(idx) }
         }
         // Declared but not observed, in name order.
-        let absent = spec.vms.indices.filter { !seenSpec[$0] && specIndex[spec.vms[$0].name] == $0 }
-            .sorted { spec.vms[$0].name < spec.vms[$1].name }
+        let absent = specOrder.filter { !seenSpec[$0] && canonical[$0] }
         for di in absent {
             let s = spec.vms[di]
             vms.append(info(name: s.name, observed: nil, declared: di, host: -1, demand: Profiler.initialDemand(s),
@@ -164,14 +193,14 @@ struct Fleet: Sendable {
             var vmOfSpec = [Int](repeating: -1, count: spec.vms.count)
             for (i, v) in vms.enumerated() { if let d = v.declared { vmOfSpec[d] = i } }
             for (name, gs) in groupsOfName {
-                guard let d = specIndex[name], vmOfSpec[d] >= 0 else { continue }
+                guard let d = specLookup(name), vmOfSpec[d] >= 0 else { continue }
                 let i = vmOfSpec[d]
                 vms[i].groups = gs
                 for g in gs { groupMembers[g].append(i) }
             }
             for g in groupMembers.indices { groupMembers[g].sort() }
         }
-        for h in residents.indices { residents[h].sort { vms[$0].name < vms[$1].name } }
+        // residents are in name order already: VMs were indexed in name order.
 
         self.hosts = hosts; self.vms = vms; self.hostIndex = hostIndex; self.residents = residents
         self.groups = groupSpecs.enumerated().map { gi, g in

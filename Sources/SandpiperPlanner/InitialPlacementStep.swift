@@ -23,6 +23,7 @@ extension PlanningContext {
             }
             let before = describe(t)
             state.place(v, on: t, fleet: fleet)
+            touched[v] = true
             let d = fleet.vms[v].demand
             let define = builder.define(
                 vm: spec.name, host: t,

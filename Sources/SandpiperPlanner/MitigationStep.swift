@@ -9,6 +9,7 @@ extension PlanningContext {
     func immovable(_ v: Int) -> String? {
         let vm = fleet.vms[v]
         if vm.declared == nil { return "\(vm.name) is not declared" }
+        if touched[v] { return "\(vm.name) already moves in this plan" }
         if vm.migration == .never { return "\(vm.name): SLA \(slaName(v)) forbids migration" }
         if let pin = vm.pin, pin == state.hostOf[v] { return "\(vm.name) is pinned here" }
         if vm.recentlyMoved, let age = vm.residencyAge {
@@ -51,7 +52,7 @@ extension PlanningContext {
     }
 
     mutating func relieveHotspots(_ detection: DetectionResult) {
-        let hot = fleet.hosts.indices.filter { !detection.hostHot[$0].isEmpty }
+        let hot = fleet.hosts.indices.filter { !detection.hostHot[$0].isEmpty && fleet.hosts[$0].declared }
             .sorted { state.volume[$0] != state.volume[$1] ? state.volume[$0] > state.volume[$1] : $0 < $1 }
         let hotSet = Set(hot)
         let minGain = fleet.policy.placement.minGain
@@ -60,10 +61,16 @@ extension PlanningContext {
             let detected = hotText(h, detection)
             var attempts = 0
             while true {
-                let still = state.over(h, fleet: fleet, resources: resources)
-                if still.isEmpty { break }
+                var still = state.over(h, fleet: fleet, resources: resources)
+                if still.isEmpty {
+                    // Detection (on the samples) says hot, but the profiles already fit: act once anyway, so a
+                    // confirmed hotspot is never silently reported as fixed without a move.
+                    guard attempts == 0 else { break }
+                    still = resources
+                }
                 attempts += 1
-                if attempts > 64 * max(1, fleet.policy.placement.maxMigrationsPerRun) { break }  // safety net
+                // Every pass moves at least one VM that may not move again, so this is only a safety net.
+                if attempts > 2 * fleet.residents[h].count + 8 { break }
                 guard budget > 0 else {
                     unresolved.append(UnresolvedHotspot(host: hostName(h), resources: still,
                                                         reason: "\(detected); maxMigrationsPerRun (\(fleet.policy.placement.maxMigrationsPerRun)) reached"))
@@ -89,6 +96,7 @@ extension PlanningContext {
                     let why = "\(fleet.vms[v].name) has the highest VSR \(Fmt.d(vsr(v, on: h) * 1000, 4))e-3 (volume \(Fmt.d(vmVolume(v, relativeTo: h), 3)), \(Fmt.mib(fleet.vms[v].ram))) of \(movable.count) movable VM(s) that fit somewhere"
                     let fromBefore = describe(h), toBefore = describe(t)
                     state.move(v, to: t, fleet: fleet)
+                    touched[v] = true
                     budget -= 1
                     decisions.append(result.diagnostics)
                     builder.migrate(vm: fleet.vms[v].name, from: h, to: t, mode: mode(v),

@@ -21,9 +21,10 @@ public enum Planner {
     ///  2. detect hotspots: k of n, confirmed by AR(p)        (HotspotScan, HotspotDetector)
     ///  3. drift: absent, undeclared, not running, unknown     (DriftStep)
     ///  4. repair broken must-rules, evacuate maintenance      (RepairStep)
-    ///  5. place declared VMs that are absent                  (InitialPlacementStep)
-    ///  6. relieve hot hosts, highest Volume first             (MitigationStep: move highest VSR -> lowest Volume,
+    ///  5. relieve hot hosts, highest Volume first             (MitigationStep: move highest VSR -> lowest Volume,
     ///                                                          else swap, 2 or 3 moves)
+    ///  6. place declared VMs that are absent                  (InitialPlacementStep; after 5 so new VMs do not
+    ///                                                          take the room hot hosts need)
     ///  7. prune undeclared VMs when asked                     (DriftStep.prune)
     ///  8. allocations on the final placement                  (AllocationStep: entitlements, tune, resize)
     /// Every placement goes through one PlacementSearch: FeasibleHosts -> VolumeRank -> SoftRules -> Select,
@@ -33,16 +34,16 @@ public enum Planner {
         let fleet = Fleet(spec: spec, observation: observation, policy: policy)
         var ctx = PlanningContext(fleet: fleet, options: options)
         let detection = HotspotScan.run(fleet: fleet, state: ctx.state)
-        let before = ctx.hostUtilization(hot: detection.hostHot)
+        let before = ctx.hostUtilization(detected: detection.hostHot)
 
         ctx.reportDrift()
         ctx.repairConstraints()
-        ctx.placeAbsentVMs()
         ctx.relieveHotspots(detection)
+        ctx.placeAbsentVMs()
         if options.prune { ctx.pruneUndeclared() }
         ctx.allocate(detection)
 
-        let after = ctx.hostUtilization(hot: nil)
+        let after = ctx.hostUtilization(detected: detection.hostHot, before: before)
         return Plan(actions: ctx.builder.build(), hostsBefore: before, hostsAfter: after,
                     hotspots: detection.hotspots, unresolved: ctx.unresolved, drift: ctx.drift,
                     decisions: ctx.decisions, entitlements: ctx.entitlements)
@@ -61,6 +62,8 @@ struct PlanningContext: Sendable {
     var drift: [DriftNote] = []
     var decisions: [PlacementDiagnostics] = []
     var entitlements: [Entitlement] = []
+    /// VMs this plan already moves or defines: never moved again in the same plan (no ping-pong, no swap partner).
+    var touched: [Bool]
     /// Rejections of hosts that never enter a scan (unknown, maintenance, undeclared), counted once.
     let staticCounts: [String: Int]
 
@@ -71,6 +74,7 @@ struct PlanningContext: Sendable {
         builder = ActionBuilder(maxConcurrentPerHost: fleet.policy.placement.maxConcurrentPerHost,
                                 hostNames: fleet.hosts.map(\.name))
         budget = max(0, fleet.policy.placement.maxMigrationsPerRun)
+        touched = [Bool](repeating: false, count: fleet.vms.count)
         var counts: [String: Int] = [:]
         for h in fleet.hosts where !h.eligible {
             switch h.status {
@@ -84,16 +88,29 @@ struct PlanningContext: Sendable {
 
     func hostName(_ h: Int) -> String { fleet.hosts[h].name }
 
-    /// hostsBefore (`hot` = detected) / hostsAfter (`hot` = projected utilization above threshold).
-    func hostUtilization(hot: [[ResourceKind]]?) -> [HostUtilization] {
+    /// hostsBefore: `hot` = the resources detection confirmed.
+    /// hostsAfter (`before` given): `hot` = confirmed resources whose projection is still above the threshold,
+    /// plus any resource the plan pushed above its threshold (never expected: every target is fit-checked).
+    /// A host whose profile sits above a threshold that detection did not confirm (a spike inflating the
+    /// percentile) is not called hot in either column.
+    func hostUtilization(detected: [[ResourceKind]], before: [HostUtilization]? = nil) -> [HostUtilization] {
         fleet.hosts.indices.map { h in
             let u = state.utilization(h, fleet: fleet)
             let known = fleet.hosts[h].status != .unknown
+            var hot: [ResourceKind] = []
+            if known {
+                if let b = before?[h] {
+                    hot = state.over(h, fleet: fleet).filter { r in
+                        detected[h].contains(r) || u[r] > b.utilization(r) + 1e-9
+                    }
+                } else {
+                    hot = detected[h]
+                }
+            }
             return HostUtilization(
                 name: fleet.hosts[h].name, status: fleet.hosts[h].status,
                 cpu: known ? u.cpu : 0, net: known ? u.net : 0, mem: known ? u.mem : 0,
-                volume: known ? state.volume[h] : 1,
-                hot: known ? (hot?[h] ?? state.over(h, fleet: fleet)) : [],
+                volume: known ? state.volume[h] : 1, hot: hot,
                 thresholds: state.thresholds[h], vmCount: state.members[h].count)
         }
     }

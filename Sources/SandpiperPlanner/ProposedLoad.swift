@@ -74,6 +74,12 @@ struct ProposedLoad: Sendable {
         return t
     }
 
+    /// The host's thresholds once `v` is on it (`arriving`: not yet counted in `members`).
+    func thresholdsWith(_ v: Int, on h: Int, fleet: Fleet, arriving: Bool = true) -> ResolvedThresholds {
+        let others = members[h].count - (arriving ? 0 : 1)
+        return others == 0 ? fleet.vms[v].thresholds : thresholds[h].strictest(with: fleet.vms[v].thresholds)
+    }
+
     func utilization(_ h: Int, fleet: Fleet) -> Vec3 { load[h].fraction(of: fleet.hosts[h].capacity) }
 
     /// Hot resources among `resources`: projected utilization above the host's thresholds.
@@ -89,7 +95,7 @@ struct ProposedLoad: Sendable {
         let i = members[h].firstIndex { fleet.vms[$0].name > vm.name } ?? members[h].count
         members[h].insert(v, at: i)
         load[h] += vm.demand; cpuReserved[h] += vm.cpuReservation; memReserved[h] += vm.memReservation
-        thresholds[h] = thresholds[h].strictest(with: vm.thresholds)
+        thresholds[h] = thresholdsWith(v, on: h, fleet: fleet, arriving: false)
         refreshVolume(h, fleet: fleet)
     }
 

@@ -58,8 +58,9 @@ struct SearchResult: Sendable {
 }
 
 /// One placement decision: walk eligible hosts from the lowest Volume up, filter, rank, penalize, select.
-/// The walk stops once `enough` unpenalized feasible hosts were seen (the lowest-Volume ones: the rest cannot
-/// score better on Volume alone) or after `scanLimit` hosts (Nomad's limit iterator; reported in diagnostics).
+/// The walk stops once `enough` unpenalized feasible hosts were seen (the walk is in current-Volume order, so a
+/// later host rarely scores better) or after `scanLimit` hosts (Nomad's limit iterator; reported in diagnostics).
+/// A pinned VM looks at its pin only.
 struct PlacementSearch: Sendable {
     let fleet: Fleet
     let feasible: FeasibleHosts
@@ -75,16 +76,16 @@ struct PlacementSearch: Sendable {
         soft = SoftRules(fleet: fleet); self.scanLimit = max(1, scanLimit)
     }
 
-    /// `fits`: an extra predicate a candidate must pass (e.g. a swap partner's room), nil for none.
+    /// `staticCounts`: rejections of hosts that never enter the walk (unknown, maintenance, undeclared).
     func run(_ v: Int, purpose: PlacementDiagnostics.Purpose, state: ProposedLoad, excluding: [Int] = [],
              staticCounts: [String: Int]) -> SearchResult {
         let current = state.hostOf[v]
-        var filtered = staticCounts
+        var filtered = fleet.vms[v].pin == nil ? staticCounts : [:]
         var examples: [String] = []
         var candidates: [PlacementDiagnostics.Candidate] = []
         var resolvable: [Int] = []
         var examined = 0, unpenalized = 0
-        var scanCut = false
+        var scanCut = 0
 
         func consider(_ h: Int) {
             examined += 1
@@ -104,24 +105,30 @@ struct PlacementSearch: Sendable {
 
         if let pin = fleet.vms[v].pin {
             if pin >= 0, pin != current, !excluding.contains(pin) { consider(pin) }
-            let others = fleet.hosts.count - 1
-            if others > 0 { filtered["pinned", default: 0] += others }
+            let others = fleet.hosts.count - (pin >= 0 ? 1 : 0)
+            if others > 0 { filtered["pinned elsewhere", default: 0] += others }
         } else {
-            for key in state.order.keys {
-                let h = key.host
+            let keys = state.order.keys
+            var i = 0
+            while i < keys.count {
+                let h = keys[i].host
+                i += 1
                 if h == current || excluding.contains(h) { continue }
                 if unpenalized >= enough { break }
-                if examined >= scanLimit { scanCut = true; break }
+                if examined >= scanLimit {
+                    scanCut = 1 + keys[i...].filter { $0.host != current && !excluding.contains($0.host) }.count
+                    break
+                }
                 consider(h)
             }
         }
-        if scanCut { filtered["scan limit", default: 0] += 0 }
+        if scanCut > 0 { filtered["scan limit (not examined)", default: 0] += scanCut }
         let ranked = Select.best(candidates)
         let chosen = ranked.first.flatMap { fleet.hostIndex[$0.host] }
         let diag = PlacementDiagnostics(
             vm: fleet.vms[v].name, purpose: purpose, from: current >= 0 ? fleet.hosts[current].name : nil,
             chosen: ranked.first?.host, hostsExamined: examined, hostsTotal: fleet.hosts.count,
-            filtered: filtered.filter { $0.value > 0 || $0.key == "scan limit" }
+            filtered: filtered.filter { $0.value > 0 }
                 .map { PlacementDiagnostics.Count(reason: $0.key, count: $0.value) }
                 .sorted { $0.reason < $1.reason },
             examples: examples, candidates: Array(ranked.prefix(enough)))

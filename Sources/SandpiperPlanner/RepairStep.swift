@@ -33,6 +33,7 @@ extension PlanningContext {
             }
             let fromBefore = describe(h), toBefore = describe(t)
             state.move(v, to: t, fleet: fleet)
+            touched[v] = true
             budget -= 1
             builder.migrate(vm: vm.name, from: h, to: t, mode: mode(v),
                             reason: "constraint repair: \(why); \(hostName(t)) is the lowest-Volume host that satisfies every rule (\(toBefore) -> \(describe(t))); \(hostName(h)): \(fromBefore) -> \(describe(h))")

@@ -43,7 +43,7 @@ enum Volume {
 /// Number formatting for reasons: fixed decimals, no Foundation, deterministic.
 enum Fmt {
     static func d(_ x: Double, _ places: Int = 2) -> String {
-        guard x.isFinite else { return String(x) }
+        guard x.isFinite, abs(x) < 1e12 else { return String(x) }
         var scale = 1.0
         for _ in 0..<places { scale *= 10 }
         let neg = x < 0

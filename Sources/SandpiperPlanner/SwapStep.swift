@@ -4,7 +4,8 @@ import SandpiperModel
 /// lower-Volume VM `b` on a colder host T that rejected `a` only for capacity ("resolvable"). Two migrations when
 /// T (or H) can physically hold both VMs for a moment; otherwise three: `b` goes to a staging host S first.
 /// The checks are conservative: thresholds are the stricter of before/after, groups are judged with both VMs
-/// still in place.
+/// still in place. A two-move swap is preferred over a three-move one (migration cost); among equals the order
+/// is the paper's: hot VMs by VSR, colder hosts by Volume, partners by Volume.
 extension PlanningContext {
     static let swapPartnersPerHost = 32
     static let swapVMsTried = 8
@@ -13,6 +14,7 @@ extension PlanningContext {
         var counts: [String: Int] = [:]
         var examples: [String] = []
         var pairs = 0
+        var targets = Set<Int>()
         mutating func reject(_ key: String, _ detail: String) {
             counts[key, default: 0] += 1
             if examples.count < 4 { examples.append(detail) }
@@ -22,6 +24,7 @@ extension PlanningContext {
     mutating func trySwap(hot h: Int, resources: [ResourceKind], failures: [(Int, SearchResult)],
                           hotHosts: Set<Int>, detected: String) -> Bool {
         var check = SwapCheck()
+        var staged: (a: Int, b: Int, t: Int, staging: SearchResult, volBefore: Double)?
         let minGain = max(fleet.policy.placement.minGain, 1e-9)
         for (a, result) in failures.prefix(Self.swapVMsTried) {
             let va = fleet.vms[a]
@@ -33,6 +36,7 @@ extension PlanningContext {
                     .sorted { $0.1 != $1.1 ? $0.1 < $1.1 : fleet.vms[$0.0].name < fleet.vms[$1.0].name }
                 for (b, _) in partners.prefix(Self.swapPartnersPerHost) {
                     check.pairs += 1
+                    check.targets.insert(t)
                     let vb = fleet.vms[b]
                     let tag = "\(va.name)<->\(vb.name)@\(hostName(t))"
                     // a onto T, with b gone.
@@ -78,8 +82,8 @@ extension PlanningContext {
                                                         memResv: va.memReservation, state: state)
                     let hHolds = search.feasible.canHold(h, extra: vb.demand, cpuResv: vb.cpuReservation,
                                                         memResv: vb.memReservation, state: state)
-                    var staging: SearchResult?
                     if !tHolds && !hHolds {
+                        guard staged == nil else { continue }  // keep the first three-move swap as a fallback
                         guard budget >= 3 else {
                             check.reject("staging budget", "\(tag): needs a staging host and 3 migrations; \(budget) left"); continue
                         }
@@ -87,17 +91,23 @@ extension PlanningContext {
                         guard s.chosen != nil else {
                             check.reject("no staging host", "\(tag): no staging host fits \(vb.name)"); continue
                         }
-                        staging = s
+                        staged = (a, b, t, s, volBefore)
+                        continue
                     }
-                    commitSwap(a: a, h: h, b: b, t: t, staging: staging, tFirst: tHolds, check: check,
+                    commitSwap(a: a, h: h, b: b, t: t, staging: nil, tFirst: tHolds, check: check,
                                detected: detected, volBefore: volBefore)
                     return true
                 }
             }
         }
+        if let s = staged {
+            commitSwap(a: s.a, h: h, b: s.b, t: s.t, staging: s.staging, tFirst: false, check: check,
+                       detected: detected, volBefore: s.volBefore)
+            return true
+        }
         if check.pairs > 0, let (a, _) = failures.first {
             decisions.append(PlacementDiagnostics(
-                vm: fleet.vms[a].name, purpose: .swap, from: hostName(h), chosen: nil, hostsExamined: check.pairs,
+                vm: fleet.vms[a].name, purpose: .swap, from: hostName(h), chosen: nil, hostsExamined: check.targets.count,
                 hostsTotal: fleet.hosts.count,
                 filtered: check.counts.map { .init(reason: $0.key, count: $0.value) }.sorted { $0.reason < $1.reason },
                 examples: check.examples, candidates: []))
@@ -120,6 +130,7 @@ extension PlanningContext {
         // Apply to the proposed load first so reasons can show the final picture.
         state.move(a, to: t, fleet: fleet)
         state.move(b, to: h, fleet: fleet)
+        touched[a] = true; touched[b] = true
         let final = afterText()
         budget -= total
         if let s {
@@ -143,7 +154,7 @@ extension PlanningContext {
                             reason: "\(why); step 2/2: \(va.name) takes \(vb.name)'s place; \(final)")
         }
         decisions.append(PlacementDiagnostics(
-            vm: va.name, purpose: .swap, from: hostName(h), chosen: hostName(t), hostsExamined: check.pairs,
+            vm: va.name, purpose: .swap, from: hostName(h), chosen: hostName(t), hostsExamined: check.targets.count,
             hostsTotal: fleet.hosts.count,
             filtered: check.counts.map { .init(reason: $0.key, count: $0.value) }.sorted { $0.reason < $1.reason },
             examples: check.examples,

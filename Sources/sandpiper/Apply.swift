@@ -88,6 +88,10 @@ struct Apply: ParsableCommand {
             }
             let applier = Applier(cluster: loaded, connections: connections, state: state)
             applier.observationNow = try observedAt ?? Engine.observationClock(loaded)
+            // Testing aid for crash-safety tests: pause after each action is journaled as started.
+            if let ms = ProcessInfo.processInfo.environment["SANDPIPER_APPLY_PAUSE_MS"].flatMap(Int.init) {
+                applier.pauseAfterStart = .milliseconds(ms)
+            }
             if !targetIsCluster {
                 let reasons = applier.staleness(of: document, stateBefore: state)
                 if !reasons.isEmpty { throw EngineError.stale(reasons) }

@@ -189,35 +189,3 @@ struct ReconcileJSON: Encodable {
         notes = o.notes
     }
 }
-
-struct ForceUnlock: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "force-unlock",
-        abstract: "Release a cluster lock left by a run that died (after checking its ID).",
-        discussion: """
-        The lock's ID is printed by the run that found the cluster locked. Without --git this removes the \
-        working-tree lock file (Clusters/<name>/.sandpiper.lock); with --git the ref \
-        refs/sandpiper/locks/<name> in the local repository, or on --remote.
-        """)
-
-    @Argument(help: "The lock ID.") var id: String
-    @Argument(help: "Cluster directory (Clusters/<name>).") var cluster: String
-    @Flag(help: "The git ref lock (reconcile --commit / --ci) instead of the lock file.") var git = false
-    @Option(help: "With --git: release the lock on this remote.") var remote: String?
-
-    func run() throws {
-        do {
-            if git || remote != nil {
-                let location = try GitClusterLocation.locate(cluster)
-                try GitRefLock.forceUnlock(location.repository, cluster: location.clusterName, id: id, remote: remote)
-            } else {
-                let loaded = try Engine.load(cluster)
-                try ClusterLock.forceUnlock(directory: loaded.directory, id: id)
-            }
-            print("Lock \(id) released.")
-        } catch {
-            Output.error("error: \(error)")
-            throw ExitCode.invalid
-        }
-    }
-}

@@ -74,6 +74,8 @@ final class DetectionTests: XCTestCase {
         w.addVM("busy", on: "pm1", cpu: 2, vcpus: 2)
         let plan = w.plan()
         XCTAssertEqual(plan.hotspots.map { "\($0.vm ?? "-"):\($0.resource.rawValue)" }, ["busy:cpu"])
+        let u = try! XCTUnwrap(plan.unresolved.first { $0.vm == "busy" })
+        XCTAssertTrue(u.reason.contains("its 2 vCPUs"), u.reason)
     }
 }
 
@@ -160,9 +162,15 @@ final class EntitlementTests: XCTestCase {
 
     func testTunesOnlyWhatDiffers() {
         var w = World(hosts: 1)
-        w.addVM("a", on: "pm1", cpu: 1)
+        w.addVM("a", on: "pm1", cpu: 1, vcpus: 4)
         XCTAssertTrue(w.plan().actions.isEmpty, "observed tunables match the spec")
         w.updateSpec("a") { $0.resources.cpu = ResourceControl(reservation: 0, limit: 1.5, shares: .high) }
+        // A driver without CFS bandwidth (no period/quota reported) gets shares only: quota could never converge.
+        let sharesOnly = try! XCTUnwrap(w.plan().actions.first)
+        XCTAssertEqual(sharesOnly.parameters.cpuShares, 8000)
+        XCTAssertNil(sharesOnly.parameters.cpuQuotaMicros)
+        // QEMU with cgroups reports the period and an unlimited quota.
+        w.update("a") { $0.tunables.cpuPeriodMicros = 100_000; $0.tunables.cpuQuotaMicros = -1 }
         let tune = try! XCTUnwrap(w.plan().actions.first)
         XCTAssertEqual(tune.kind, .tune)
         XCTAssertEqual(tune.parameters.cpuShares, 8000)
@@ -180,5 +188,7 @@ final class EntitlementTests: XCTestCase {
         let plan = w.plan()
         XCTAssertEqual(plan.actions.map(\.kind), [.resize])
         XCTAssertEqual(plan.actions[0].parameters.vcpus, 4)
+        XCTAssertNil(plan.actions[0].parameters.memoryMiB)
+        XCTAssertEqual(plan.drift.map(\.kind), [.allocation])
     }
 }

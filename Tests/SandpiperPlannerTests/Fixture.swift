@@ -2,7 +2,7 @@ import SandpiperModel
 @testable import SandpiperPlanner
 
 /// Complete, valid test fleets (Nomad's mock.Node): tests change one field and assert on the choice and the
-/// diagnostics. Defaults: hosts of 8 cores / 32 GiB / 1000 Mbit/s; VMs of 4 vCPUs / 4 GiB with constant samples
+/// diagnostics. Defaults: hosts of 8 cores / 32 GiB / 1000 Mbit/s; VMs of 8 vCPUs (World) / 4 GiB with constant samples
 /// over a 5-sample window; policy with headroom 0 so profiles equal the samples.
 enum Fixture {
     static let now = 100_000.0
@@ -69,14 +69,14 @@ struct World {
     }
 
     /// A declared VM observed on `host` with constant CPU demand `cpu`.
-    mutating func addVM(_ name: String, on host: String, cpu: Double, vcpus: Int = 4, memoryMiB: Double = 4096,
+    mutating func addVM(_ name: String, on host: String, cpu: Double, vcpus: Int = 8, memoryMiB: Double = 4096,
                         mem: Double = 1024, sla: String? = nil, placement: PlacementRule? = nil,
                         lastMovedAt: Double? = nil) {
         addVM(name, on: host, cpuSeries: Array(repeating: cpu, count: 5), vcpus: vcpus, memoryMiB: memoryMiB,
               mem: mem, sla: sla, placement: placement, lastMovedAt: lastMovedAt)
     }
 
-    mutating func addVM(_ name: String, on host: String, cpuSeries: [Double], vcpus: Int = 4,
+    mutating func addVM(_ name: String, on host: String, cpuSeries: [Double], vcpus: Int = 8,
                         memoryMiB: Double = 4096, mem: Double = 1024, sla: String? = nil,
                         placement: PlacementRule? = nil, lastMovedAt: Double? = nil) {
         spec.vms.append(Fixture.vmSpec(name, vcpus: vcpus, memoryMiB: memoryMiB, sla: sla, placement: placement))

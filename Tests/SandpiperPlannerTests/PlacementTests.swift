@@ -73,7 +73,7 @@ final class PlacementTests: XCTestCase {
     func testSwapThroughAStagingHost() {
         var w = World(hosts: 3)
         w.addVM("a", on: "pm1", cpu: 4)
-        w.addVM("c", on: "pm1", cpu: 3)
+        w.addVM("c", on: "pm1", cpu: 3, placement: PlacementRule(host: "pm1"))
         w.addVM("b", on: "pm2", cpu: 2)
         w.addVM("d", on: "pm2", cpu: 2.5)
         w.addVM("e", on: "pm3", cpu: 3.2, placement: PlacementRule(host: "pm3"))
@@ -84,12 +84,86 @@ final class PlacementTests: XCTestCase {
         XCTAssertEqual(plan.moves[2].dependsOn, [plan.moves[0].id, plan.moves[1].id])
         XCTAssertTrue(plan.moves.first?.reason.contains("staging") ?? false, "\(plan.moves) \(plan.unresolved) \(plan.decisions)")
         XCTAssertTrue(plan.unresolved.isEmpty, "\(plan.unresolved)")
-        // A swap counts its moves against the budget: with 2 left, the staged swap is out and the next pair
-        // that needs only two moves is taken.
+        // A swap counts its moves against the budget.
         w.policy.placement.maxMigrationsPerRun = 2
-        XCTAssertEqual(w.plan().moves.map { "\($0.vm):\($0.from!)->\($0.to!)" }, ["c:pm1->pm2", "b:pm2->pm1"])
-        w.policy.placement.maxMigrationsPerRun = 1
         XCTAssertTrue(w.plan().moves.isEmpty)
+        XCTAssertTrue(w.plan().unresolved[0].reason.contains("no swap works"), w.plan().unresolved[0].reason)
+    }
+
+    func testTwoMoveSwapIsPreferredOverAStagedOne() {
+        var w = World(hosts: 3)
+        w.addVM("a", on: "pm1", cpu: 4)
+        w.addVM("c", on: "pm1", cpu: 3)
+        w.addVM("b", on: "pm2", cpu: 2)
+        w.addVM("d", on: "pm2", cpu: 2.5)
+        w.addVM("e", on: "pm3", cpu: 3.2, placement: PlacementRule(host: "pm3"))
+        // a<->d needs a staging host (3 moves); c<->b needs two.
+        XCTAssertEqual(w.plan().moves.map { "\($0.vm):\($0.from!)->\($0.to!)" }, ["c:pm1->pm2", "b:pm2->pm1"])
+    }
+
+    func testNewVMsDoNotTakeTheRoomHotHostsNeedAndAreNeverSwapPartners() {
+        var w = World(hosts: 3)
+        w.addVM("a", on: "pm1", cpu: 4)
+        w.addVM("c", on: "pm1", cpu: 3, placement: PlacementRule(host: "pm1"))
+        w.addVM("b", on: "pm2", cpu: 2)
+        w.addVM("d", on: "pm2", cpu: 2.5)
+        w.addVM("e", on: "pm3", cpu: 3.2, placement: PlacementRule(host: "pm3"))
+        w.spec.vms.append(Fixture.vmSpec("new", vcpus: 1, memoryMiB: 1024))
+        let plan = w.plan()
+        XCTAssertEqual(plan.actions.map { "\($0.kind.rawValue):\($0.vm)" },
+                       ["migrate:d", "migrate:a", "migrate:d", "define:new", "start:new"])
+        let define = plan.actions[3]
+        XCTAssertEqual(define.to, "pm3")
+        XCTAssertTrue(define.dependsOn.contains(plan.actions[2].id), "waits for d to leave its staging host")
+        XCTAssertFalse(plan.decisions.flatMap(\.examples).contains { $0.contains("<->new") })
+    }
+
+    func testAffinityMustKeepsTheGroupTogether() {
+        var w = World(hosts: 3)
+        w.addVM("app", on: "pm1", cpu: 1)
+        w.addVM("db", on: "pm1", cpu: 1)
+        w.addVM("cache", on: "pm2", cpu: 1)
+        w.spec.groups = [GroupSpec(name: "stack", vms: ["app", "db", "cache"], rule: .affinity, enforcement: .must)]
+        let plan = w.plan()
+        XCTAssertEqual(plan.moves.map { "\($0.vm):\($0.to!)" }, ["cache:pm1"])
+        XCTAssertTrue(plan.moves[0].reason.contains("affinity group stack runs on pm1"), plan.moves[0].reason)
+        // Hot pm1 cannot shed a member of the group: it stays together, the hotspot is reported.
+        w.update("cache") { $0.host = "pm1"; $0.samples = Fixture.samples(cpu: [5, 5, 5, 5, 5]) }
+        let hot = w.plan()
+        XCTAssertTrue(hot.moves.isEmpty)
+        XCTAssertEqual(hot.unresolved.map(\.host), ["pm1"])
+        XCTAssertTrue(hot.decisions.first?.filtered.contains(.init(reason: "affinity", count: 2)) ?? false,
+                      "\(hot.decisions)")
+    }
+
+    func testScanLimitIsReported() {
+        var w = World()
+        w.addHost("pm1", labels: ["rack": "b"])
+        for i in 2...5 { w.addHost("pm\(i)", labels: ["rack": "a"]) }
+        w.addHost("pm6", labels: ["rack": "b"])
+        w.addVM("a", on: "pm1", cpu: 4, placement: PlacementRule(labels: ["rack": "b"]))
+        w.addVM("c", on: "pm1", cpu: 3, placement: PlacementRule(labels: ["rack": "b"]))
+        w.addVM("x", on: "pm6", cpu: 1)
+        XCTAssertEqual(w.plan().moves.map { "\($0.vm):\($0.to!)" }, ["a:pm6"])
+        let plan = w.plan(PlanOptions(scanLimit: 2))
+        XCTAssertTrue(plan.moves.isEmpty)
+        let d = try! XCTUnwrap(plan.decisions.first)
+        XCTAssertEqual(d.hostsExamined, 2)
+        XCTAssertTrue(d.filtered.contains(.init(reason: "scan limit (not examined)", count: 3)), "\(d.filtered)")
+    }
+
+    func testLooseSLALetsAHostRunHotter() {
+        var w = World(hosts: 2)
+        w.spec.slas = [SLA(name: "bronze", thresholds: Thresholds(cpu: 0.90))]
+        w.addVM("a", on: "pm1", cpu: 4, sla: "bronze")
+        w.addVM("c", on: "pm1", cpu: 2.5, sla: "bronze")
+        var plan = w.plan()
+        XCTAssertTrue(plan.hotspots.isEmpty, "81% is under bronze's 90%")
+        XCTAssertEqual(plan.host("pm1")?.thresholds.cpu, 0.90)
+        // One VM without an SLA brings the policy's 75% back.
+        w.updateSpec("c") { $0.sla = nil }
+        plan = w.plan()
+        XCTAssertEqual(plan.hotspots.map(\.host), ["pm1"])
     }
 
     func testPinnedVMIsNotMovedOffItsPin() {

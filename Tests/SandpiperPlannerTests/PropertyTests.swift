@@ -44,6 +44,10 @@ final class PropertyTests: XCTestCase {
                                          "\(label): \(h.name) \(r) claimed fixed")
             }
         }
+        // A host still hot after the plan is listed as unresolved.
+        for h in plan.hostsAfter where !h.hot.isEmpty {
+            XCTAssertTrue(unresolvedHosts.contains(h.name), "\(label): \(h.name) still hot \(h.hot) but not unresolved")
+        }
         // No new hotspot: a host that was under its thresholds and received a VM stays under them.
         let receivers = Set(plan.actions.compactMap { $0.kind == .migrate || $0.kind == .define ? $0.to : nil })
         for name in receivers {
@@ -109,6 +113,20 @@ final class PropertyTests: XCTestCase {
             sawMoves = sawMoves || !Planner.plan(spec: spec, observation: obs, policy: policy).migrations.isEmpty
         }
         XCTAssertTrue(sawMoves)
+    }
+
+    /// Heavily loaded fleets: single moves run out, swaps (and their staging) carry the load.
+    func testOverloadedFleetsExerciseSwaps() throws {
+        var swaps = 0
+        for seed in UInt64(2)...4 {
+            var (spec, obs, policy) = FleetGenerator.generate(hosts: 40, vms: 1000, hotFraction: 0.6, seed: seed)
+            policy.placement.maxMigrationsPerRun = 1000
+            try check(spec, obs, policy, label: "overloaded \(seed)")
+            let plan = Planner.plan(spec: spec, observation: obs, policy: policy)
+            swaps += Set(plan.actions.compactMap(\.swapGroup)).count
+            for a in plan.actions where a.swapGroup != nil { XCTAssertEqual(a.kind, .migrate) }
+        }
+        XCTAssertGreaterThan(swaps, 0)
     }
 
     func testTightBudgetsAndSwapsOff() throws {
