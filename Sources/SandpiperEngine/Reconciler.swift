@@ -37,6 +37,8 @@ public struct ReconcileOutcome: Sendable {
     public var reports: [ApplyReport] = []
     public var proposal: PlanDocument?
     public var proposalBranch: String?
+    /// Working-tree mode: where the plan left for review was saved.
+    public var proposalFile: String?
     public var recordedInventory = false
     public var commit: String?
     public var branch: String?
@@ -93,8 +95,10 @@ public final class Reconciler {
         outcome.reports = r.reports
         outcome.recordedInventory = r.recordedInventory
         if let proposal = r.proposal, let id = proposal.id {
-            try PlanStore.save(proposal, to: PlanStore.defaultURL(cluster, id: id))
+            let url = PlanStore.defaultURL(cluster, id: id)
+            try PlanStore.save(proposal, to: url)
             outcome.proposal = proposal
+            outcome.proposalFile = url.path
         }
         return outcome
     }
@@ -260,6 +264,9 @@ public final class Reconciler {
         o.notes = result.notes
         if let proposal = o.proposal, options.propose || options.remote != nil {
             o.proposalBranch = try session.propose(proposal, base: result.commit ?? result.base)
+        } else if let proposal = o.proposal {
+            o.notes.append("plan \(proposal.id ?? "?") was not applied (automation \(o.automation.rawValue)); "
+                + "run with --propose to commit it to \(GitProposals.branch(proposal.id ?? "<id>")) for review")
         }
         return o
     }

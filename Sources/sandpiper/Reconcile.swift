@@ -119,7 +119,8 @@ struct Reconcile: ParsableCommand {
         if o.applied.isEmpty { lines.append("  nothing applied") }
         if let p = o.proposal {
             lines.append("  left for review: plan \(p.id ?? "?") with \(p.actions.count) action(s)"
-                + (o.proposalBranch.map { " on branch \($0)" } ?? ""))
+                + (o.proposalBranch.map { " on branch \($0)" } ?? "")
+                + (o.proposalFile.map { ", saved to \(Output.relative($0)) (sandpiper apply \(Output.relative($0)))" } ?? ""))
         }
         for n in o.notes { lines.append("  note: \(n)") }
         if let c = o.commit {
@@ -140,7 +141,7 @@ struct ReconcileJSON: Encodable {
         var actions: Int
         var outcomes: [ApplyJSON.Outcome]
     }
-    struct Proposal: Encodable { var planID: String; var actions: Int; var branch: String? }
+    struct Proposal: Encodable { var planID: String; var actions: Int; var branch: String?; var file: String? }
     var formatVersion = 1
     var ok: Bool
     var error: String?
@@ -181,7 +182,8 @@ struct ReconcileJSON: Encodable {
                     })
         }
         pending = o.pending
-        proposal = o.proposal.map { Proposal(planID: $0.id ?? "", actions: $0.actions.count, branch: o.proposalBranch) }
+        proposal = o.proposal.map { Proposal(planID: $0.id ?? "", actions: $0.actions.count, branch: o.proposalBranch,
+                                            file: o.proposalFile.map(Output.relative)) }
         recordedInventory = o.recordedInventory
         commit = o.commit
         branch = o.branch

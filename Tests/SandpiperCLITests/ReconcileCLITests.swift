@@ -60,6 +60,20 @@ final class ReconcileCLITests: XCTestCase {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], text)
     }
 
+    func testReconcileWithoutGitWorksOnTheDirectory() throws {
+        let root = try CLI.sandbox(self)  // not a repository
+        let run = try CLI.run(["reconcile", "Clusters/demo", "--detailed-exitcode", "--json"], in: root)
+        XCTAssertEqual(run.status, 2, "manual: the plan is left for review\n\(run.stderr)")
+        let summary = try json(run.stdout)
+        let file = try XCTUnwrap((summary["proposal"] as? [String: Any])?["file"] as? String)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent("Clusters/demo/state.json").path))
+        // The saved plan is based on the state reconcile wrote: a later apply accepts it.
+        let apply = try CLI.run(["apply", file], in: root)
+        XCTAssertEqual(apply.status, 0, apply.stderr)
+        XCTAssertEqual(try CLI.run(["reconcile", "Clusters/demo", "--commit"], in: root).status, 1,
+                       "--commit needs a repository")
+    }
+
     // MARK: Lock
 
     func testTwoConcurrentReconcilersOneWinsTheLock() throws {

@@ -233,6 +233,36 @@ final class GitWorkflowTests: XCTestCase {
         XCTAssertEqual(try repo.repository.resolve("main"), tip, "no empty commits")
     }
 
+    func testPartialAutomationAppliesAllocationsAndProposesMoves() throws {
+        let repo = try makeRepo(automation: "partial")
+        let fleet = SharedFleet()
+        var o = options()
+        o.propose = true
+        let outcome = try reconciler(repo, o, fleet: fleet).run()
+        XCTAssertTrue(outcome.applied.flatMap(\.actions).allSatisfy { ["tune", "resize", "define", "start"].contains($0.kind) },
+                      "\(outcome.applied.flatMap(\.actions).map(\.kind))")
+        XCTAssertNotNil(try fleet.connections!.connection("pm2")!.domainIfExists(named: "batch1"), "batch1 not moved")
+        let proposal = try XCTUnwrap(outcome.proposal)
+        XCTAssertTrue(proposal.actions.contains { $0.kind == "migrate" && $0.vm == "batch1" })
+        let branch = try XCTUnwrap(outcome.proposalBranch)
+        XCTAssertEqual(branch, GitProposals.branch(proposal.id!))
+        // The proposal sits on top of the decisions commit, whose state it is based on.
+        let proposalTip = try repo.repository.resolve(branch)
+        let base = try XCTUnwrap(outcome.commit.flatMap { ObjectID(hex: $0) } ?? ObjectID(hex: outcome.baseCommit!))
+        XCTAssertEqual(try repo.repository.commitInfo(proposalTip).parents, [base])
+        let state = try JSONDecoder().decode(StateDocument.self, from: Data(
+            try XCTUnwrap(repo.repository.readFile("Clusters/demo/state.json", at: base))))
+        XCTAssertEqual(proposal.basedOn?.stateSerial, state.serial)
+        XCTAssertEqual(proposal.basedOn?.stateLineage, state.lineage)
+        // ... so it can be applied after review, from its branch.
+        var apply = options()
+        apply.maxAttempts = 1
+        let applied = try GitPlanApply.run(path: repo.cluster.path, fromRef: branch, planID: nil, options: apply,
+                                           connect: { fleet.connect($0) })
+        XCTAssertNotNil(applied.commit)
+        XCTAssertNotNil(try fleet.connections!.connection("pm3")!.domainIfExists(named: "batch1"), "batch1 moved")
+    }
+
     func testCommitMessageSummarisesMovesSwapsAndHotspots() {
         func action(_ id: String, _ kind: String, swap: String? = nil) -> PlanDocument.Action {
             let json = """
