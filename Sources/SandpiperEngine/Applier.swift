@@ -35,6 +35,9 @@ public final class Applier {
     public var observationNow: Double?
     /// Pause after journaling each action as started (crash-safety tests kill the process there).
     public var pauseAfterStart: Duration = .zero
+    /// False keeps the state in memory only (`sandpiper simulate`): the journal and inventory are updated as
+    /// usual but state.json is never written.
+    public var persistState = true
 
     public init(cluster: LoadedCluster, connections: FleetConnections, state: StateDocument?) {
         self.cluster = cluster
@@ -126,6 +129,13 @@ public final class Applier {
     }
 
     private func save() throws(EngineError) {
+        guard persistState else {
+            state.serial += 1
+            if state.journal.count > StateDocument.journalLimit {
+                state.journal.removeFirst(state.journal.count - StateDocument.journalLimit)
+            }
+            return
+        }
         do { state = try stateFile.write(state) } catch { throw .state(error) }
     }
 
