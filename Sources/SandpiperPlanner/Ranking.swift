@@ -98,12 +98,39 @@ struct PlacementSearch: Sendable {
                 if pen == 0 { unpenalized += 1 }
             case .rejected(let rs, let res):
                 for r in rs { filtered[r.reason, default: 0] += 1 }
-                if examples.count < keepExamples, let r = rs.first { examples.append(r.detail) }
+                if examples.count < keepExamples, let r = rs.first { examples.append(r.text(fleet)) }
                 if res, resolvable.count < keepResolvable { resolvable.append(h) }
             }
         }
 
-        if let pin = fleet.vms[v].pin {
+        // Exhausted: no eligible host has room for one of the VM's resources, whatever its load elsewhere.
+        var exhausted: [ResourceKind] = []
+        if fleet.vms[v].pin == nil {
+            let d = fleet.vms[v].demand
+            for r in ResourceKind.allCases where d[r] > 0 {
+                guard let best = state.headroom.best(r) else { exhausted.append(r); continue }
+                if d[r] > best.room + 1e-9 {
+                    exhausted.append(r)
+                    if examples.count < keepExamples {
+                        examples.append("no host has \(Fmt.amount(d[r], r)) of \(r.rawValue) below its threshold; most room: \(Fmt.amount(max(0, best.room), r)) on \(fleet.hosts[best.host].name)")
+                    }
+                }
+            }
+        }
+
+        if !exhausted.isEmpty {
+            let others = state.order.keys.count - (current >= 0 && fleet.hosts[current].eligible ? 1 : 0)
+            for r in exhausted { filtered["exhausted \(r.rawValue)", default: 0] += others }
+            // Swaps still need colder hosts the VM could use if room were made: the lowest-Volume ones that
+            // pass every constraint.
+            var looked = 0
+            for key in state.order.keys where looked < 2 * keepResolvable && resolvable.count < keepResolvable {
+                let h = key.host
+                if h == current || excluding.contains(h) { continue }
+                looked += 1
+                if feasible.constraints(v, on: h, state: state).isEmpty { resolvable.append(h) }
+            }
+        } else if let pin = fleet.vms[v].pin {
             if pin >= 0, pin != current, !excluding.contains(pin) { consider(pin) }
             let others = fleet.hosts.count - (pin >= 0 ? 1 : 0)
             if others > 0 { filtered["pinned elsewhere", default: 0] += others }
@@ -120,6 +147,19 @@ struct PlacementSearch: Sendable {
                     break
                 }
                 consider(h)
+            }
+            // The walk was cut short without a fit: also try the hosts with the most room per resource.
+            if candidates.isEmpty && scanCut > 0 {
+                var extra: [Int] = []
+                for r in ResourceKind.allCases where fleet.vms[v].demand[r] > 0 {
+                    if let b = state.headroom.best(r), b.host != current, !excluding.contains(b.host),
+                       !extra.contains(b.host) { extra.append(b.host) }
+                }
+                for h in extra {
+                    let before = examined
+                    consider(h)
+                    if examined > before { scanCut -= 1 }
+                }
             }
         }
         if scanCut > 0 { filtered["scan limit (not examined)", default: 0] += scanCut }
