@@ -33,7 +33,29 @@ struct Apply: ParsableCommand {
     @Flag(help: "Print a JSON report (formatVersion 1) instead of progress lines.")
     var json = false
 
+    @Flag(help: "Commit state.json and the applied plan to git (only those files) on the branch.")
+    var commit = false
+
+    @Option(help: "Apply the plan committed on this ref (sandpiper/proposals/<id>) while fresh; TARGET is the cluster directory.")
+    var fromRef: String?
+
+    @Option(help: "With --from-ref: the plan's id when the ref is not a proposal branch.")
+    var planID: String?
+
+    @Option(help: "Branch to commit to (default: the checked-out branch).")
+    var branch: String?
+
+    @Option(help: "With --from-ref: take the lock on, read from and push to this remote.")
+    var remote: String?
+
+    @Option(help: "Commit author \"Name <email>\" (default: $SANDPIPER_GIT_AUTHOR, then git's user.name/user.email).")
+    var author: String?
+
+    @Option(help: "Committer \"Name <email>\" (default: $SANDPIPER_GIT_COMMITTER, then the author).")
+    var committer: String?
+
     func run() throws {
+        if let fromRef { return try runFromRef(fromRef) }
         var isDirectory: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory)
         let targetIsCluster = exists && (isDirectory.boolValue || target.hasSuffix(".yaml"))
@@ -98,8 +120,56 @@ struct Apply: ParsableCommand {
                     + "\(document.actions.count) actions done. State: \(Output.relative(StateFile(directory: loaded.directory).url.path)) "
                     + "(serial \(applier.state.serial)).")
             }
+            if commit {
+                do {
+                    let made = try GitPlanApply.commitWorkingTree(loaded, document: document, report: report,
+                                                                   branch: branch, author: author, committer: committer)
+                    if !json { print(made.map { "Committed \($0.prefix(12))." } ?? "Nothing to commit.") }
+                } catch {
+                    Output.error("error: the apply is recorded in state.json but could not be committed: \(error)")
+                    throw ExitCode.invalid
+                }
+            }
             if !report.succeeded { throw ExitCode.invalid }
         } catch let error as EngineError {
+            Output.error("error: \(error)")
+            throw ExitCode.invalid
+        }
+    }
+
+    /// `apply DIR --from-ref sandpiper/proposals/<id>`: a reviewed plan, applied only while fresh, committed.
+    private func runFromRef(_ ref: String) throws {
+        var options = ReconcileOptions()
+        options.commit = true
+        options.remote = remote
+        options.branch = branch
+        options.author = author
+        options.committer = committer
+        let started = Date()
+        do {
+            let outcome = try GitPlanApply.run(
+                path: target, fromRef: ref, planID: planID, options: options,
+                onStart: json ? nil : { i, n, summary in print("[\(i)/\(n)] \(summary) ..."); Output.flush() },
+                onFinish: json ? nil : { o in
+                    let elapsed = String(format: "%.1fs", Date().timeIntervalSince(started))
+                    print("  \(o.status.rawValue)\(o.detail.map { " (\($0))" } ?? "") [\(elapsed)]")
+                },
+                log: { Output.error($0) })
+            if json {
+                var report = ApplyJSON(planID: outcome.report.planID, report: outcome.report)
+                report.commit = outcome.commit
+                report.pushed = outcome.pushed
+                print(try Output.json(report))
+            } else {
+                print("\nApply \(outcome.report.succeeded ? "complete" : "FAILED"): \(outcome.report.done) of "
+                    + "\(outcome.document.actions.count) actions done. "
+                    + (outcome.commit.map { "Committed \($0.prefix(12)) on \(outcome.branch)" } ?? "Nothing committed")
+                    + (outcome.pushed ? " and pushed." : "."))
+            }
+            if !outcome.report.succeeded { throw ExitCode.invalid }
+        } catch let error as ExitCode {
+            throw error
+        } catch {
             Output.error("error: \(error)")
             throw ExitCode.invalid
         }
@@ -118,6 +188,9 @@ struct ApplyJSON: Encodable {
     var planID: String
     var succeeded: Bool
     var outcomes: [Outcome]
+    /// With --from-ref: the decisions commit and whether it was pushed.
+    var commit: String?
+    var pushed: Bool?
 
     init(planID: String, report: ApplyReport?) {
         self.planID = planID

@@ -38,7 +38,20 @@ struct Plan: ParsableCommand {
     @Option(help: "Live telemetry: seconds between samples (default: the spec's telemetry interval).")
     var interval: Double?
 
+    @Option(help: "Plan from the spec, policy and state committed at this revision (libgit2, no checkout); the plan records the commit.")
+    var ref: String?
+
+    @Flag(help: "Commit the plan to the branch sandpiper/proposals/<plan-id> (from --ref, default HEAD) for review.")
+    var propose = false
+
+    @Option(help: "With --propose: push the proposal branch to this remote.")
+    var remote: String?
+
+    @Option(help: "With --propose: commit author \"Name <email>\" (default: $SANDPIPER_GIT_AUTHOR, then git config).")
+    var author: String?
+
     func validate() throws {
+        if remote != nil && !propose { throw ValidationError("--remote is used with --propose") }
         if let s = samples, s < 1 { throw ValidationError("--samples must be at least 1") }
         if let i = interval, i <= 0 { throw ValidationError("--interval must be positive") }
     }
@@ -46,8 +59,10 @@ struct Plan: ParsableCommand {
     func run() throws {
         let document: PlanDocument
         do {
-            let loaded = try Engine.load(cluster)
-            let state = try Engine.readState(loaded)
+            // --ref / --propose: read the committed cluster (the snapshot lives until the end of the run).
+            let gitBase = try gitSnapshot()
+            let loaded = try gitBase?.cluster ?? Engine.load(cluster)
+            let state = try gitBase?.readState() ?? Engine.readState(loaded)
             let connections = FleetConnections(cluster: loaded, readOnly: true)
             defer { connections.closeAll() }
             let snapshot = try Engine.observe(loaded, connections: connections, state: state,
@@ -55,28 +70,58 @@ struct Plan: ParsableCommand {
                                                                           samples: samples,
                                                                           progress: Progress.sampling(quiet: json)))
             for w in snapshot.inventory.warnings { Output.error("warning: \(w)") }
-            document = Engine.plan(loaded, snapshot: snapshot, state: state, prune: prune)
+            document = Engine.plan(loaded, snapshot: snapshot, state: state, specCommit: gitBase?.commit.hex,
+                                   prune: prune)
             let hasChanges = !document.actions.isEmpty
             var savedTo: String?
             if let out {
                 try PlanStore.save(document, to: URL(fileURLWithPath: out))
                 savedTo = out
-            } else if hasChanges, let id = document.id {
-                let url = PlanStore.defaultURL(loaded, id: id)
+            } else if hasChanges, let id = document.id, let url = defaultPlanURL(loaded, id: id, git: gitBase) {
                 try PlanStore.save(document, to: url)
                 savedTo = Output.relative(url.path)
+            }
+            var proposed: String?
+            if propose, hasChanges, let gitBase {
+                let identity = try GitIdentity.resolve(author: author, committer: nil,
+                                                       repository: gitBase.location.repository)
+                try GitProposals.propose(document, location: gitBase.location, base: gitBase.commit, identity: identity)
+                proposed = GitProposals.branch(document.id ?? "")
+                if let remote, let proposed { try GitProposals.push(proposed, location: gitBase.location, remote: remote) }
             }
             if json {
                 print(String(decoding: try document.encoded(), as: UTF8.self))
             } else {
                 print(PlanRenderer(color: Output.isTerminal).render(document))
                 if let savedTo { print("\nSaved plan to \(savedTo). Apply it with: sandpiper apply \(savedTo)") }
+                if let proposed {
+                    print("Proposed on branch \(proposed)\(remote.map { " (pushed to \($0))" } ?? ""). After review: "
+                        + "sandpiper apply \(cluster) --from-ref \(proposed) --commit")
+                }
             }
         } catch let error as EngineError {
             Output.error("error: \(error)")
             throw ExitCode.invalid
+        } catch let error as GitWorkflowError {
+            Output.error("error: \(error)")
+            throw ExitCode.invalid
         }
         if detailedExitcode && !document.actions.isEmpty { throw ExitCode.changesPresent }
+    }
+
+    /// With --ref or --propose: the cluster as committed at --ref (default HEAD).
+    private func gitSnapshot() throws -> GitSnapshot? {
+        guard ref != nil || propose else { return nil }
+        return try GitSnapshot(try GitClusterLocation.locate(cluster), revision: ref ?? "HEAD")
+    }
+
+    /// Where a plan with changes is saved by default: plans/ of the cluster directory in the working tree
+    /// (also when it was read at a ref), nil when that directory does not exist.
+    private func defaultPlanURL(_ loaded: LoadedCluster, id: String, git: GitSnapshot?) -> URL? {
+        guard let git else { return PlanStore.defaultURL(loaded, id: id) }
+        guard let dir = git.location.worktreeDirectory,
+              FileManager.default.fileExists(atPath: dir.appendingPathComponent("cluster.yaml").path) else { return nil }
+        return dir.appendingPathComponent("plans/\(id).json")
     }
 }
 

@@ -17,10 +17,13 @@ struct Validate: ParsableCommand {
     @Flag(help: "Print one JSON object (formatVersion 1) instead of text.")
     var json = false
 
+    @Option(help: "Validate the spec and policy as committed at this revision (branch, tag, commit), read with libgit2.")
+    var ref: String?
+
     func run() throws {
         let report: ValidationReport
         do {
-            report = ValidationReport(try ClusterLoader.load(cluster))
+            report = ValidationReport(try load())
         } catch {
             let report = ValidationReport(errors: error.diagnostics)
             if json { print(try Output.json(report)) } else {
@@ -39,6 +42,18 @@ struct Validate: ParsableCommand {
         print("  reserved memory  \(Units.formatMiB(s.reservedMemoryMiB)) of "
             + "\(s.capacityMemoryMiB.map(Units.formatMiB) ?? "?")")
         print("  declared vCPUs   \(s.vcpus), memory \(Units.formatMiB(s.memoryMiB))")
+    }
+
+    /// The working tree, or with --ref the commit's tree (diagnostics name `REF:path`).
+    private func load() throws(LoadError) -> LoadedCluster {
+        guard let ref else { return try ClusterLoader.load(cluster) }
+        do {
+            return try GitSnapshot(try GitClusterLocation.locate(cluster), revision: ref).cluster
+        } catch let EngineError.load(e) {
+            throw e
+        } catch {
+            throw .unreadable(path: "\(ref):\(cluster)", reason: "\(error)")
+        }
     }
 }
 

@@ -1,0 +1,193 @@
+import ArgumentParser
+import Foundation
+import SandpiperEngine
+import SandpiperModel
+
+struct Reconcile: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Lock, observe, plan, apply per the policy's automation level, commit and push.",
+        discussion: """
+        The policy's `automation` decides what is applied: `manual` applies nothing (plan only), `partial` \
+        applies tune/resize/define/start and proposes moves, `full` applies the whole plan (the planner already \
+        keeps to maxMigrationsPerRun).
+
+        Without --commit/--ci the cluster directory is used as it is on disk (file lock, state.json rewritten in \
+        place, plans saved to plans/). With --commit the cluster is read from the branch's tip commit through \
+        libgit2 (no checkout; uncommitted edits are not reconciled), the lock is the ref \
+        refs/sandpiper/locks/<cluster>, and state.json plus the applied plans are committed on the branch, \
+        nothing else. --ci also takes the lock on the remote, plans from the remote branch, pushes the commit \
+        (never forced) and proposes unapplied actions on sandpiper/proposals/<plan-id>. When the branch moved \
+        meanwhile, the run re-reads, re-plans and retries (--max-attempts), then gives up with a message.
+
+        Exit codes: 0 done (or nothing to do); 2 actions left for review (with --detailed-exitcode); \
+        1 error: invalid spec, lock held, an action failed, push refused.
+        """)
+
+    @Argument(help: "Cluster directory (Clusters/<name>) or its cluster.yaml.")
+    var cluster: String
+
+    @Flag(help: "CI mode: --commit, plus lock on the remote, plan from and push to the remote branch, propose moves.")
+    var ci = false
+
+    @Flag(help: "Commit state.json and the applied plans to git (libgit2).")
+    var commit = false
+
+    @Flag(help: "Commit actions the automation level does not apply to sandpiper/proposals/<plan-id>.")
+    var propose = false
+
+    @Option(help: "Remote for --ci (default: origin).")
+    var remote: String?
+
+    @Option(help: "Branch to read from and commit to (default: the checked-out branch).")
+    var branch: String?
+
+    @Option(help: "Revision to read; with --commit it must be the branch's tip (guards against a moved branch).")
+    var ref: String?
+
+    @Option(help: "Commit author \"Name <email>\" (default: $SANDPIPER_GIT_AUTHOR, then git's user.name/user.email).")
+    var author: String?
+
+    @Option(help: "Committer \"Name <email>\" (default: $SANDPIPER_GIT_COMMITTER, then the author).")
+    var committer: String?
+
+    @Option(help: "Attempts when the branch or remote moved meanwhile.")
+    var maxAttempts: Int = 3
+
+    @Flag(help: "Also stop and undefine undeclared VMs.")
+    var prune = false
+
+    @Flag(help: "Exit 2 when actions are left for review.")
+    var detailedExitcode = false
+
+    @Flag(help: "Print one JSON object (formatVersion 1).")
+    var json = false
+
+    @Option(help: "Live telemetry: number of samples (default: the policy's window n).")
+    var samples: Int?
+
+    @Option(help: "Live telemetry: seconds between samples (default: the spec's telemetry interval).")
+    var interval: Double?
+
+    func validate() throws {
+        if maxAttempts < 1 { throw ValidationError("--max-attempts must be at least 1") }
+        if remote != nil && !ci { throw ValidationError("--remote is used with --ci") }
+    }
+
+    func run() throws {
+        var options = ReconcileOptions()
+        options.commit = commit || ci
+        options.remote = ci ? (remote ?? "origin") : nil
+        options.branch = branch
+        options.ref = ref
+        options.propose = propose
+        options.maxAttempts = maxAttempts
+        options.prune = prune
+        options.author = author
+        options.committer = committer
+        options.telemetry = TelemetryOptions(intervalSeconds: interval, samples: samples,
+                                             progress: Progress.sampling(quiet: json))
+        let reconciler = Reconciler(path: cluster, options: options)
+        reconciler.log = { Output.error($0) }
+        if !json {
+            reconciler.onStart = { i, n, summary in print("[\(i)/\(n)] \(summary) ..."); Output.flush() }
+            reconciler.onFinish = { o in print("  \(o.status.rawValue)" + (o.detail.map { " (\($0))" } ?? "")) }
+        }
+        let outcome: ReconcileOutcome
+        do { outcome = try reconciler.run() } catch {
+            if json { print((try? Output.json(ReconcileJSON(error: "\(error)"))) ?? "{}") }
+            Output.error("error: \(error)")
+            throw ExitCode.invalid
+        }
+        if json { print(try Output.json(ReconcileJSON(outcome))) } else { print(Self.text(outcome)) }
+        if !outcome.succeeded { throw ExitCode.invalid }
+        if detailedExitcode && outcome.pending > 0 { throw ExitCode.changesPresent }
+    }
+
+    static func text(_ o: ReconcileOutcome) -> String {
+        var lines: [String] = []
+        let plan = o.plan
+        lines.append("Reconcile \(o.cluster) (automation \(o.automation.rawValue))"
+            + (o.baseCommit.map { " from \($0.prefix(12))" } ?? "") + ":")
+        if let plan {
+            lines.append("  plan \(plan.id ?? "?"): \(plan.actions.count) action(s), \(plan.summary.hotspots) hotspot(s), "
+                + "\(plan.summary.unresolved) unresolved")
+        }
+        for (doc, report) in zip(o.applied, o.reports) {
+            lines.append("  applied plan \(doc.id ?? "?"): \(report.done) of \(doc.actions.count) done"
+                + (report.succeeded ? "" : " (FAILED)"))
+        }
+        if o.applied.isEmpty { lines.append("  nothing applied") }
+        if let p = o.proposal {
+            lines.append("  left for review: plan \(p.id ?? "?") with \(p.actions.count) action(s)"
+                + (o.proposalBranch.map { " on branch \($0)" } ?? "")
+                + (o.proposalFile.map { ", saved to \(Output.relative($0)) (sandpiper apply \(Output.relative($0)))" } ?? ""))
+        }
+        for n in o.notes { lines.append("  note: \(n)") }
+        if let c = o.commit {
+            lines.append("  committed \(c.prefix(12)) on \(o.branch ?? "?")" + (o.pushed ? " and pushed" : ""))
+        } else if o.branch != nil {
+            lines.append("  no commit: nothing changed")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// The `reconcile --json` summary.
+struct ReconcileJSON: Encodable {
+    struct Applied: Encodable {
+        var planID: String
+        var succeeded: Bool
+        var done: Int
+        var actions: Int
+        var outcomes: [ApplyJSON.Outcome]
+    }
+    struct Proposal: Encodable { var planID: String; var actions: Int; var branch: String?; var file: String? }
+    var formatVersion = 1
+    var ok: Bool
+    var error: String?
+    var cluster: String?
+    var automation: String?
+    var baseCommit: String?
+    var attempts: Int?
+    var planID: String?
+    var planActions: Int?
+    var hotspots: Int?
+    var unresolved: Int?
+    var applied: [Applied] = []
+    var pending: Int = 0
+    var proposal: Proposal?
+    var recordedInventory: Bool = false
+    var commit: String?
+    var branch: String?
+    var pushed: Bool = false
+    var notes: [String] = []
+
+    init(error: String) { ok = false; self.error = error }
+
+    init(_ o: ReconcileOutcome) {
+        ok = o.succeeded
+        cluster = o.cluster
+        automation = o.automation.rawValue
+        baseCommit = o.baseCommit
+        attempts = o.attempts
+        planID = o.plan?.id
+        planActions = o.plan?.actions.count
+        hotspots = o.plan?.summary.hotspots
+        unresolved = o.plan?.summary.unresolved
+        applied = zip(o.applied, o.reports).map { doc, r in
+            Applied(planID: doc.id ?? r.planID, succeeded: r.succeeded, done: r.done, actions: doc.actions.count,
+                    outcomes: r.outcomes.map {
+                        ApplyJSON.Outcome(action: $0.actionID, summary: $0.summary, status: $0.status.rawValue,
+                                          detail: $0.detail)
+                    })
+        }
+        pending = o.pending
+        proposal = o.proposal.map { Proposal(planID: $0.id ?? "", actions: $0.actions.count, branch: o.proposalBranch,
+                                            file: o.proposalFile.map(Output.relative)) }
+        recordedInventory = o.recordedInventory
+        commit = o.commit
+        branch = o.branch
+        pushed = o.pushed
+        notes = o.notes
+    }
+}
