@@ -42,11 +42,11 @@ extension GitRepository {
             try Self.retryingWhileLocked {
                 var ref: OpaquePointer?
                 let rc: Int32
-                if var old = expected?.oid {
-                    rc = git_reference_create_matching(&ref, repo, name, &new, 1, &old, message)
-                } else {
-                    rc = git_reference_create(&ref, repo, name, &new, 0, message)
-                }
+                // Always compare-and-swap under the ref's lock file: libgit2 checks `force = 0` *before* taking
+                // the lock, so two creators could both pass it. An all-zero expected id means "must not exist"
+                // and is checked under the lock.
+                var old = expected?.oid ?? git_oid()
+                rc = git_reference_create_matching(&ref, repo, name, &new, 1, &old, message)
                 git_reference_free(ref)
                 return rc
             } describe: { rc throws(GitError) in
