@@ -41,9 +41,11 @@ let package = Package(
         .testTarget(name: "SandpiperYAMLTests", dependencies: ["SandpiperYAML"]),
         .testTarget(name: "SandpiperModelTests", dependencies: ["SandpiperModel"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SandpiperPlannerTests", dependencies: ["SandpiperPlanner"]),
-        .testTarget(name: "SandpiperLibvirtTests", dependencies: ["SandpiperLibvirt"]),
+        // Test support: two real libvirtd/QEMU daemons on this machine (shared/labs recipe).
+        .target(name: "SandpiperTestSupport", dependencies: ["SandpiperLibvirt"], path: "Tests/SandpiperTestSupport"),
+        .testTarget(name: "SandpiperLibvirtTests", dependencies: ["SandpiperLibvirt", "SandpiperTestSupport"]),
         .testTarget(name: "SandpiperGitTests", dependencies: ["SandpiperGit"]),
-        .testTarget(name: "SandpiperEngineTests", dependencies: ["SandpiperEngine"]),
+        .testTarget(name: "SandpiperEngineTests", dependencies: ["SandpiperEngine", "SandpiperTestSupport"]),
         // Runs the built `sandpiper` binary: exit codes, output formats, crash safety.
         .testTarget(name: "SandpiperCLITests", dependencies: ["sandpiper", "SandpiperModel"]),
     ]

@@ -6,7 +6,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: planner speed and memory on a generated fleet.",
         discussion: "Speed and memory targets live here, never in timed tests. Build with -c release to measure.",
-        subcommands: [BenchPlanner.self])
+        subcommands: [BenchPlanner.self, BenchSampling.self])
 }
 
 struct BenchPlanner: ParsableCommand {
@@ -63,5 +63,62 @@ struct BenchPlanner: ParsableCommand {
             return kib * 1024
         }
         return 0
+    }
+}
+
+struct BenchSampling: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sampling",
+        abstract: "Time one statistics round trip for N domains: Sandpiper's libvirt call vs `virsh domstats`.",
+        discussion: """
+        Without --uri, a libvirt test-driver host with N running domains is generated in a temp directory. \
+        Sandpiper holds one connection and makes one virConnectGetAllDomainStats call per round; `virsh \
+        domstats` (if installed) is run once per round, as a monitoring script would. Reports ms per round and \
+        the ratio.
+        """)
+
+    @Option(help: "Number of domains on the generated test-driver host.") var domains: Int = 100
+    @Option(help: "Rounds to time for each side.") var rounds: Int = 20
+    @Option(help: "Sample this libvirt URI instead of a generated test-driver host.") var uri: String?
+    @Flag(help: "Print one JSON object (formatVersion 1).") var json = false
+
+    func validate() throws {
+        guard domains >= 1, domains <= 100_000, rounds >= 1 else {
+            throw ValidationError("--domains must be 1...100000 and --rounds >= 1")
+        }
+    }
+
+    struct Report: Encodable {
+        var formatVersion = 1
+        var domains: Int
+        var rounds: Int
+        var sandpiperMsPerRound: Double
+        var virshMsPerRound: Double?
+        var ratio: Double?
+    }
+
+    func run() throws {
+        var target = uri
+        var cleanup: URL?
+        if target == nil {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sandpiper-bench-\(getpid())")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let file = dir.appendingPathComponent("node.xml")
+            try SamplingFixture.nodeXML(domains: domains).write(to: file, atomically: true, encoding: .utf8)
+            target = "test://" + file.path
+            cleanup = dir
+        }
+        defer { if let cleanup { try? FileManager.default.removeItem(at: cleanup) } }
+        let result = try SamplingFixture.measure(uri: target!, rounds: rounds)
+        let report = Report(domains: result.domains, rounds: rounds, sandpiperMsPerRound: result.sandpiperMs,
+                            virshMsPerRound: result.virshMs, ratio: result.virshMs.map { $0 / max(result.sandpiperMs, 1e-9) })
+        if json { print(try Output.json(report)); return }
+        print("sampling \(result.domains) domains, \(rounds) rounds")
+        print(String(format: "  sandpiper (one virConnectGetAllDomainStats)  %8.3f ms/round", result.sandpiperMs))
+        if let v = result.virshMs {
+            print(String(format: "  virsh domstats (one process per round)      %8.3f ms/round  (x%.1f)", v, v / max(result.sandpiperMs, 1e-9)))
+        } else {
+            print("  virsh not installed (apt-get install libvirt-clients): no comparison")
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import SandpiperLibvirt
+import SandpiperTestSupport
 
 /// Integration: real libvirtd/QEMU daemons (see QemuLab), live migration A -> B (client-managed) and B -> A
 /// (peer-to-peer) through this module. Skipped when not root or libvirtd/qemu/setpriv are missing.

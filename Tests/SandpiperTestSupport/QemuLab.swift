@@ -1,6 +1,5 @@
 import Foundation
-import XCTest
-@testable import SandpiperLibvirt
+import SandpiperLibvirt
 
 /// Two real libvirtd (QEMU driver) daemons in session mode on this machine, set up exactly like
 /// /work/shared/labs/qemu-two-daemons.sh (LAB_MODE=session): an unprivileged user `virtlab`, one XDG config/cache/
@@ -8,25 +7,25 @@ import XCTest
 /// One deviation: each daemon's XDG_CACHE_HOME is kept across runs (/var/tmp/sandpiper-qemu-lab-cache/<A|B>) so QEMU
 /// capability probing (most of the start-up time) is done once.
 /// Teardown kills only the PIDs this harness started (daemons, and guests by their pidfiles).
-final class QemuLab {
-    static let user = "virtlab"
-    static let libvirtd = "/usr/sbin/libvirtd"
-    static let qemu = "/usr/bin/qemu-system-x86_64"
-    static let setpriv = "/usr/bin/setpriv"
+public final class QemuLab {
+    public static let user = "virtlab"
+    public static let libvirtd = "/usr/sbin/libvirtd"
+    public static let qemu = "/usr/bin/qemu-system-x86_64"
+    public static let setpriv = "/usr/bin/setpriv"
 
-    struct Daemon {
+    public struct Daemon {
         let name: String
         let dir: URL
         let process: Process
         let uri: String
     }
 
-    let root: URL
-    private(set) var daemons: [String: Daemon] = [:]
+    public let root: URL
+    public private(set) var daemons: [String: Daemon] = [:]
     private let t0 = Date()
 
     /// Why the lab cannot run here, or nil.
-    static func unavailableReason() -> String? {
+    public static func unavailableReason() -> String? {
         if getuid() != 0 { return "the QEMU lab needs root (it runs the daemons as user \(user) via setpriv)" }
         for bin in [libvirtd, qemu, setpriv] where !FileManager.default.isExecutableFile(atPath: bin) {
             return "\(bin) is not installed (apt-get install -y --no-install-recommends libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 libvirt-clients)"
@@ -34,7 +33,7 @@ final class QemuLab {
         return nil
     }
 
-    init() throws {
+    public init() throws {
         root = URL(fileURLWithPath: "/tmp/sandpiper-qemu-lab/run-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         try Self.run("/bin/chmod", ["755", root.path, root.deletingLastPathComponent().path])
@@ -43,12 +42,12 @@ final class QemuLab {
         }
     }
 
-    func log(_ s: String) {
+    public func log(_ s: String) {
         print(String(format: "[qemu-lab %6.2fs] ", Date().timeIntervalSince(t0)) + s)
     }
 
     @discardableResult
-    static func run(_ path: String, _ args: [String]) throws -> String {
+    public static func run(_ path: String, _ args: [String]) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = args
@@ -67,7 +66,7 @@ final class QemuLab {
     }
 
     /// Starts daemon `name` (A or B) like the lab's start_daemon (session mode).
-    func startDaemon(_ name: String, hostUUID: String, migrationPortMin: Int) throws {
+    public func startDaemon(_ name: String, hostUUID: String, migrationPortMin: Int) throws {
         let d = root.appendingPathComponent(name)
         let fm = FileManager.default
         for sub in ["config/libvirt", "runtime", "home"] {
@@ -108,7 +107,7 @@ final class QemuLab {
     }
 
     /// Waits until the daemon answers (like wait_ready, with a longer budget for a cold capability cache).
-    func connect(_ name: String, timeout: TimeInterval = 60) throws -> LibvirtConnection {
+    public func connect(_ name: String, timeout: TimeInterval = 60) throws -> LibvirtConnection {
         let d = daemons[name]!
         let deadline = Date().addingTimeInterval(timeout)
         var lastError: Error?
@@ -131,9 +130,9 @@ final class QemuLab {
         throw lastError ?? NSError(domain: "QemuLab", code: 2)
     }
 
-    func uri(_ name: String) -> String { daemons[name]!.uri }
+    public func uri(_ name: String) -> String { daemons[name]!.uri }
 
-    static func tinyXML(name: String = "tiny") -> String {
+    public static func tinyXML(name: String = "tiny") -> String {
         """
         <domain type='qemu'>
           <name>\(name)</name>
@@ -158,7 +157,7 @@ final class QemuLab {
     }
 
     /// Removes `domain` from both daemons, kills guests by their pidfiles, stops the daemons we started.
-    func teardown(domain: String, connections: [LibvirtConnection]) {
+    public func teardown(domain: String, connections: [LibvirtConnection]) {
         for c in connections {
             try? c.destroy(domain)
             try? c.undefine(domain)

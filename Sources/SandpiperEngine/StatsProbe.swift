@@ -1,0 +1,15 @@
+import SandpiperLibvirt
+
+/// One held connection that takes statistics rounds: what `bench sampling` times against `virsh domstats`.
+public final class StatsProbe {
+    private let connection: LibvirtConnection
+
+    public init(uri: String) throws {
+        connection = try LibvirtConnection(uri: uri, readOnly: true)
+    }
+
+    deinit { connection.close() }
+
+    /// One virConnectGetAllDomainStats round trip; returns the number of domains it covered.
+    public func round() throws -> Int { try connection.allDomainStats().domains.count }
+}
