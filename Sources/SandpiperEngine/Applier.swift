@@ -19,7 +19,10 @@ public struct ApplyReport: Sendable, Equatable {
 /// Executes a plan through libvirt (Terraform's apply): refuses a stale plan, runs actions in dependency order,
 /// journals each one in state.json before and after it runs, and leaves the state file true to the fleet —
 /// after a failure or a crash, the next plan starts from what really happened.
-public final class Applier {
+///
+/// Concurrency: `state`, the journal and the callbacks are touched only on the calling thread; the actions of one
+/// wave run concurrently in `execute`, which reads only `cluster` and `connections` (both thread-safe).
+public final class Applier: @unchecked Sendable {
     public let cluster: LoadedCluster
     public let connections: FleetConnections
     public let stateFile: StateFile
@@ -33,8 +36,17 @@ public final class Applier {
     /// The observation clock (trace time for replayed clusters, Unix time for live ones): moved VMs get
     /// `lastMovedAt` on this clock so minimum residency compares like with like.
     public var observationNow: Double?
-    /// Pause after journaling each action as started (crash-safety tests kill the process there).
+    /// Pause after journaling a wave as started and after each outcome (crash-safety tests kill the process there).
     public var pauseAfterStart: Duration = .zero
+
+    private func pauseForTests() {
+        guard pauseAfterStart > .zero else { return }
+        Thread.sleep(forTimeInterval: Double(pauseAfterStart.components.seconds)
+            + Double(pauseAfterStart.components.attoseconds) / 1e18)
+    }
+    /// False keeps the state in memory only (`sandpiper simulate`): the journal and inventory are updated as
+    /// usual but state.json is never written.
+    public var persistState = true
 
     public init(cluster: LoadedCluster, connections: FleetConnections, state: StateDocument?) {
         self.cluster = cluster
@@ -77,38 +89,83 @@ public final class Applier {
     public func apply(_ document: PlanDocument) throws(EngineError) -> ApplyReport {
         let planID = document.id ?? Engine.planID(document)
         var report = ApplyReport(planID: planID, outcomes: [])
-        var failedOrSkipped = Set<String>()
         state.lastPlan = .init(id: planID, status: "applying")
         try save()
 
-        for (index, action) in document.actions.enumerated() {
-            let summary = PlanRenderer().headline(action)
-            onStart?(index + 1, document.actions.count, summary)
-            if let blocker = action.dependsOn.first(where: failedOrSkipped.contains) {
-                let outcome = ApplyReport.Outcome(actionID: action.id, summary: summary, status: .skipped,
-                                                  detail: "depends on action \(blocker), which did not complete")
-                failedOrSkipped.insert(action.id)
+        // Waves: every action whose dependencies are done runs in the current wave, in parallel (the planner's
+        // dependencies already cap migrations per host at maxConcurrentPerHost). A VM appears at most once per
+        // wave, so its tune and its migration never race.
+        var status: [String: JournalEntry.Status] = [:]
+        var pending = document.actions
+        var started = 0
+        while !pending.isEmpty {
+            var wave: [PlanDocument.Action] = []
+            var waiting: [PlanDocument.Action] = []
+            var vmsInWave = Set<String>()
+            for action in pending {
+                if let blocker = action.dependsOn.first(where: { status[$0] == .failed || status[$0] == .skipped }) {
+                    started += 1
+                    onStart?(started, document.actions.count, PlanRenderer().headline(action))
+                    let outcome = ApplyReport.Outcome(actionID: action.id, summary: PlanRenderer().headline(action),
+                                                      status: .skipped,
+                                                      detail: "depends on action \(blocker), which did not complete")
+                    status[action.id] = .skipped
+                    try record(outcome, planID: planID, report: &report)
+                } else if action.dependsOn.allSatisfy({ status[$0] == .done }), wave.count < maxParallel,
+                          !vmsInWave.contains(action.vm) {
+                    wave.append(action)
+                    vmsInWave.insert(action.vm)
+                } else {
+                    waiting.append(action)
+                }
+            }
+            if wave.isEmpty {
+                // Dependencies that can never complete (not in this plan): refuse to guess.
+                for action in waiting {
+                    let outcome = ApplyReport.Outcome(actionID: action.id, summary: PlanRenderer().headline(action),
+                                                      status: .skipped, detail: "its dependencies are not in the plan")
+                    status[action.id] = .skipped
+                    try record(outcome, planID: planID, report: &report)
+                }
+                break
+            }
+            for action in wave {
+                started += 1
+                onStart?(started, document.actions.count, PlanRenderer().headline(action))
+                try journal(JournalEntry(planID: planID, actionID: action.id, summary: PlanRenderer().headline(action),
+                                         status: .started, at: clock()))
+            }
+            pauseForTests()
+            let outcomes = run(wave)
+            for outcome in outcomes {
+                status[outcome.actionID] = outcome.status
                 try record(outcome, planID: planID, report: &report)
-                continue
             }
-            try journal(JournalEntry(planID: planID, actionID: action.id, summary: summary, status: .started,
-                                     at: clock()))
-            if pauseAfterStart > .zero { Thread.sleep(forTimeInterval: Double(pauseAfterStart.components.seconds)
-                + Double(pauseAfterStart.components.attoseconds) / 1e18) }
-            var outcome: ApplyReport.Outcome
-            do {
-                let detail = try execute(action)
-                outcome = .init(actionID: action.id, summary: summary, status: .done, detail: detail)
-            } catch {
-                outcome = .init(actionID: action.id, summary: summary, status: .failed, detail: "\(error)")
-                failedOrSkipped.insert(action.id)
-            }
-            try record(outcome, planID: planID, report: &report)
+            pending = waiting
         }
         state.lastPlan = .init(id: planID, status: report.succeeded ? "applied" : "failed")
         try refreshInventory(movedNow: Set(document.actions.filter { $0.kind == "migrate" }.map(\.vm)))
         try save()
         return report
+    }
+
+    /// Most actions run at once in one wave.
+    public var maxParallel = 8
+
+    /// Executes one wave's actions concurrently; outcomes in the wave's (plan) order.
+    private func run(_ wave: [PlanDocument.Action]) -> [ApplyReport.Outcome] {
+        let results = ResultSlots(wave.count)
+        DispatchQueue.concurrentPerform(iterations: wave.count) { i in
+            let action = wave[i]
+            let summary = PlanRenderer().headline(action)
+            do {
+                let detail = try execute(action)
+                results.set(i, .init(actionID: action.id, summary: summary, status: .done, detail: detail))
+            } catch {
+                results.set(i, .init(actionID: action.id, summary: summary, status: .failed, detail: "\(error)"))
+            }
+        }
+        return results.values
     }
 
     private func record(_ outcome: ApplyReport.Outcome, planID: String,
@@ -123,9 +180,17 @@ public final class Applier {
     private func journal(_ entry: JournalEntry) throws(EngineError) {
         state.journal.append(entry)
         try save()
+        if entry.status != .started { pauseForTests() }
     }
 
     private func save() throws(EngineError) {
+        guard persistState else {
+            state.serial += 1
+            if state.journal.count > StateDocument.journalLimit {
+                state.journal.removeFirst(state.journal.count - StateDocument.journalLimit)
+            }
+            return
+        }
         do { state = try stateFile.write(state) } catch { throw .state(error) }
     }
 
@@ -266,4 +331,13 @@ public final class Applier {
 public struct ApplyError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// Outcomes written from concurrent actions.
+private final class ResultSlots: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [ApplyReport.Outcome?]
+    init(_ n: Int) { slots = Array(repeating: nil, count: n) }
+    func set(_ i: Int, _ v: ApplyReport.Outcome) { lock.lock(); slots[i] = v; lock.unlock() }
+    var values: [ApplyReport.Outcome] { lock.lock(); defer { lock.unlock() }; return slots.compactMap { $0 } }
 }

@@ -13,8 +13,8 @@ struct Sandpiper: ParsableCommand {
         Exit codes: 0 success (or no changes), 1 error or invalid input, 2 changes present \
         (plan --detailed-exitcode).
         """,
-        subcommands: [Validate.self, Observe.self, Plan.self, Show.self, Apply.self, Reconcile.self, ForceUnlock.self,
-                      Bench.self])
+        subcommands: [Validate.self, Observe.self, Plan.self, Show.self, Apply.self, Reconcile.self, Simulate.self,
+                      ForceUnlock.self, Bench.self])
 }
 
 /// Exit codes shared by every command (DESIGN.md section 4).
