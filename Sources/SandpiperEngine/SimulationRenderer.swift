@@ -14,7 +14,7 @@ public struct SimulationRenderer: Sendable {
     public func render(_ r: SimulationReport) -> String {
         var out: [String] = []
         let span = (r.timeline.last?.time ?? 0) - (r.timeline.first?.time ?? 0) + r.intervalSeconds
-        let bw = r.bandwidthMbps.map { "\(Self.n($0)) Mbit/s" } ?? "each host's network capacity"
+        let bw = r.bandwidthMbps.map { "\(Self.n($0)) Mbit/s" } ?? "the hosts' network capacity (cluster.yaml)"
         out.append(bold("Simulating \(r.cluster)") + ": \(r.hosts.count) host\(r.hosts.count == 1 ? "" : "s"), \(r.intervals) intervals of "
             + "\(Self.n(r.intervalSeconds)) s (\(Self.n(span)) s), policy \(r.policy) (\(r.profiling)); migrations at \(bw), "
             + "+\(Self.n(r.migrationCPUCores)) core on each end while they run.")
@@ -27,7 +27,7 @@ public struct SimulationRenderer: Sendable {
             events.append((h.detectedAt, 0, .detected(h)))
             if let t = h.resolvedAt { events.append((t, 2, .resolved(h))) }
         }
-        for a in r.actions where a.kind == "migrate" || a.summary.contains("balloon") || a.status != "done" {
+        for a in r.actions {
             events.append((a.plannedAt, 1, .action(a)))
         }
         events.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }

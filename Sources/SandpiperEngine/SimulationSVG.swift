@@ -82,11 +82,22 @@ public enum SimulationSVG {
                 s.append("<line x1=\"\(num(left))\" y1=\"\(num(y(g)))\" x2=\"\(num(left + plotWidth))\" y2=\"\(num(y(g)))\" stroke=\"#e0e0e0\"/>"
                     + "<text x=\"\(num(left - 4))\" y=\"\(num(y(g) + 4))\" text-anchor=\"end\" fill=\"#777777\">\(Int(g * 100))%</text>")
             }
+            // Thresholds per interval: a host's threshold is the strictest SLA of the VMs on it, so it can step
+            // when VMs move.
             if let th = r.timeline.last?.hosts[i].thresholds {
-                s.append("<line class=\"threshold\" x1=\"\(num(left))\" y1=\"\(num(y(th.cpu)))\" x2=\"\(num(left + plotWidth))\" y2=\"\(num(y(th.cpu)))\" stroke=\"#d62728\" stroke-dasharray=\"2,2\"/>")
-                s.append("<text x=\"\(num(left + plotWidth + 6))\" y=\"\(num(y(th.cpu) + 4))\" fill=\"#d62728\">cpu \(Int((th.cpu * 100).rounded()))%</text>")
-                s.append("<line class=\"threshold-mem\" x1=\"\(num(left))\" y1=\"\(num(y(th.mem)))\" x2=\"\(num(left + plotWidth))\" y2=\"\(num(y(th.mem)))\" stroke=\"#2ca02c\" stroke-opacity=\"0.6\" stroke-dasharray=\"1,3\"/>")
-                s.append("<text x=\"\(num(left + plotWidth + 6))\" y=\"\(num(y(th.mem) - 4))\" fill=\"#2ca02c\">mem \(Int((th.mem * 100).rounded()))%</text>")
+                func steps(_ value: (SimulationReport.Thresholds) -> Double) -> String {
+                    var points: [String] = []
+                    for (k, iv) in r.timeline.enumerated() {
+                        let v = value(iv.hosts[i].thresholds)
+                        if k > 0 { points.append("\(num(x(iv.time))),\(num(y(value(r.timeline[k - 1].hosts[i].thresholds)))))") }
+                        points.append("\(num(x(iv.time))),\(num(y(v)))")
+                    }
+                    return points.joined(separator: " ")
+                }
+                s.append("<polyline class=\"threshold\" points=\"\(steps(\.cpu))\" fill=\"none\" stroke=\"#d62728\" stroke-dasharray=\"2,2\"/>")
+                s.append("<text x=\"\(num(left + plotWidth + 6))\" y=\"\(num(y(th.cpu) + 10))\" fill=\"#d62728\">cpu \(Int((th.cpu * 100).rounded()))%</text>")
+                s.append("<polyline class=\"threshold-mem\" points=\"\(steps(\.mem))\" fill=\"none\" stroke=\"#2ca02c\" stroke-opacity=\"0.6\" stroke-dasharray=\"1,3\"/>")
+                s.append("<text x=\"\(num(left + plotWidth + 6))\" y=\"\(num(y(th.mem) - 3))\" fill=\"#2ca02c\">mem \(Int((th.mem * 100).rounded()))%</text>")
             }
             if n > 0 {
                 let cpu = r.timeline.map { "\(num(x($0.time))),\(num(y($0.hosts[i].cpu)))" }.joined(separator: " ")

@@ -67,29 +67,6 @@ public final class Simulator {
         guard !trace.times.isEmpty else { throw .trace("the trace has no intervals") }
     }
 
-    /// One migration as the simulator times it.
-    struct Move {
-        var vm: String
-        var from: String
-        var to: String
-        var start: Double
-        var end: Double
-    }
-
-    /// An open or closed hotspot episode.
-    struct Episode {
-        var key: String
-        var host: String
-        var vm: String?
-        var resource: String
-        var threshold: Double
-        var overSince: Double
-        var detectedAt: Double
-        var resolvedAt: Double?
-        var actions: [Int] = []
-        var reason: String?
-    }
-
     public func run() throws(EngineError) -> SimulationReport {
         let connections = FleetConnections(cluster: cluster)
         defer { connections.closeAll() }
@@ -99,179 +76,74 @@ public final class Simulator {
         applier.persistState = false
         applier.clock = { 0 }
 
-        let interval = cluster.spec.telemetry.intervalSeconds
-        let count = min(trace.times.count, options.maxIntervals ?? .max)
         let first = connections.inventory(now: trace.times[0])
         if let down = first.unknownHosts.first, case .unknown(let why) = down.status {
             throw .trace("host \(down.name) cannot be reached: \(why)")
         }
-        // Hosts in cluster.yaml order (pm2 before pm10 when the operator wrote them so).
-        let hostNames = cluster.spec.hosts.map(\.name).filter { name in first.hosts.contains { $0.name == name } }
-        let capacity = Dictionary(uniqueKeysWithValues: first.hosts.map { ($0.name, $0) })
-        var location = Dictionary(uniqueKeysWithValues: first.vms.map { ($0.name, $0.host) })
-        var allocation = Dictionary(uniqueKeysWithValues: first.vms.map { ($0.name, $0.memoryMiB) })
-        var thresholds = Dictionary(uniqueKeysWithValues: hostNames.map { ($0, cluster.policy.thresholds) })
-        let mode = cluster.policy.profiling.mode
-
+        var truth = GroundTruth(cluster: cluster, options: options, inventory: first)
+        var episodes = EpisodeLog()
         var telemetry = SimulatedTelemetry(trace: trace, index: 0)
-        var moves: [Move] = []
-        var busyUntil = -Double.infinity
-        var episodes: [Episode] = []
-        var open: [String: Int] = [:]
         var actions: [SimulationReport.Action] = []
         var timeline: [SimulationReport.Interval] = []
         var plans = 0, applies = 0
-        /// Start of the current run of intervals above a threshold, per episode key.
-        var overSince: [String: Double] = [:]
-        var transientRun: [String: Int] = [:]
-        var transientIntervals = 0
+        var busyUntil = -Double.infinity
+        let count = min(trace.times.count, options.maxIntervals ?? .max)
 
         for i in 0..<count {
             let t = trace.times[i]
-            // 1. Ground truth for the interval ending at t: completed moves land, running ones cost CPU.
-            for m in moves where m.end <= t { location[m.vm] = m.to }
-            moves.removeAll { $0.end <= t }
-            var cpu: [String: Double] = [:], net: [String: Double] = [:], mem: [String: Double] = [:]
-            var observed: [String: Sample] = [:]
-            var swapping: [String] = []
-            var migrating = Set<String>()
-            var vmOverhead: [String: Double] = [:]
-            for m in moves {
-                let overlap = max(0, min(m.end, t) - max(m.start, t - interval)) / interval
-                guard overlap > 0 else { continue }
-                migrating.insert(m.vm)
-                cpu[m.from, default: 0] += overlap * options.migrationCPUCores
-                cpu[m.to, default: 0] += overlap * options.migrationCPUCores
-                vmOverhead[m.vm, default: 0] += overlap * options.migrationCPUCores
-            }
-            for (vm, host) in location.sorted(by: { $0.key < $1.key }) {
-                guard let s = trace.samples[vm]?[i] else { continue }
-                let a = allocation[vm] ?? s.memMiB
-                let swaps = s.memMiB > a + 0.5
-                if swaps { swapping.append(vm) }
-                cpu[host, default: 0] += s.cpu
-                net[host, default: 0] += s.netMbps
-                mem[host, default: 0] += min(s.memMiB, a)
-                // What monitoring reports for this VM (the planner's input): the VM carries its own migration
-                // cost (the planner attributes a VM's window to the host it is on).
-                let swapKbps = swaps ? (s.memMiB - a) * 1024 / max(interval, 1) : 0
-                let guestVisible = s.guestFreeMiB != nil && mode == .grayBox
-                observed[vm] = Sample(cpu: s.cpu + (vmOverhead[vm] ?? 0), netMbps: s.netMbps,
-                                      memMiB: guestVisible ? s.memMiB : min(s.memMiB, a),
-                                      swapKbps: swapKbps, guestFreeMiB: guestVisible ? max(0, a - s.memMiB) : nil)
-            }
-            telemetry.record(index: i, samples: observed)
-
-            func utilization(_ h: String) -> (cpu: Double, net: Double, mem: Double) {
-                let c = capacity[h]!
-                return (c.cpus > 0 ? (cpu[h] ?? 0) / c.cpus : 0, c.networkMbps > 0 ? (net[h] ?? 0) / c.networkMbps : 0,
-                        c.memoryMiB > 0 ? (mem[h] ?? 0) / c.memoryMiB : 0)
-            }
-            func over(_ h: String, _ r: String) -> Bool {
-                let u = utilization(h), th = thresholds[h]!
-                switch r {
-                case "cpu": return u.cpu > th.cpu
-                case "net": return u.net > th.net
-                default: return u.mem > th.mem
-                }
-            }
-            // Run-ups above threshold (for `overSince`) and transient intervals.
-            var overNow = Set<String>()
-            for h in hostNames { for r in ["cpu", "net", "mem"] where over(h, r) { overNow.insert("\(h)/\(r)") } }
-            for vm in swapping { overNow.insert("vm:\(vm)/mem") }
-            for key in overNow where overSince[key] == nil { overSince[key] = t }
-            for key in Array(overSince.keys) where !overNow.contains(key) {
-                overSince[key] = nil
-                if let run = transientRun.removeValue(forKey: key) { transientIntervals += run }
-            }
-            for key in overNow where open[key] == nil { transientRun[key, default: 0] += 1 }
-
-            // 2. Resolve open episodes whose actions are done and whose condition is gone.
-            if t >= busyUntil {
-                for (key, e) in open.sorted(by: { $0.key < $1.key }) where !overNow.contains(key) {
-                    episodes[e].resolvedAt = t
-                    open[key] = nil
-                }
-            }
+            // 1. What really happened in the interval ending at t, and what monitoring reported.
+            let now = truth.advance(to: i, time: t, trace: trace)
+            telemetry.record(index: i, samples: now.observed)
+            episodes.track(over: now.over, at: t)
+            let idle = t >= busyUntil
+            // 2. Hotspots whose actions are done and whose condition is gone are resolved.
+            if idle { episodes.resolve(over: now.over, at: t) }
 
             // 3. The reconcile loop: observe -> plan -> apply, unless an apply is still running.
-            var planned = false
-            if t >= busyUntil {
-                planned = true
+            if idle {
                 plans += 1
                 telemetry.index = i
                 let state = applier.state
                 let snapshot = try Engine.observe(cluster, connections: connections, state: state,
-                                                  source: &telemetry, now: t,
-                                                  count: cluster.policy.window.n)
+                                                  source: &telemetry, now: t, count: cluster.policy.window.n)
                 let document = Engine.plan(cluster, snapshot: snapshot, state: state)
-                for h in document.hostsBefore {
-                    thresholds[h.name] = ResolvedThresholds(cpu: h.thresholds.cpu, net: h.thresholds.net,
-                                                            mem: h.thresholds.mem)
-                }
-                // Detection opens an episode when the condition is real now (not a window echoing the past).
-                for hs in document.hotspots {
-                    if hs.vm != nil && hs.resource != "mem" { continue }  // VM CPU at its allocation: a notice
-                    let key = hs.vm.map { "vm:\($0)/mem" } ?? "\(hs.host)/\(hs.resource)"
-                    guard open[key] == nil, overNow.contains(key) else { continue }
-                    transientRun[key] = nil
-                    open[key] = episodes.count
-                    episodes.append(Episode(key: key, host: hs.host, vm: hs.vm, resource: hs.resource,
-                                            threshold: hs.threshold, overSince: overSince[key] ?? t, detectedAt: t))
-                }
-                for u in document.unresolved {
-                    for r in u.resources {
-                        if let h = u.host, let e = open["\(h)/\(r)"] { episodes[e].reason = u.reason }
-                    }
-                }
+                truth.thresholds(from: document)
+                episodes.detect(document, over: now.over, at: t)
                 if !document.actions.isEmpty {
                     applies += 1
                     applier.observationNow = t
-                    let planID = document.id ?? ""
                     let report = try applier.apply(document)
                     let ram = Dictionary(uniqueKeysWithValues: snapshot.observation.vms.map { ($0.name, $0.memoryMiB) })
+                    // Apply runs the actions one after another: each migration takes RAM / bandwidth.
                     var clock = t
                     for (action, outcome) in zip(document.actions, report.outcomes) {
                         var end = clock
                         if action.kind == "migrate", outcome.status == .done, let from = action.from, let to = action.to {
                             end = clock + migrationSeconds(ramMiB: ram[action.vm] ?? 0, from: from, to: to)
-                            moves.append(Move(vm: action.vm, from: from, to: to, start: clock, end: end))
+                            truth.moves.append(.init(vm: action.vm, from: from, to: to, start: clock, end: end))
                         }
-                        let index = actions.count
+                        let planID = document.id ?? ""
                         actions.append(SimulationReport.Action(
                             plannedAt: t, startedAt: clock, finishedAt: end, plan: planID, kind: action.kind,
                             vm: action.vm, from: action.from, to: action.to,
                             mode: outcome.detail?.hasPrefix("moved cold") == true ? "cold" : action.mode,
                             swapGroup: action.swapGroup.map { "\(planID)/\($0)" }, status: outcome.status.rawValue,
                             detail: outcome.detail, summary: outcome.summary, reason: action.reason))
+                        episodes.attribute(actions.count - 1, actions[actions.count - 1], document: document)
                         clock = end
-                        attribute(index, actions[index], document: document, episodes: &episodes, open: open)
                     }
-                    busyUntil = clock > t ? clock : busyUntil
-                    // Allocations as libvirt now reports them (balloon changes are immediate).
-                    for vm in applier.state.inventory?.vms ?? [] { allocation[vm.name] = vm.memoryMiB }
-                    // Moves that took no modelled time (none normally) land at once.
-                    for m in moves where m.end <= t { location[m.vm] = m.to }
+                    busyUntil = max(busyUntil, clock)
+                    // Balloon changes take effect at once: later samples see the new allocation.
+                    truth.allocations(from: applier.state.inventory?.vms ?? [])
                 }
             }
-
-            let hot = Dictionary(grouping: open.keys.filter { !$0.hasPrefix("vm:") }) { String($0.split(separator: "/")[0]) }
-            timeline.append(SimulationReport.Interval(
-                time: t,
-                hosts: hostNames.map { h in
-                    let u = utilization(h), th = thresholds[h]!
-                    return SimulationReport.HostSample(
-                        name: h, cpu: Self.f(u.cpu), net: Self.f(u.net), mem: Self.f(u.mem),
-                        thresholds: .init(cpu: Self.f(th.cpu), net: Self.f(th.net), mem: Self.f(th.mem)),
-                        hot: (hot[h] ?? []).map { String($0.split(separator: "/")[1]) }.sorted())
-                },
-                swapping: swapping.sorted(), migrating: migrating.sorted(), planned: planned))
+            timeline.append(truth.interval(now, time: t, open: episodes.openHostResources, planned: idle))
             options.progress?(i + 1, count)
         }
-        for (key, run) in transientRun where open[key] == nil { transientIntervals += run }
-
-        return report(episodes: episodes, actions: actions, timeline: timeline, plans: plans, applies: applies,
-                      hosts: hostNames, transientIntervals: transientIntervals, intervals: count)
+        episodes.finish()
+        return report(episodes: episodes.episodes, actions: actions, timeline: timeline, plans: plans,
+                      applies: applies, hosts: truth.hostNames, transientIntervals: episodes.transientIntervals,
+                      intervals: count)
     }
 
     /// Seconds to move `ramMiB` between two hosts.
@@ -287,30 +159,7 @@ public final class Simulator {
 
     static let fallbackBandwidth = SimulationOptions.defaultBandwidthMbps
 
-    /// Attributes an applied action to the open episodes it serves: a migration leaving a hot host (and the other
-    /// moves of its swap), a balloon change of a VM under memory pressure.
-    private func attribute(_ index: Int, _ a: SimulationReport.Action, document: PlanDocument,
-                           episodes: inout [Episode], open: [String: Int]) {
-        guard a.status == "done" else { return }
-        switch a.kind {
-        case "migrate":
-            var hosts = Set<String>()
-            if let from = a.from { hosts.insert(from) }
-            if let g = a.swapGroup {
-                let local = String(g.split(separator: "/").last ?? "")
-                for other in document.actions where other.swapGroup == local { if let f = other.from { hosts.insert(f) } }
-            }
-            for (key, e) in open where episodes[e].vm == nil && hosts.contains(episodes[e].host) {
-                _ = key
-                episodes[e].actions.append(index)
-            }
-        case "tune":
-            if let e = open["vm:\(a.vm)/mem"] { episodes[e].actions.append(index) }
-        default: break
-        }
-    }
-
-    private func report(episodes: [Episode], actions: [SimulationReport.Action],
+    private func report(episodes: [EpisodeLog.Episode], actions: [SimulationReport.Action],
                         timeline: [SimulationReport.Interval], plans: Int, applies: Int, hosts: [String],
                         transientIntervals: Int, intervals: Int) -> SimulationReport {
         let hotspots = episodes.map { e -> SimulationReport.Hotspot in

@@ -137,6 +137,9 @@ extension ResolvedThresholds {
 }
 
 /// A confirmed hotspot: a host against its thresholds, or a VM against its own allocation.
+/// VM CPU: samples are demand / ceiling (limit or vCPUs), threshold 0.95. VM memory: the signal is swapping
+/// (black-box) or guest free memory under the target (gray-box) in k of n samples; `samples` are used / allocated
+/// memory for reference and `threshold` is 1.
 public struct Hotspot: Sendable, Equatable {
     public var host: String
     /// Set for a VM-level hotspot (demand at its allocation).

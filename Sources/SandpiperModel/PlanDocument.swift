@@ -246,12 +246,17 @@ extension PlanDocument {
 // MARK: - Encoding
 
 extension PlanDocument {
-    /// Canonical bytes: sorted keys, pretty printed, no escaped slashes. Same document -> same bytes.
-    public func encoded() throws -> Data {
+    /// Canonical bytes: sorted keys, no escaped slashes, pretty printed unless asked otherwise.
+    /// Same document -> same bytes.
+    public func encoded(pretty: Bool = true) throws -> Data {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+                                          : [.sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(self)
     }
+
+    /// Any action to apply (`plan --detailed-exitcode` exits 2).
+    public var hasChanges: Bool { !actions.isEmpty }
 
     public static func decode(_ data: Data) throws -> PlanDocument {
         let doc = try JSONDecoder().decode(PlanDocument.self, from: data)

@@ -3,12 +3,53 @@ import SandpiperModel
 // Step 4a: FeasibleHosts. Filters answer with a typed Verdict (Kubernetes' framework Status): fits, or rejected
 // with reasons that carry numbers. Constraint rejections are unresolvable; capacity rejections are resolvable
 // (a swap could make room), so swaps only look at resolvable hosts.
+// Rejections keep their numbers as data and are turned into text only when shown (a failing scan may reject
+// a thousand hosts; a diagnostics entry keeps four examples).
 
 struct Rejection: Sendable, Equatable {
+    enum Detail: Sendable, Equatable {
+        case hostUnknown(host: Int)
+        case maintenance(host: Int)
+        case undeclaredHost(host: Int)
+        case pinned(vm: Int)
+        case label(host: Int, key: String, want: String)
+        case antiAffinity(group: Int, other: Int, host: Int)
+        case affinity(group: Int, anchor: Int)
+        case reservation(host: Int, resource: ResourceKind, reserves: Double, reserved: Double, capacity: Double)
+        case threshold(host: Int, resource: ResourceKind, need: Double, used: Double, capacity: Double,
+                       threshold: Double)
+        case text(String)
+    }
+
     /// Counting key for diagnostics ("cpu threshold", "pinned", ...).
     var reason: String
+    var detail: Detail
+
     /// With numbers, for humans.
-    var detail: String
+    func text(_ fleet: Fleet) -> String {
+        switch detail {
+        case .hostUnknown(let h):
+            return "\(fleet.hosts[h].name) is unknown (\(fleet.hosts[h].unknownReason ?? "unreachable"))"
+        case .maintenance(let h): return "\(fleet.hosts[h].name) is in maintenance"
+        case .undeclaredHost(let h): return "\(fleet.hosts[h].name) is not in the spec"
+        case .pinned(let v): return "\(fleet.vms[v].name) is pinned to \(fleet.vms[v].pinName ?? "-")"
+        case .label(let h, let k, let want):
+            return "\(fleet.hosts[h].name) lacks label \(k)=\(want)" + (fleet.hosts[h].labels[k].map { " (has \($0))" } ?? "")
+        case .antiAffinity(let g, let other, let h):
+            return "anti-affinity group \(fleet.groups[g].name): \(fleet.vms[other].name) is on \(fleet.hosts[h].name)"
+        case .affinity(let g, let anchor):
+            return "affinity group \(fleet.groups[g].name) runs on \(fleet.hosts[anchor].name)"
+        case .reservation(let h, let r, let reserves, let reserved, let cap):
+            return "\(fleet.hosts[h].name): reserves \(Fmt.amount(reserves, r)); \(Fmt.number(reserved, r)) of \(Fmt.amount(cap, r)) reserved"
+        case .threshold(let h, let r, let need, let used, let cap, let t):
+            return "\(fleet.hosts[h].name): needs \(Fmt.amount(need, r)); \(Fmt.number(used, r)) of \(Fmt.amount(cap, r)) used, threshold \(Fmt.pct(t)) = \(Fmt.amount(t * cap, r))"
+        case .text(let s): return s
+        }
+    }
+
+    static func thresholdKey(_ r: ResourceKind) -> String {
+        switch r { case .cpu: "cpu threshold"; case .net: "net threshold"; case .mem: "mem threshold" }
+    }
 }
 
 enum Verdict: Sendable, Equatable {
@@ -26,40 +67,28 @@ struct FeasibleHosts: Sendable {
     /// Constraint filters: host state, pin, labels, must groups. Independent of load.
     func constraints(_ v: Int, on h: Int, state: ProposedLoad) -> [Rejection] {
         let host = fleet.hosts[h], vm = fleet.vms[v]
-        var out: [Rejection] = []
         switch host.status {
-        case .unknown:
-            out.append(Rejection(reason: "host unknown", detail: "\(host.name) is unknown (\(host.unknownReason ?? "unreachable"))"))
-            return out
-        case .maintenance:
-            out.append(Rejection(reason: "maintenance", detail: "\(host.name) is in maintenance"))
-            return out
+        case .unknown: return [Rejection(reason: "host unknown", detail: .hostUnknown(host: h))]
+        case .maintenance: return [Rejection(reason: "maintenance", detail: .maintenance(host: h))]
         case .up:
-            if !host.eligible {
-                out.append(Rejection(reason: "undeclared host", detail: "\(host.name) is not in the spec"))
-                return out
+            if !host.eligible { return [Rejection(reason: "undeclared host", detail: .undeclaredHost(host: h))] }
+        }
+        var out: [Rejection] = []
+        if let pin = vm.pin, pin != h { out.append(Rejection(reason: "pinned", detail: .pinned(vm: v))) }
+        if !vm.labels.isEmpty {
+            for (k, want) in vm.labels.sorted(by: { $0.key < $1.key }) where host.labels[k] != want {
+                out.append(Rejection(reason: "labels", detail: .label(host: h, key: k, want: want)))
             }
         }
-        if let pin = vm.pin, pin != h {
-            out.append(Rejection(reason: "pinned", detail: "\(vm.name) is pinned to \(pinName(vm))"))
-        }
-        for (k, want) in vm.labels.sorted(by: { $0.key < $1.key }) where host.labels[k] != want {
-            out.append(Rejection(reason: "labels",
-                                 detail: "\(host.name) lacks label \(k)=\(want)" + (host.labels[k].map { " (has \($0))" } ?? "")))
-        }
         for g in vm.groups where fleet.groups[g].enforcement == .must {
-            let group = fleet.groups[g]
-            switch group.rule {
+            switch fleet.groups[g].rule {
             case .antiAffinity:
-                let clash = state.members[h].filter { $0 != v && fleet.vms[$0].groups.contains(g) }
-                if let c = clash.first {
-                    out.append(Rejection(reason: "anti-affinity",
-                                         detail: "anti-affinity group \(group.name): \(fleet.vms[c].name) is on \(host.name)"))
+                if let c = state.members[h].first(where: { $0 != v && fleet.vms[$0].groups.contains(g) }) {
+                    out.append(Rejection(reason: "anti-affinity", detail: .antiAffinity(group: g, other: c, host: h)))
                 }
             case .affinity:
                 if let anchor = affinityAnchor(g, excluding: v, state: state), anchor != h {
-                    out.append(Rejection(reason: "affinity",
-                                         detail: "affinity group \(group.name) runs on \(fleet.hosts[anchor].name)"))
+                    out.append(Rejection(reason: "affinity", detail: .affinity(group: g, anchor: anchor)))
                 }
             }
         }
@@ -76,33 +105,29 @@ struct FeasibleHosts: Sendable {
         return counts.max { a, b in a.value != b.value ? a.value < b.value : a.key > b.key }?.key
     }
 
-    func pinName(_ vm: VMInfo) -> String { vm.pinName ?? "-" }
-
     /// Capacity filters: reservations (admission) and every resource under the host's threshold, tightened by the
     /// arriving VM's SLA. `extra` is load the caller has already decided to add (or remove, when negative).
     func capacity(_ v: Int, on h: Int, state: ProposedLoad, extra: Vec3 = .zero, extraCPUResv: Double = 0,
                   extraMemResv: Double = 0) -> [Rejection] {
-        let host = fleet.hosts[h], vm = fleet.vms[v], cap = host.capacity
+        let cap = fleet.hosts[h].capacity, vm = fleet.vms[v]
         var out: [Rejection] = []
         let cpuR = state.cpuReserved[h] + extraCPUResv, memR = state.memReserved[h] + extraMemResv
         if cpuR + vm.cpuReservation > cap.cpu + 1e-9 {
             out.append(Rejection(reason: "cpu reservations",
-                                 detail: "\(host.name): reserves \(Fmt.d(vm.cpuReservation)) cores; \(Fmt.d(cpuR)) of \(Fmt.d(cap.cpu, 1)) reserved"))
+                                 detail: .reservation(host: h, resource: .cpu, reserves: vm.cpuReservation,
+                                                      reserved: cpuR, capacity: cap.cpu)))
         }
         if memR + vm.memReservation > cap.mem + 1e-9 {
             out.append(Rejection(reason: "mem reservations",
-                                 detail: "\(host.name): reserves \(Fmt.mib(vm.memReservation)); \(Fmt.mib(memR)) of \(Fmt.mib(cap.mem)) reserved"))
+                                 detail: .reservation(host: h, resource: .mem, reserves: vm.memReservation,
+                                                      reserved: memR, capacity: cap.mem)))
         }
         let t = state.thresholdsWith(v, on: h, fleet: fleet)
         let base = state.load[h] + extra
-        for r in ResourceKind.allCases {
-            let need = vm.demand[r]
-            let after = base[r] + need
-            let limit = t[r] * cap[r]
-            if after > limit + 1e-9, need > 0 || base[r] > limit + 1e-9 {
-                out.append(Rejection(reason: "\(r.rawValue) threshold",
-                                     detail: "\(host.name): needs \(Fmt.amount(need, r)); \(Fmt.number(base[r], r)) of \(Fmt.amount(cap[r], r)) used, threshold \(Fmt.pct(t[r])) = \(Fmt.amount(limit, r))"))
-            }
+        for r in ResourceKind.allCases where base[r] + vm.demand[r] > t[r] * cap[r] + 1e-9 {
+            out.append(Rejection(reason: Rejection.thresholdKey(r),
+                                 detail: .threshold(host: h, resource: r, need: vm.demand[r], used: base[r],
+                                                    capacity: cap[r], threshold: t[r])))
         }
         return out
     }

@@ -3,13 +3,14 @@ import SandpiperModel
 public struct PlanOptions: Sendable, Equatable {
     /// Stop and undefine running VMs that the spec does not declare.
     public var prune: Bool
-    /// At most this many hosts are examined per placement decision (Nomad's limit iterator); reported in the
-    /// decision's diagnostics when it cuts a scan short.
+    /// At most this many hosts are examined per placement decision, lowest Volume first (Nomad's limit
+    /// iterator), plus the hosts with the most room per resource; reported in the decision's diagnostics when it
+    /// cuts a scan short. A VM that no host has room for is rejected without a scan ("exhausted cpu").
     public var scanLimit: Int
     /// VMs of one hot host tried as migration candidates (highest VSR first) before falling back to swaps.
     public var maxCandidatesPerHost: Int
 
-    public init(prune: Bool = false, scanLimit: Int = 1024, maxCandidatesPerHost: Int = 16) {
+    public init(prune: Bool = false, scanLimit: Int = 256, maxCandidatesPerHost: Int = 16) {
         self.prune = prune; self.scanLimit = scanLimit; self.maxCandidatesPerHost = maxCandidatesPerHost
     }
 }

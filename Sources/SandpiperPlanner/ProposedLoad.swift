@@ -28,6 +28,57 @@ struct VolumeOrder: Sendable {
     }
 }
 
+/// Per resource, the eligible host with the most room below its threshold (threshold x capacity - load; an empty
+/// host counts its whole capacity, since its first VM sets its thresholds). A segment tree per resource: "can
+/// this VM fit anywhere at all?" is O(1), an update O(log hosts). Used to skip hopeless scans, never to choose.
+struct HeadroomIndex: Sendable {
+    private let size: Int
+    private var value: [Double]  // 3 x hosts
+    private var node: [Int]      // 3 x 2*size: best host below the node, -1 for none
+    private let hosts: Int
+
+    init(hosts: Int) {
+        self.hosts = hosts
+        var s = 1
+        while s < max(1, hosts) { s *= 2 }
+        size = s
+        value = [Double](repeating: -.infinity, count: 3 * max(1, hosts))
+        node = [Int](repeating: -1, count: 3 * 2 * s)
+    }
+
+    private static func slot(_ r: ResourceKind) -> Int { switch r { case .cpu: 0; case .net: 1; case .mem: 2 } }
+
+    private func better(_ r: Int, _ a: Int, _ b: Int) -> Int {
+        if a < 0 { return b }
+        if b < 0 { return a }
+        let va = value[r * hosts + a], vb = value[r * hosts + b]
+        return va > vb || (va == vb && a < b) ? a : b
+    }
+
+    /// Set host `h`'s room (nil: not eligible).
+    mutating func set(_ h: Int, room: Vec3?) {
+        for r in ResourceKind.allCases {
+            let k = Self.slot(r)
+            value[k * hosts + h] = room?[r] ?? -.infinity
+            let base = k * 2 * size
+            var i = size + h
+            node[base + i] = room == nil ? -1 : h
+            i /= 2
+            while i >= 1 {
+                node[base + i] = better(k, node[base + 2 * i], node[base + 2 * i + 1])
+                i /= 2
+            }
+        }
+    }
+
+    /// The host with the most room for `r`, and that room.
+    func best(_ r: ResourceKind) -> (host: Int, room: Double)? {
+        let k = Self.slot(r)
+        let h = node[k * 2 * size + 1]
+        return h < 0 ? nil : (h, value[k * hosts + h])
+    }
+}
+
 /// Nomad's ProposedAllocs: the fleet as the plan built so far leaves it (existing minus planned moves plus
 /// planned placements). Every fit check reads this view, so a swap never counts a VM twice.
 struct ProposedLoad: Sendable {
@@ -40,6 +91,7 @@ struct ProposedLoad: Sendable {
     private(set) var volume: [Double]
     /// Eligible hosts only.
     private(set) var order: VolumeOrder
+    private(set) var headroom: HeadroomIndex
     let defaultThresholds: ResolvedThresholds
 
     init(fleet: Fleet) {
@@ -53,6 +105,7 @@ struct ProposedLoad: Sendable {
         thresholds = [ResolvedThresholds](repeating: fleet.policy.thresholds, count: n)
         volume = [Double](repeating: 1, count: n)
         order = VolumeOrder([])
+        headroom = HeadroomIndex(hosts: n)
         var keys: [VolumeOrder.Key] = []
         for h in 0..<n {
             for v in members[h] {
@@ -61,7 +114,10 @@ struct ProposedLoad: Sendable {
             }
             thresholds[h] = Self.thresholds(of: members[h], fleet: fleet, default: defaultThresholds)
             volume[h] = Volume.of(load[h].fraction(of: fleet.hosts[h].capacity))
-            if fleet.hosts[h].eligible { keys.append(.init(volume: volume[h], host: h)) }
+            if fleet.hosts[h].eligible {
+                keys.append(.init(volume: volume[h], host: h))
+                headroom.set(h, room: room(h, fleet: fleet))
+            }
         }
         order = VolumeOrder(keys)
     }
@@ -120,7 +176,18 @@ struct ProposedLoad: Sendable {
 
     private mutating func refreshVolume(_ h: Int, fleet: Fleet) {
         let new = Volume.of(load[h].fraction(of: fleet.hosts[h].capacity))
-        if fleet.hosts[h].eligible { order.update(host: h, from: volume[h], to: new) }
+        if fleet.hosts[h].eligible {
+            order.update(host: h, from: volume[h], to: new)
+            headroom.set(h, room: room(h, fleet: fleet))
+        }
         volume[h] = new
+    }
+
+    /// Room below the thresholds (the whole capacity when empty: its first VM sets the thresholds).
+    private func room(_ h: Int, fleet: Fleet) -> Vec3 {
+        let cap = fleet.hosts[h].capacity
+        if members[h].isEmpty { return cap - load[h] }
+        let t = thresholds[h]
+        return Vec3(cpu: t.cpu * cap.cpu, net: t.net * cap.net, mem: t.mem * cap.mem) - load[h]
     }
 }

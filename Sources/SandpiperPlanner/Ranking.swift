@@ -80,7 +80,14 @@ struct PlacementSearch: Sendable {
     func run(_ v: Int, purpose: PlacementDiagnostics.Purpose, state: ProposedLoad, excluding: [Int] = [],
              staticCounts: [String: Int]) -> SearchResult {
         let current = state.hostOf[v]
-        var filtered = fleet.vms[v].pin == nil ? staticCounts : [:]
+        // A handful of distinct reasons: a small array beats hashing a key per rejected host.
+        var counts: [(reason: String, count: Int)] = []
+        func count(_ reason: String, _ n: Int = 1) {
+            if let i = counts.firstIndex(where: { $0.reason == reason }) { counts[i].count += n } else {
+                counts.append((reason, n))
+            }
+        }
+        if fleet.vms[v].pin == nil { for (k, n) in staticCounts { count(k, n) } }
         var examples: [String] = []
         var candidates: [PlacementDiagnostics.Candidate] = []
         var resolvable: [Int] = []
@@ -97,16 +104,43 @@ struct PlacementSearch: Sendable {
                                         penalty: pen, score: SoftRules.score(volumeAfter: after, penalty: pen)))
                 if pen == 0 { unpenalized += 1 }
             case .rejected(let rs, let res):
-                for r in rs { filtered[r.reason, default: 0] += 1 }
-                if examples.count < keepExamples, let r = rs.first { examples.append(r.detail) }
+                for r in rs { count(r.reason) }
+                if examples.count < keepExamples, let r = rs.first { examples.append(r.text(fleet)) }
                 if res, resolvable.count < keepResolvable { resolvable.append(h) }
             }
         }
 
-        if let pin = fleet.vms[v].pin {
+        // Exhausted: no eligible host has room for one of the VM's resources, whatever its load elsewhere.
+        var exhausted: [ResourceKind] = []
+        if fleet.vms[v].pin == nil {
+            let d = fleet.vms[v].demand
+            for r in ResourceKind.allCases where d[r] > 0 {
+                guard let best = state.headroom.best(r) else { exhausted.append(r); continue }
+                if d[r] > best.room + 1e-9 {
+                    exhausted.append(r)
+                    if examples.count < keepExamples {
+                        examples.append("no host has \(Fmt.amount(d[r], r)) of \(r.rawValue) below its threshold; most room: \(Fmt.amount(max(0, best.room), r)) on \(fleet.hosts[best.host].name)")
+                    }
+                }
+            }
+        }
+
+        if !exhausted.isEmpty {
+            let others = state.order.keys.count - (current >= 0 && fleet.hosts[current].eligible ? 1 : 0)
+            for r in exhausted { count("exhausted \(r.rawValue)", others) }
+            // Swaps still need colder hosts the VM could use if room were made: the lowest-Volume ones that
+            // pass every constraint.
+            var looked = 0
+            for key in state.order.keys where looked < 2 * keepResolvable && resolvable.count < keepResolvable {
+                let h = key.host
+                if h == current || excluding.contains(h) { continue }
+                looked += 1
+                if feasible.constraints(v, on: h, state: state).isEmpty { resolvable.append(h) }
+            }
+        } else if let pin = fleet.vms[v].pin {
             if pin >= 0, pin != current, !excluding.contains(pin) { consider(pin) }
             let others = fleet.hosts.count - (pin >= 0 ? 1 : 0)
-            if others > 0 { filtered["pinned elsewhere", default: 0] += others }
+            if others > 0 { count("pinned elsewhere", others) }
         } else {
             let keys = state.order.keys
             var i = 0
@@ -121,15 +155,28 @@ struct PlacementSearch: Sendable {
                 }
                 consider(h)
             }
+            // The walk was cut short without a fit: also try the hosts with the most room per resource.
+            if candidates.isEmpty && scanCut > 0 {
+                var extra: [Int] = []
+                for r in ResourceKind.allCases where fleet.vms[v].demand[r] > 0 {
+                    if let b = state.headroom.best(r), b.host != current, !excluding.contains(b.host),
+                       !extra.contains(b.host) { extra.append(b.host) }
+                }
+                for h in extra {
+                    let before = examined
+                    consider(h)
+                    if examined > before { scanCut -= 1 }
+                }
+            }
         }
-        if scanCut > 0 { filtered["scan limit (not examined)", default: 0] += scanCut }
+        if scanCut > 0 { count("scan limit (not examined)", scanCut) }
         let ranked = Select.best(candidates)
         let chosen = ranked.first.flatMap { fleet.hostIndex[$0.host] }
         let diag = PlacementDiagnostics(
             vm: fleet.vms[v].name, purpose: purpose, from: current >= 0 ? fleet.hosts[current].name : nil,
             chosen: ranked.first?.host, hostsExamined: examined, hostsTotal: fleet.hosts.count,
-            filtered: filtered.filter { $0.value > 0 }
-                .map { PlacementDiagnostics.Count(reason: $0.key, count: $0.value) }
+            filtered: counts.filter { $0.count > 0 }
+                .map { PlacementDiagnostics.Count(reason: $0.reason, count: $0.count) }
                 .sorted { $0.reason < $1.reason },
             examples: examples, candidates: Array(ranked.prefix(enough)))
         return SearchResult(chosen: chosen, diagnostics: diag, resolvable: resolvable)

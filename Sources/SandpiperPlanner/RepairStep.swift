@@ -13,7 +13,7 @@ extension PlanningContext {
             if fleet.hosts[h].status == .up, !fleet.hosts[h].eligible { continue }  // undeclared host: drift only
             let broken = search.feasible.constraints(v, on: h, state: state)
             guard !broken.isEmpty else { continue }
-            let why = broken.map(\.detail).joined(separator: "; ")
+            let why = broken.map { $0.text(fleet) }.joined(separator: "; ")
             if vm.migration == .never {
                 unresolved.append(UnresolvedHotspot(host: hostName(h), vm: vm.name,
                                                     reason: "\(why); SLA \(slaName(v)) forbids migration (migration: never)"))

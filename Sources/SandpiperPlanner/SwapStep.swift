@@ -7,17 +7,20 @@ import SandpiperModel
 /// still in place. A two-move swap is preferred over a three-move one (migration cost); among equals the order
 /// is the paper's: hot VMs by VSR, colder hosts by Volume, partners by Volume.
 extension PlanningContext {
-    static let swapPartnersPerHost = 32
-    static let swapVMsTried = 8
+    // Bounds on the search, so an overloaded fleet (where most swaps fail) stays fast.
+    static let swapPartnersPerHost = 16
+    static let swapVMsTried = 4
+    static let swapHostsTried = 8
+    static let stagingSearches = 2
 
     struct SwapCheck {
         var counts: [String: Int] = [:]
         var examples: [String] = []
         var pairs = 0
         var targets = Set<Int>()
-        mutating func reject(_ key: String, _ detail: String) {
+        mutating func reject(_ key: String, _ detail: @autoclosure () -> String) {
             counts[key, default: 0] += 1
-            if examples.count < 4 { examples.append(detail) }
+            if examples.count < 4 { examples.append(detail()) }
         }
     }
 
@@ -25,11 +28,15 @@ extension PlanningContext {
                           hotHosts: Set<Int>, detected: String) -> Bool {
         var check = SwapCheck()
         var staged: (a: Int, b: Int, t: Int, staging: SearchResult, volBefore: Double)?
+        var stagingSearches = 0
         let minGain = max(fleet.policy.placement.minGain, 1e-9)
         for (a, result) in failures.prefix(Self.swapVMsTried) {
             let va = fleet.vms[a]
             let volA = vmVolume(a, relativeTo: h)
-            for t in result.resolvable where t != h && !hotHosts.contains(t) && state.volume[t] < state.volume[h] {
+            let targets = result.resolvable.filter { t in
+                t != h && !hotHosts.contains(t) && state.volume[t] < state.volume[h]
+            }
+            for t in targets.prefix(Self.swapHostsTried) {
                 let partners = state.members[t]
                     .filter { b in immovable(b) == nil && vmVolume(b, relativeTo: h) < volA }
                     .map { ($0, vmVolume($0, relativeTo: h)) }
@@ -38,19 +45,19 @@ extension PlanningContext {
                     check.pairs += 1
                     check.targets.insert(t)
                     let vb = fleet.vms[b]
-                    let tag = "\(va.name)<->\(vb.name)@\(hostName(t))"
+                    var tag: String { "\(va.name)<->\(vb.name)@\(hostName(t))" }
                     // a onto T, with b gone.
                     if let c = search.feasible.constraints(a, on: t, state: state).first {
-                        check.reject(c.reason, "\(tag): \(c.detail)"); continue
+                        check.reject(c.reason, "\(tag): \(c.text(fleet))"); continue
                     }
                     if let c = search.feasible.capacity(a, on: t, state: state, extra: Vec3.zero - vb.demand,
                                                         extraCPUResv: -vb.cpuReservation,
                                                         extraMemResv: -vb.memReservation).first {
-                        check.reject(c.reason, "\(tag): \(c.detail)"); continue
+                        check.reject(c.reason, "\(tag): \(c.text(fleet))"); continue
                     }
                     // b onto H, with a gone.
                     if let c = search.feasible.constraints(b, on: h, state: state).first {
-                        check.reject(c.reason, "\(tag): \(c.detail)"); continue
+                        check.reject(c.reason, "\(tag): \(c.text(fleet))"); continue
                     }
                     let cap = fleet.hosts[h].capacity
                     if state.cpuReserved[h] - va.cpuReservation + vb.cpuReservation > cap.cpu + 1e-9
@@ -84,9 +91,11 @@ extension PlanningContext {
                                                         memResv: vb.memReservation, state: state)
                     if !tHolds && !hHolds {
                         guard staged == nil else { continue }  // keep the first three-move swap as a fallback
+                        guard stagingSearches < Self.stagingSearches else { continue }
                         guard budget >= 3 else {
                             check.reject("staging budget", "\(tag): needs a staging host and 3 migrations; \(budget) left"); continue
                         }
+                        stagingSearches += 1
                         let s = search.run(b, purpose: .staging, state: state, excluding: [h, t], staticCounts: staticCounts)
                         guard s.chosen != nil else {
                             check.reject("no staging host", "\(tag): no staging host fits \(vb.name)"); continue

@@ -163,7 +163,7 @@ final class SimulateTests: XCTestCase {
         XCTAssertEqual(collector.attributes["svg"]?["version"], "1.1")
         XCTAssertEqual(collector.count("polyline", class: "cpu"), 3)
         XCTAssertEqual(collector.count("polyline", class: "mem"), 3)
-        XCTAssertEqual(collector.count("line", class: "threshold"), 3)
+        XCTAssertEqual(collector.count("polyline", class: "threshold"), 3)
         XCTAssertEqual(collector.count("rect", class: "hotspot"), 3)
         // Each migration is marked on both its hosts.
         XCTAssertEqual(collector.count("g", class: "migration"), 2 * r.migrations)

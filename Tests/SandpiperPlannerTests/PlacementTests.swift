@@ -42,11 +42,31 @@ final class PlacementTests: XCTestCase {
         let plan = w.plan()
         XCTAssertTrue(plan.moves.isEmpty)
         let u = try! XCTUnwrap(plan.unresolved.first { $0.host == "pm1" })
-        XCTAssertTrue(u.reason.contains("cpu threshold"), u.reason)
+        XCTAssertTrue(u.reason.contains("exhausted cpu"), u.reason)
         let d = try! XCTUnwrap(plan.decisions.first { $0.vm == "a" })
         XCTAssertNil(d.chosen)
-        XCTAssertEqual(d.filtered, [.init(reason: "cpu threshold", count: 2)])
-        XCTAssertTrue(d.examples.contains { $0.contains("needs 4.00 cores; 3.50 of 8.00 cores used, threshold 75.0% = 6.00 cores") },
+        // No host has 4 cores of room: the scan is skipped and says so.
+        XCTAssertEqual(d.hostsExamined, 0)
+        XCTAssertEqual(d.filtered, [.init(reason: "exhausted cpu", count: 2)])
+        XCTAssertEqual(d.examples, ["no host has 4.00 cores of cpu below its threshold; most room: 2.50 cores on pm2"])
+    }
+
+    func testRejectionsCarryNumbers() {
+        var w = hotWorld()
+        w.policy.placement.swaps = false
+        w.update("p") {  // cpu room, no mem room
+            $0.samples = Fixture.samples(cpu: [1, 1, 1, 1, 1], mem: 29000)
+            $0.memoryMiB = 30000; $0.maxMemoryMiB = 30000
+        }
+        w.update("q") { $0.samples = Fixture.samples(cpu: [3.5, 3.5, 3.5, 3.5, 3.5]) }      // mem room, no cpu room
+        let plan = w.plan()
+        XCTAssertTrue(plan.moves.isEmpty)
+        let d = try! XCTUnwrap(plan.decisions.first { $0.vm == "a" })
+        XCTAssertEqual(d.hostsExamined, 2)
+        XCTAssertEqual(d.filtered, [.init(reason: "cpu threshold", count: 1), .init(reason: "mem threshold", count: 1)])
+        XCTAssertTrue(d.examples.contains("pm3: needs 4.00 cores; 3.50 of 8.00 cores used, threshold 75.0% = 6.00 cores"),
+                      "\(d.examples)")
+        XCTAssertTrue(d.examples.contains("pm2: needs 1056 MiB; 29032 of 32768 MiB used, threshold 90.0% = 29491 MiB"),
                       "\(d.examples)")
     }
 
@@ -148,8 +168,9 @@ final class PlacementTests: XCTestCase {
         let plan = w.plan(PlanOptions(scanLimit: 2))
         XCTAssertTrue(plan.moves.isEmpty)
         let d = try! XCTUnwrap(plan.decisions.first)
-        XCTAssertEqual(d.hostsExamined, 2)
-        XCTAssertTrue(d.filtered.contains(.init(reason: "scan limit (not examined)", count: 3)), "\(d.filtered)")
+        // Two by Volume, then the host with the most CPU room (an empty rack-a host: still the wrong label).
+        XCTAssertEqual(d.hostsExamined, 3)
+        XCTAssertTrue(d.filtered.contains(.init(reason: "scan limit (not examined)", count: 2)), "\(d.filtered)")
     }
 
     func testLooseSLALetsAHostRunHotter() {
