@@ -224,6 +224,7 @@ public final class Reconciler {
     private func runGit() throws -> ReconcileOutcome {
         let location = try GitClusterLocation.locate(path)
         let session = try GitSession(location: location, options: options, operation: "reconcile", log: log)
+        defer { session.release() }
         session.beforePush = beforePush
         var outcome: ReconcileOutcome?
         var connections: FleetConnections?

@@ -207,6 +207,22 @@ final class ReconcileCLITests: XCTestCase {
         XCTAssertEqual(try git("status", "--porcelain", in: root), "", "working tree follows the commit")
     }
 
+    func testApplyCommitCommitsOnlyStateAndThePlan() throws {
+        let root = try makeRepo()
+        try "draft\n".write(to: root.appendingPathComponent("Clusters/demo/NOTES.md"), atomically: true, encoding: .utf8)
+        let plan = try CLI.run(["plan", "Clusters/demo", "--out", "saved-plan.json", "--json"], in: root)
+        let id = try XCTUnwrap(try json(plan.stdout)["id"] as? String)
+        let apply = try CLI.run(["apply", "saved-plan.json", "--cluster", "Clusters/demo", "--commit"], in: root,
+                                environment: Self.env)
+        XCTAssertEqual(apply.status, 0, apply.stderr)
+        let files = try git("show", "--name-only", "--format=%an|%s", "HEAD", in: root).split(separator: "\n")
+        XCTAssertTrue(files.first?.hasPrefix("Sandpiper CI|sandpiper(demo): ") == true, "\(files)")
+        XCTAssertEqual(files.dropFirst().filter { !$0.isEmpty }.sorted(),
+                       ["Clusters/demo/plans/\(id).json", "Clusters/demo/state.json"])
+        let status = try git("status", "--porcelain", in: root)
+        XCTAssertEqual(status.split(separator: "\n").sorted(), ["?? Clusters/demo/NOTES.md", "?? saved-plan.json"], status)
+    }
+
     func testValidateAndPlanAtARef() throws {
         let root = try makeRepo()
         try git("checkout", "-q", "-b", "broken", in: root)
