@@ -72,6 +72,8 @@ public struct PlanRenderer {
                 var line = "  \(name)  \(usage(h))"
                 if let a = after[h.name], a != h { line += "  ->  \(usage(a))" }
                 if h.status == "maintenance" { line += "  [maintenance]" }
+                if h.status == "standby" { line += after[h.name]?.status == "up" ? "  [standby -> powered on]" : "  [standby]" }
+                else if after[h.name]?.status == "standby" { line += "  [-> standby]" }
                 out.append(line)
             }
             out.append("")
@@ -79,6 +81,7 @@ public struct PlanRenderer {
 
         let s = doc.summary
         out.append(bold("Plan:") + " \(s.add) to add, \(s.change) to change, \(s.move) to move, \(s.remove) to remove."
+            + (s.power.map { " \($0) host power action\($0 == 1 ? "" : "s")." } ?? "")
             + " \(s.hotspots) hotspot\(s.hotspots == 1 ? "" : "s"), \(s.unresolved) unresolved.")
         return out.joined(separator: "\n")
     }
@@ -110,6 +113,9 @@ public struct PlanRenderer {
             if let h = p.memoryHardLimitMiB { parts.append("mem hard \(Units.formatMiB(h))") }
             if let s = p.memorySoftLimitMiB { parts.append("mem soft \(Units.formatMiB(s))") }
             return "tune \(a.vm) on \(a.from ?? "?"): " + parts.joined(separator: ", ")
+        case "drain": return "drain \(a.host ?? "?")"
+        case "power-off": return "power-off \(a.host ?? "?") (standby)"
+        case "power-on": return "power-on \(a.host ?? "?")"
         default:
             return "\(a.kind) \(a.vm) on \(a.from ?? a.to ?? "?")"
         }
@@ -125,7 +131,8 @@ public struct PlanRenderer {
 
     func symbol(_ kind: String) -> String {
         switch kind {
-        case "define", "start": green("+")
+        case "define", "start", "power-on": green("+")
+        case "drain": yellow("<")
         case "tune", "resize": yellow("~")
         case "migrate": cyan(">")
         default: red("-")

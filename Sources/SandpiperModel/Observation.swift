@@ -24,6 +24,9 @@ public struct HostObservation: Sendable, Equatable, Codable {
         case up
         /// Could not be reached or read: its VMs are unknown, never absent.
         case unknown(reason: String)
+        /// Powered off by Sandpiper (state file) or per its `power.status` command: capacity that can be woken,
+        /// with no VMs running.
+        case standby
     }
     public var name: String
     public var status: Status
@@ -31,15 +34,20 @@ public struct HostObservation: Sendable, Equatable, Codable {
     public var cpus: Double
     public var memoryMiB: Double
     public var networkMbps: Double
+    /// Since when the host has been low (consolidation), on the observation's clock; recorded by the engine in
+    /// state.json from the plans it sees, so `powerOffAfter` can be longer than the sample window.
+    public var lowSince: Double?
 
-    public init(name: String, status: Status = .up, cpus: Double, memoryMiB: Double, networkMbps: Double) {
+    public init(name: String, status: Status = .up, cpus: Double, memoryMiB: Double, networkMbps: Double,
+                lowSince: Double? = nil) {
         self.name = name; self.status = status; self.cpus = cpus
-        self.memoryMiB = memoryMiB; self.networkMbps = networkMbps
+        self.memoryMiB = memoryMiB; self.networkMbps = networkMbps; self.lowSince = lowSince
     }
 
     public var isUp: Bool { if case .up = status { return true } else { return false } }
+    public var isStandby: Bool { status == .standby }
 
-    private enum CodingKeys: String, CodingKey { case name, status, reason, cpus, memoryMiB, networkMbps }
+    private enum CodingKeys: String, CodingKey { case name, status, reason, cpus, memoryMiB, networkMbps, lowSince }
 
     /// `"status": "up"`, or `"status": "unknown", "reason": "..."`: readable in state.json and its diffs.
     public func encode(to encoder: Encoder) throws {
@@ -50,10 +58,12 @@ public struct HostObservation: Sendable, Equatable, Codable {
         case .unknown(let reason):
             try c.encode("unknown", forKey: .status)
             try c.encode(reason, forKey: .reason)
+        case .standby: try c.encode("standby", forKey: .status)
         }
         try c.encode(cpus, forKey: .cpus)
         try c.encode(memoryMiB, forKey: .memoryMiB)
         try c.encode(networkMbps, forKey: .networkMbps)
+        try c.encodeIfPresent(lowSince, forKey: .lowSince)
     }
 
     public init(from decoder: Decoder) throws {
@@ -62,12 +72,14 @@ public struct HostObservation: Sendable, Equatable, Codable {
         switch try c.decode(String.self, forKey: .status) {
         case "up": status = .up
         case "unknown": status = .unknown(reason: try c.decodeIfPresent(String.self, forKey: .reason) ?? "")
+        case "standby": status = .standby
         case let other:
             throw DecodingError.dataCorruptedError(forKey: .status, in: c, debugDescription: "unknown host status \(other)")
         }
         cpus = try c.decode(Double.self, forKey: .cpus)
         memoryMiB = try c.decode(Double.self, forKey: .memoryMiB)
         networkMbps = try c.decode(Double.self, forKey: .networkMbps)
+        lowSince = try c.decodeIfPresent(Double.self, forKey: .lowSince)
     }
 }
 

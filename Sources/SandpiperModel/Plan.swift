@@ -41,16 +41,23 @@ public enum ResourceKind: String, Sendable, Equatable, Hashable, Codable, CaseIt
 /// Closed set of things apply can do (Terraform's `plans.Action`).
 public enum ActionKind: String, Sendable, Equatable, Codable, CaseIterable {
     case define, start, tune, resize, migrate, stop, undefine
+    /// Host actions (consolidation): `host` names the host, `vm` is empty.
+    case drain
+    case powerOff = "power-off"
+    case powerOn = "power-on"
 
     /// Terraform-style symbol for human output.
     public var symbol: String {
         switch self {
-        case .define, .start: "+"
+        case .define, .start, .powerOn: "+"
         case .tune, .resize: "~"
         case .migrate: ">"
-        case .stop, .undefine: "-"
+        case .stop, .undefine, .powerOff: "-"
+        case .drain: "<"
         }
     }
+
+    public var isHostAction: Bool { self == .drain || self == .powerOff || self == .powerOn }
 }
 
 public enum MoveMode: String, Sendable, Equatable, Codable, CaseIterable { case live, cold }
@@ -84,7 +91,10 @@ public struct PlannedAction: Sendable, Equatable {
     /// Stable within a plan ("1", "2", ... in execution order).
     public var id: String
     public var kind: ActionKind
+    /// Empty for host actions.
     public var vm: String
+    /// Host actions (drain, power-off, power-on): the host.
+    public var host: String?
     /// Migrate: source; tune/resize/start/stop/undefine: where the VM is.
     public var from: String?
     /// Migrate / define: destination.
@@ -99,14 +109,14 @@ public struct PlannedAction: Sendable, Equatable {
 
     public init(id: String, kind: ActionKind, vm: String, from: String? = nil, to: String? = nil,
                 mode: MoveMode? = nil, dependsOn: [String] = [], swapGroup: String? = nil,
-                parameters: ActionParameters = ActionParameters(), reason: String) {
-        self.id = id; self.kind = kind; self.vm = vm; self.from = from; self.to = to; self.mode = mode
+                parameters: ActionParameters = ActionParameters(), host: String? = nil, reason: String) {
+        self.id = id; self.kind = kind; self.vm = vm; self.host = host; self.from = from; self.to = to; self.mode = mode
         self.dependsOn = dependsOn; self.swapGroup = swapGroup; self.parameters = parameters; self.reason = reason
     }
 }
 
 public struct HostUtilization: Sendable, Equatable {
-    public enum Status: String, Sendable, Equatable, Codable { case up, unknown, maintenance }
+    public enum Status: String, Sendable, Equatable, Codable { case up, unknown, maintenance, standby }
     public var name: String
     public var status: Status
     public var cpu: Double
@@ -199,7 +209,7 @@ public struct DriftNote: Sendable, Equatable {
 /// Nomad's AllocMetric for one placement decision: why hosts were rejected and how the best ones scored.
 public struct PlacementDiagnostics: Sendable, Equatable {
     public enum Purpose: String, Sendable, Equatable, Codable {
-        case hotspot, swap, staging, repair, initial
+        case hotspot, swap, staging, repair, initial, consolidation
     }
     public struct Candidate: Sendable, Equatable {
         public var host: String

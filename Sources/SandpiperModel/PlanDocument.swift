@@ -48,9 +48,11 @@ public struct PlanDocument: Sendable, Equatable, Codable {
         public var remove: Int
         public var hotspots: Int
         public var unresolved: Int
-        public init(add: Int, change: Int, move: Int, remove: Int, hotspots: Int, unresolved: Int) {
+        /// drain / power-off / power-on; absent when there are none (plans without host actions are unchanged).
+        public var power: Int?
+        public init(add: Int, change: Int, move: Int, remove: Int, hotspots: Int, unresolved: Int, power: Int? = nil) {
             self.add = add; self.change = change; self.move = move; self.remove = remove
-            self.hotspots = hotspots; self.unresolved = unresolved
+            self.hotspots = hotspots; self.unresolved = unresolved; self.power = power
         }
     }
 
@@ -68,9 +70,12 @@ public struct PlanDocument: Sendable, Equatable, Codable {
 
     public struct Action: Sendable, Equatable, Codable {
         public var id: String
-        /// define | start | tune | resize | migrate | stop | undefine
+        /// define | start | tune | resize | migrate | stop | undefine | drain | power-off | power-on
         public var kind: String
+        /// Empty for host actions.
         public var vm: String
+        /// Host actions: the host (absent for VM actions).
+        public var host: String?
         public var from: String?
         public var to: String?
         /// live | cold
@@ -89,7 +94,7 @@ public struct PlanDocument: Sendable, Equatable, Codable {
 
     public struct Host: Sendable, Equatable, Codable {
         public var name: String
-        /// up | unknown | maintenance
+        /// up | unknown | maintenance | standby
         public var status: String
         public var cpu: Double
         public var net: Double
@@ -171,13 +176,14 @@ public struct PlanDocument: Sendable, Equatable, Codable {
 extension PlanDocument {
     public init(plan: Plan, basedOn: BasedOn? = nil) {
         let f = PlanDocument.fraction, q = PlanDocument.quantity
-        var add = 0, change = 0, move = 0, remove = 0
+        var add = 0, change = 0, move = 0, remove = 0, power = 0
         for a in plan.actions {
             switch a.kind {
             case .define, .start: add += 1
             case .tune, .resize: change += 1
             case .migrate: move += 1
             case .stop, .undefine: remove += 1
+            case .drain, .powerOff, .powerOn: power += 1
             }
         }
         func host(_ h: HostUtilization) -> Host {
@@ -189,10 +195,10 @@ extension PlanDocument {
         self.init(
             basedOn: basedOn,
             summary: Summary(add: add, change: change, move: move, remove: remove, hotspots: plan.hotspots.count,
-                             unresolved: plan.unresolved.count),
+                             unresolved: plan.unresolved.count, power: power > 0 ? power : nil),
             actions: plan.actions.map { a in
                 let p = a.parameters
-                return Action(id: a.id, kind: a.kind.rawValue, vm: a.vm, from: a.from, to: a.to,
+                return Action(id: a.id, kind: a.kind.rawValue, vm: a.vm, host: a.host, from: a.from, to: a.to,
                               mode: a.mode?.rawValue, dependsOn: a.dependsOn, swapGroup: a.swapGroup,
                               parameters: Parameters(cpuShares: p.cpuShares, cpuPeriodMicros: p.cpuPeriodMicros,
                                                      cpuQuotaMicros: p.cpuQuotaMicros,

@@ -56,6 +56,44 @@ public struct Policy: Sendable, Equatable, Codable {
         case full
     }
 
+    /// Dynamic data center (VMware DPM): pack VMs onto fewer hosts when load is low, power the rest down, and
+    /// power hosts back up before hotspots appear.
+    public struct Consolidation: Sendable, Equatable, Codable {
+        public enum PowerCommands: String, Sendable, Codable, CaseIterable { case allow, deny }
+        public var enabled: Bool
+        /// Receivers are filled up to this utilization (every resource, on profiles), never above a threshold.
+        public var targetUtilization: Double
+        /// A host is *low* while every resource's utilization is below this; only hosts low for
+        /// `powerOffAfterSeconds` are emptied.
+        public var lowUtilization: Double
+        /// Never fewer powered hosts than this.
+        public var minHostsOn: Int
+        /// Powered hosts kept empty as spare capacity (N+1: 1).
+        public var spareHosts: Int
+        public var powerOffAfterSeconds: Double
+        /// Power a standby host on when a host's AR-predicted utilization crosses `targetUtilization` and
+        /// no powered host has room, before the hotspot threshold is reached.
+        public var wakeAhead: Bool
+        /// Default deny: plans may propose power actions, `apply` refuses to run the host's commands.
+        public var powerCommands: PowerCommands
+        public var commandTimeoutSeconds: Double
+
+        public init(enabled: Bool = false, targetUtilization: Double = 0.60, lowUtilization: Double = 0.30,
+                    minHostsOn: Int = 1, spareHosts: Int = 0, powerOffAfterSeconds: Double = 1800,
+                    wakeAhead: Bool = true, powerCommands: PowerCommands = .deny, commandTimeoutSeconds: Double = 120) {
+            self.enabled = enabled; self.targetUtilization = targetUtilization; self.lowUtilization = lowUtilization
+            self.minHostsOn = minHostsOn; self.spareHosts = spareHosts
+            self.powerOffAfterSeconds = powerOffAfterSeconds; self.wakeAhead = wakeAhead
+            self.powerCommands = powerCommands; self.commandTimeoutSeconds = commandTimeoutSeconds
+        }
+
+        /// Low: every resource below `lowUtilization`. One definition for the planner and for the engine, which
+        /// records when each host became low (`HostObservation.lowSince`, kept in state.json).
+        public func isLow(cpu: Double, net: Double, mem: Double) -> Bool {
+            cpu < lowUtilization && net < lowUtilization && mem < lowUtilization
+        }
+    }
+
     public var name: String
     public var thresholds: ResolvedThresholds
     public var window: Window
@@ -63,13 +101,15 @@ public struct Policy: Sendable, Equatable, Codable {
     public var profiling: Profiling
     public var placement: Placement
     public var automation: Automation
+    public var consolidation: Consolidation
 
     public init(name: String = "default", thresholds: ResolvedThresholds = ResolvedThresholds(),
                 window: Window = Window(), prediction: Prediction = Prediction(),
                 profiling: Profiling = Profiling(), placement: Placement = Placement(),
-                automation: Automation = .manual) {
+                automation: Automation = .manual, consolidation: Consolidation = Consolidation()) {
         self.name = name; self.thresholds = thresholds; self.window = window; self.prediction = prediction
         self.profiling = profiling; self.placement = placement; self.automation = automation
+        self.consolidation = consolidation
     }
 }
 

@@ -72,11 +72,26 @@ public struct HostSpec: Sendable, Equatable, Codable {
     public var capacity: Capacity
     public var maintenance: Bool
     public var labels: [String: String]
+    /// Commands that power the host on and off (consolidation). Run by `apply` only when the policy says
+    /// `consolidation.powerCommands: allow`: whoever can commit to the repository can run them on the reconciler.
+    public var power: HostPower?
 
     public init(name: String, uri: String, capacity: Capacity = Capacity(), maintenance: Bool = false,
-                labels: [String: String] = [:]) {
+                labels: [String: String] = [:], power: HostPower? = nil) {
         self.name = name; self.uri = uri; self.capacity = capacity
-        self.maintenance = maintenance; self.labels = labels
+        self.maintenance = maintenance; self.labels = labels; self.power = power
+    }
+}
+
+/// `hosts[].power`: argv arrays (program path first, absolute; no shell), e.g.
+/// `on: [/usr/bin/ipmitool, -H, pm4-bmc, chassis, power, on]`.
+/// `status` prints a line containing the word `on` or `off` (ipmitool's "Chassis Power is off").
+public struct HostPower: Sendable, Equatable, Codable {
+    public var on: [String]
+    public var off: [String]
+    public var status: [String]?
+    public init(on: [String], off: [String], status: [String]? = nil) {
+        self.on = on; self.off = off; self.status = status
     }
 }
 

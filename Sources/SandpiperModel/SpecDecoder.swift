@@ -132,7 +132,7 @@ public enum SpecDecoder {
     }
 
     static func readHost(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> HostSpec? {
-        guard let m = r.mapping(node, path, allowed: ["name", "uri", "capacity", "maintenance", "labels"])
+        guard let m = r.mapping(node, path, allowed: ["name", "uri", "capacity", "maintenance", "labels", "power"])
         else { return nil }
         let name = m.readRequired("name", r.name)
         let uri = m.readRequired("uri", r.string)
@@ -145,7 +145,22 @@ public enum SpecDecoder {
         }
         host.maintenance = m.read("maintenance", r.bool) ?? false
         host.labels = m.read("labels", r.stringMap) ?? [:]
+        host.power = m.read("power") { readPower($0, $1, r) }
         return name == nil ? nil : host
+    }
+
+    /// `power: {on: [argv], off: [argv], status: [argv]}`: lists of strings, never a shell line.
+    static func readPower(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> HostPower? {
+        guard let m = r.mapping(node, path, allowed: ["on", "off", "status"]) else { return nil }
+        func argv(_ node: YAMLNode, _ path: String) -> [String]? {
+            guard let items = r.sequence(node, path) else { return nil }
+            let args = items.enumerated().compactMap { r.string($1, "\(path)[\($0)]") }
+            return args.count == items.count ? args : nil
+        }
+        let on = m.readRequired("on", argv), off = m.readRequired("off", argv)
+        let status = m.read("status", argv)
+        guard let on, let off else { return nil }
+        return HostPower(on: on, off: off, status: status)
     }
 
     static func readControl(_ node: YAMLNode, _ path: String, memory: Bool, _ r: NodeReader) -> ResourceControl? {
@@ -207,7 +222,7 @@ public enum SpecDecoder {
 
     static func readPolicy(_ root: YAMLNode, name: String, _ r: NodeReader) -> Policy? {
         guard let m = r.mapping(root, "", allowed: ["apiVersion", "kind", "thresholds", "window", "prediction",
-                                                     "profiling", "placement", "automation"]) else { return nil }
+                                                     "profiling", "placement", "automation", "consolidation"]) else { return nil }
         readHeader(m, kind: "Policy")
         var p = Policy(name: name)
         if let t = m.read("thresholds", { readThresholds($0, $1, r) }) {
@@ -248,6 +263,33 @@ public enum SpecDecoder {
             p.placement.minGain = lm.read("minGain") { r.number($0, $1, min: 0, max: 1) } ?? p.placement.minGain
         }
         p.automation = m.read("automation") { r.oneOf($0, $1, Policy.Automation.self) } ?? .manual
+        if let c = m["consolidation"], let cm = r.mapping(c, "consolidation", allowed: [
+            "enabled", "targetUtilization", "lowUtilization", "minHostsOn", "spareHosts", "powerOffAfter",
+            "wakeAhead", "powerCommands", "commandTimeout"]) {
+            var k = p.consolidation
+            k.enabled = cm.read("enabled", r.bool) ?? k.enabled
+            k.targetUtilization = cm.read("targetUtilization", r.fraction) ?? k.targetUtilization
+            k.lowUtilization = cm.read("lowUtilization", r.fraction) ?? k.lowUtilization
+            k.minHostsOn = cm.read("minHostsOn") { r.int($0, $1, min: 1, max: 1_000_000) } ?? k.minHostsOn
+            k.spareHosts = cm.read("spareHosts") { r.int($0, $1, min: 0, max: 1_000_000) } ?? k.spareHosts
+            k.powerOffAfterSeconds = cm.read("powerOffAfter", r.durationSeconds) ?? k.powerOffAfterSeconds
+            k.wakeAhead = cm.read("wakeAhead", r.bool) ?? k.wakeAhead
+            k.powerCommands = cm.read("powerCommands") { r.oneOf($0, $1, Policy.Consolidation.PowerCommands.self) }
+                ?? k.powerCommands
+            if let t = cm.read("commandTimeout", r.durationSeconds) {
+                if t < 1 { r.error(at: "consolidation.commandTimeout", "must be at least 1s") }
+                k.commandTimeoutSeconds = t
+            }
+            if k.lowUtilization >= k.targetUtilization {
+                r.error(at: cm["lowUtilization"] != nil ? "consolidation.lowUtilization" : "consolidation",
+                        "lowUtilization (\(k.lowUtilization)) must be below targetUtilization (\(k.targetUtilization))")
+            }
+            if k.targetUtilization > p.thresholds.cpu || k.targetUtilization > p.thresholds.mem {
+                r.error(at: cm["targetUtilization"] != nil ? "consolidation.targetUtilization" : "consolidation",
+                        "targetUtilization (\(k.targetUtilization)) must not exceed the cpu and mem thresholds")
+            }
+            p.consolidation = k
+        }
         return p
     }
 }

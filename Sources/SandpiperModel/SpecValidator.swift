@@ -20,6 +20,16 @@ public enum SpecValidator {
         }
 
         for (i, host) in spec.hosts.enumerated() {
+            if let power = host.power {
+                for (key, argv) in [("on", power.on), ("off", power.off), ("status", power.status ?? ["/"])] {
+                    let p = "hosts[\(i)].power.\(key)"
+                    if argv.isEmpty { fail(p, "must name a program (an argv list, program first)"); continue }
+                    if !argv[0].hasPrefix("/") {
+                        fail("\(p)[0]", "\"\(argv[0])\" is not an absolute path (commands run without a shell or PATH)")
+                    }
+                    if argv.contains(where: { $0.contains("\u{0}") }) { fail(p, "arguments must not contain NUL") }
+                }
+            }
             switch HostURI.parse(host.uri) {
             case .failure(let e): fail("hosts[\(i)].uri", e.message)
             case .success(let uri):

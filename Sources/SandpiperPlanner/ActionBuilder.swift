@@ -6,7 +6,10 @@ import SandpiperModel
 ///   (their room was counted);
 /// - a VM's later migration waits for its earlier one (staging), start waits for define, undefine for stop;
 /// - at most `maxConcurrentPerHost` migrations touch a host at once: the next one waits for an earlier one.
-/// Final order: tune/resize, migrate, define, start, stop, undefine; creation order within each phase.
+/// - migrations and definitions arriving on a host powered on by the plan wait for its power-on; a drain waits for
+///   the migrations leaving its host, a power-off for its drain.
+/// Final order: tune/resize, power-on, migrate, define, start, stop, undefine, drain, power-off; creation order
+/// within each phase.
 struct ActionBuilder: Sendable {
     struct Draft: Sendable {
         var kind: ActionKind
@@ -18,12 +21,15 @@ struct ActionBuilder: Sendable {
         var swapGroup: String?
         var parameters: ActionParameters
         var reason: String
+        var host: String? = nil
     }
 
     private(set) var drafts: [Draft] = []
     private var departures: [Int: [Int]] = [:]
     private var touching: [Int: [Int]] = [:]
     private var lastMoveOfVM: [String: Int] = [:]
+    /// Power-on of a host: arrivals wait for it.
+    private var poweredOn: [Int: Int] = [:]
     let maxConcurrentPerHost: Int
     private(set) var migrationCount = 0
     private var swapCount = 0
@@ -44,6 +50,7 @@ struct ActionBuilder: Sendable {
     mutating func migrate(vm: String, from: Int, to: Int, mode: MoveMode,
                           swapGroup: String? = nil, reason: String) -> Int {
         var deps = departures[to] ?? []
+        if let on = poweredOn[to] { deps.append(on) }
         if let prev = lastMoveOfVM[vm] { deps.append(prev) }
         for h in [from, to] {
             let t = touching[h] ?? []
@@ -64,7 +71,8 @@ struct ActionBuilder: Sendable {
     @discardableResult
     mutating func define(vm: String, host: Int, parameters: ActionParameters,
                          reason: String) -> Int {
-        add(Draft(kind: .define, vm: vm, from: nil, to: hostNames[host], mode: nil, deps: departures[host] ?? [],
+        add(Draft(kind: .define, vm: vm, from: nil, to: hostNames[host], mode: nil,
+                  deps: (departures[host] ?? []) + (poweredOn[host].map { [$0] } ?? []),
                   swapGroup: nil, parameters: parameters, reason: reason))
     }
 
@@ -75,6 +83,24 @@ struct ActionBuilder: Sendable {
                   parameters: parameters, reason: reason))
     }
 
+    /// Power a standby host on; later arrivals on it wait for this.
+    @discardableResult
+    mutating func powerOn(host: Int, reason: String) -> Int {
+        let id = add(Draft(kind: .powerOn, vm: "", from: nil, to: nil, mode: nil, deps: [], swapGroup: nil,
+                           parameters: ActionParameters(), reason: reason, host: hostNames[host]))
+        poweredOn[host] = id
+        return id
+    }
+
+    /// Drain (check the host is empty once the migrations leaving it are done), then power it off.
+    mutating func drainAndPowerOff(host: Int, drainReason: String, offReason: String) {
+        let drain = add(Draft(kind: .drain, vm: "", from: nil, to: nil, mode: nil, deps: departures[host] ?? [],
+                              swapGroup: nil, parameters: ActionParameters(), reason: drainReason,
+                              host: hostNames[host]))
+        add(Draft(kind: .powerOff, vm: "", from: nil, to: nil, mode: nil, deps: [drain], swapGroup: nil,
+                  parameters: ActionParameters(), reason: offReason, host: hostNames[host]))
+    }
+
     private mutating func add(_ d: Draft) -> Int {
         drafts.append(d)
         return drafts.count - 1
@@ -83,11 +109,14 @@ struct ActionBuilder: Sendable {
     private static func phase(_ k: ActionKind) -> Int {
         switch k {
         case .tune, .resize: 0
-        case .migrate: 1
-        case .define: 2
-        case .start: 3
-        case .stop: 4
-        case .undefine: 5
+        case .powerOn: 1
+        case .migrate: 2
+        case .define: 3
+        case .start: 4
+        case .stop: 5
+        case .undefine: 6
+        case .drain: 7
+        case .powerOff: 8
         }
     }
 
@@ -102,7 +131,8 @@ struct ActionBuilder: Sendable {
             let d = drafts[i]
             let deps = Set(d.deps.map { idOf[$0] }).sorted().map(String.init)
             return PlannedAction(id: String(idOf[i]), kind: d.kind, vm: d.vm, from: d.from, to: d.to, mode: d.mode,
-                                 dependsOn: deps, swapGroup: d.swapGroup, parameters: d.parameters, reason: d.reason)
+                                 dependsOn: deps, swapGroup: d.swapGroup, parameters: d.parameters, host: d.host,
+                                 reason: d.reason)
         }
     }
 }

@@ -10,6 +10,8 @@ struct Rejection: Sendable, Equatable {
     enum Detail: Sendable, Equatable {
         case hostUnknown(host: Int)
         case maintenance(host: Int)
+        case standby(host: Int)
+        case poweringOff(host: Int)
         case undeclaredHost(host: Int)
         case pinned(vm: Int)
         case label(host: Int, key: String, want: String)
@@ -31,6 +33,8 @@ struct Rejection: Sendable, Equatable {
         case .hostUnknown(let h):
             return "\(fleet.hosts[h].name) is unknown (\(fleet.hosts[h].unknownReason ?? "unreachable"))"
         case .maintenance(let h): return "\(fleet.hosts[h].name) is in maintenance"
+        case .standby(let h): return "\(fleet.hosts[h].name) is in standby (powered off)"
+        case .poweringOff(let h): return "\(fleet.hosts[h].name) is emptied and powered off by this plan"
         case .undeclaredHost(let h): return "\(fleet.hosts[h].name) is not in the spec"
         case .pinned(let v): return "\(fleet.vms[v].name) is pinned to \(fleet.vms[v].pinName ?? "-")"
         case .label(let h, let k, let want):
@@ -70,8 +74,11 @@ struct FeasibleHosts: Sendable {
         switch host.status {
         case .unknown: return [Rejection(reason: "host unknown", detail: .hostUnknown(host: h))]
         case .maintenance: return [Rejection(reason: "maintenance", detail: .maintenance(host: h))]
+        case .standby:
+            if !state.awake[h] { return [Rejection(reason: "standby", detail: .standby(host: h))] }
         case .up:
             if !host.eligible { return [Rejection(reason: "undeclared host", detail: .undeclaredHost(host: h))] }
+            if state.asleep[h] { return [Rejection(reason: "powering off", detail: .poweringOff(host: h))] }
         }
         var out: [Rejection] = []
         if let pin = vm.pin, pin != h { out.append(Rejection(reason: "pinned", detail: .pinned(vm: v))) }

@@ -13,6 +13,10 @@ struct HostInfo: Sendable {
     var eligible: Bool
     /// In the spec. Hosts only observed are reported, never managed.
     var declared: Bool
+    /// Declares power commands (`hosts[].power`): consolidation may power it off and on.
+    var powerManaged: Bool
+    /// Observation: when the host became low (consolidation).
+    var lowSince: Double?
 }
 
 struct VMInfo: Sendable {
@@ -75,15 +79,17 @@ struct Fleet: Sendable {
             var reason: String?
             if let o {
                 if case .unknown(let r) = o.status { status = .unknown; reason = r }
+                if o.status == .standby { status = .standby }
             } else {
                 status = .unknown; reason = "not observed"
             }
-            if status == .up, s?.maintenance == true { status = .maintenance }
+            if status == .up || status == .standby, s?.maintenance == true { status = .maintenance }
             let cap = Vec3(cpu: o?.cpus ?? s?.capacity.cpus ?? 0, net: o?.networkMbps ?? s?.capacity.networkMbps ?? 0,
                            mem: o?.memoryMiB ?? s?.capacity.memoryMiB ?? 0)
             hostIndex[name] = hosts.count
             hosts.append(HostInfo(name: name, status: status, unknownReason: reason, labels: s?.labels ?? [:],
-                                  capacity: cap, eligible: status == .up && s != nil, declared: s != nil))
+                                  capacity: cap, eligible: status == .up && s != nil, declared: s != nil,
+                                  powerManaged: s?.power != nil, lowSince: o?.lowSince))
         }
 
         // Groups, with member names resolved after the VMs are indexed.

@@ -124,6 +124,12 @@ extension PlanningContext {
                    trySwap(hot: h, resources: still, failures: failures, hotHosts: hotSet, detected: detected) {
                     continue
                 }
+                // No powered host fits: power a standby host on (consolidation left it off) and try again.
+                if !failures.isEmpty, let first = failures.first,
+                   wakeStandby(because: "\(hostName(h)) hot: \(detected); no powered host fits \(fleet.vms[first.0].name): \(summary(first.1.diagnostics))") != nil {
+                    failedSearch = [:]
+                    continue
+                }
                 var reason = detected
                 if movable.isEmpty { reason += "; no movable VM" }
                 if !held.isEmpty { reason += "; held: " + held.prefix(3).joined(separator: "; ") }

@@ -26,8 +26,11 @@ public enum Planner {
     ///                                                          else swap, 2 or 3 moves)
     ///  6. place declared VMs that are absent                  (InitialPlacementStep; after 5 so new VMs do not
     ///                                                          take the room hot hosts need)
-    ///  7. prune undeclared VMs when asked                     (DriftStep.prune)
-    ///  8. allocations on the final placement                  (AllocationStep: entitlements, tune, resize)
+    ///  7. consolidation (policy.consolidation.enabled):      (ConsolidationStep: wake ahead of a rising load,
+    ///     else empty sustained-low hosts onto others           else empty low hosts, lowest Volume / least RAM
+    ///     under targetUtilization and power them off)           first, and power them off)
+    ///  8. prune undeclared VMs when asked                     (DriftStep.prune)
+    ///  9. allocations on the final placement                  (AllocationStep: entitlements, tune, resize)
     /// Every placement goes through one PlacementSearch: FeasibleHosts -> VolumeRank -> SoftRules -> Select,
     /// against the ProposedLoad built so far.
     public static func plan(spec: ClusterSpec, observation: Observation, policy: Policy,
@@ -41,11 +44,12 @@ public enum Planner {
         ctx.repairConstraints()
         ctx.relieveHotspots(detection)
         ctx.placeAbsentVMs()
+        ctx.consolidate(detection)
         if options.prune { ctx.pruneUndeclared() }
         ctx.allocate(detection)
 
         let after = ctx.hostUtilization(detected: detection.hostHot, before: before)
-        return Plan(actions: ctx.builder.build(), hostsBefore: before, hostsAfter: after,
+        return Plan(actions: ctx.builder.build(), hostsBefore: before, hostsAfter: ctx.powerStatus(after),
                     hotspots: detection.hotspots, unresolved: ctx.unresolved, drift: ctx.drift,
                     decisions: ctx.decisions, entitlements: ctx.entitlements)
     }
@@ -81,6 +85,7 @@ struct PlanningContext: Sendable {
             switch h.status {
             case .unknown: counts["host unknown", default: 0] += 1
             case .maintenance: counts["maintenance", default: 0] += 1
+            case .standby: counts["standby", default: 0] += 1
             case .up: counts["undeclared host", default: 0] += 1
             }
         }

@@ -21,6 +21,15 @@ struct VolumeOrder: Sendable {
         return lo
     }
 
+    mutating func insert(host: Int, volume: Double) {
+        keys.insert(Key(volume: volume, host: host), at: lowerBound(Key(volume: volume, host: host)))
+    }
+
+    mutating func remove(host: Int, volume: Double) {
+        let i = lowerBound(Key(volume: volume, host: host))
+        if i < keys.count, keys[i].host == host { keys.remove(at: i) }
+    }
+
     mutating func update(host: Int, from old: Double, to new: Double) {
         let i = lowerBound(Key(volume: old, host: host))
         if i < keys.count, keys[i].host == host { keys.remove(at: i) }
@@ -93,6 +102,32 @@ struct ProposedLoad: Sendable {
     private(set) var order: VolumeOrder
     private(set) var headroom: HeadroomIndex
     let defaultThresholds: ResolvedThresholds
+    /// Standby hosts this plan powers on: they receive VMs like up hosts.
+    private(set) var awake: [Bool]
+    /// Up hosts this plan empties and powers off: they receive nothing more.
+    private(set) var asleep: [Bool]
+
+    /// May receive VMs in the plan built so far.
+    func receives(_ h: Int, fleet: Fleet) -> Bool {
+        (fleet.hosts[h].eligible && !asleep[h]) || awake[h]
+    }
+
+    /// Powered on by this plan: enters the scans with its whole capacity.
+    mutating func wake(_ h: Int, fleet: Fleet) {
+        guard !awake[h], !fleet.hosts[h].eligible else { return }
+        awake[h] = true
+        order.insert(host: h, volume: volume[h])
+        headroom.set(h, room: room(h, fleet: fleet))
+    }
+
+    /// Powered off by this plan (after it is emptied): leaves the scans.
+    mutating func sleep(_ h: Int, fleet: Fleet) {
+        guard receives(h, fleet: fleet) else { return }
+        asleep[h] = true
+        awake[h] = false
+        order.remove(host: h, volume: volume[h])
+        headroom.set(h, room: nil)
+    }
 
     init(fleet: Fleet) {
         hostOf = fleet.vms.map(\.host)
@@ -106,6 +141,8 @@ struct ProposedLoad: Sendable {
         volume = [Double](repeating: 1, count: n)
         order = VolumeOrder([])
         headroom = HeadroomIndex(hosts: n)
+        awake = [Bool](repeating: false, count: n)
+        asleep = awake
         var keys: [VolumeOrder.Key] = []
         for h in 0..<n {
             for v in members[h] {
@@ -176,7 +213,7 @@ struct ProposedLoad: Sendable {
 
     private mutating func refreshVolume(_ h: Int, fleet: Fleet) {
         let new = Volume.of(load[h].fraction(of: fleet.hosts[h].capacity))
-        if fleet.hosts[h].eligible {
+        if receives(h, fleet: fleet) {
             order.update(host: h, from: volume[h], to: new)
             headroom.set(h, room: room(h, fleet: fleet))
         }

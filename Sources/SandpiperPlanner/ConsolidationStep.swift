@@ -1,0 +1,238 @@
+import SandpiperModel
+
+/// Step 7: the dynamic data center (VMware DPM). Two halves, both only when `policy.consolidation.enabled`:
+///
+/// - **Wake ahead.** A powered host is *warm* when its newest sample or its AR(p) prediction crosses the wake level
+///   (halfway from `targetUtilization` to the host's threshold) for a resource: the load is rising towards a
+///   hotspot. Its VMs (highest VSR first, movable ones only) go to the lowest-Volume powered host that stays under
+///   `targetUtilization`; when none has room, a standby host is powered on first (the largest, then by name).
+/// - **Consolidate.** Only in a calm plan (nothing hot, nothing warm, no migration planned yet): hosts that have
+///   been *low* (every resource under `lowUtilization`) for `powerOffAfter` are emptied, lowest Volume first (then
+///   least RAM to move), each VM going to the *most* loaded powered host where it stays under `targetUtilization`
+///   and every threshold, reservation and must-rule; then the host is drained and powered off. A host is emptied
+///   only when all its VMs fit (no half-empty hosts), never below `minHostsOn` powered hosts, and only while the
+///   powered hosts minus the `spareHosts` largest still hold the load under the policy thresholds (N+1).
+///
+/// Stability: no VM that moved within `minResidency` is moved (by either half, nor by hotspot relief), so a VM
+/// packed by consolidation is not pulled back by relief and vice versa. Sustained-low comes from the observation
+/// (`HostObservation.lowSince`, recorded by the engine in state.json, and `now`): the planner keeps no clock.
+extension PlanningContext {
+    /// Status as the plan leaves the hosts: powered on -> up, powered off -> standby.
+    func powerStatus(_ hosts: [HostUtilization]) -> [HostUtilization] {
+        hosts.enumerated().map { h, u in
+            var u = u
+            if state.awake[h] { u.status = .up }
+            if state.asleep[h] { u.status = .standby }
+            return u
+        }
+    }
+
+    /// Powers on a standby host (the largest, then by name); nil when none is left.
+    mutating func wakeStandby(because why: String) -> Int? {
+        let standby = fleet.hosts.indices.filter { h in
+            fleet.hosts[h].status == .standby && fleet.hosts[h].declared && fleet.hosts[h].powerManaged
+                && !state.awake[h]
+        }
+        guard let h = standby.min(by: { a, b in
+            let ca = fleet.hosts[a].capacity, cb = fleet.hosts[b].capacity
+            if ca.cpu != cb.cpu { return ca.cpu > cb.cpu }
+            if ca.mem != cb.mem { return ca.mem > cb.mem }
+            return a < b
+        }) else { return nil }
+        state.wake(h, fleet: fleet)
+        builder.powerOn(host: h, reason: "\(why); \(hostName(h)) is the largest standby host")
+        return h
+    }
+
+    mutating func consolidate(_ detection: DetectionResult) {
+        let c = fleet.policy.consolidation
+        guard c.enabled else { return }
+        if c.wakeAhead, wakeAhead(detection) { return }
+        let calm = detection.hostHot.allSatisfy(\.isEmpty) && builder.migrationCount == 0
+            && !state.awake.contains(true)
+        if calm { emptyLowHosts() }
+    }
+
+    // MARK: wake ahead
+
+    /// Per resource: the host's newest utilization sample and its AR prediction, or nil without samples.
+    func hostTrend(_ h: Int) -> (latest: Vec3, predicted: Vec3)? {
+        let n = fleet.policy.window.n
+        var series = [Vec3](repeating: .zero, count: n)
+        var len = 0
+        for v in fleet.residents[h] {
+            guard let o = fleet.observed(v) else { continue }
+            let s = o.samples.suffix(n)
+            len = max(len, s.count)
+            var i = n - s.count
+            for x in s { series[i] += Vec3(cpu: x.cpu, net: x.netMbps, mem: x.memMiB); i += 1 }
+        }
+        guard len > 0 else { return nil }
+        let cap = fleet.hosts[h].capacity
+        let window = series[(n - len)...].map { $0.fraction(of: cap) }
+        var predicted = window.last!
+        if fleet.policy.prediction.model == .ar, fleet.policy.prediction.order > 0 {
+            for r in ResourceKind.allCases {
+                predicted[r] = ARPredictor.predict(window.map { $0[r] }[...], order: fleet.policy.prediction.order)
+            }
+        }
+        return (window.last!, predicted)
+    }
+
+    /// Halfway from the target to the host's threshold.
+    func wakeLevel(_ h: Int, _ r: ResourceKind) -> Double {
+        let t = fleet.policy.consolidation.targetUtilization
+        return t + max(0, state.thresholds[h][r] - t) / 2
+    }
+
+    /// Relieves warm hosts before they become hot; true when anything was planned (consolidation then waits).
+    mutating func wakeAhead(_ detection: DetectionResult) -> Bool {
+        let target = fleet.policy.consolidation.targetUtilization
+        var warm: [(host: Int, text: String)] = []
+        for h in fleet.hosts.indices where state.receives(h, fleet: fleet) && detection.hostHot[h].isEmpty {
+            guard let trend = hostTrend(h) else { continue }
+            let rising = ResourceKind.allCases.filter { r in
+                max(trend.latest[r], trend.predicted[r]) > wakeLevel(h, r) + 1e-12
+            }
+            guard !rising.isEmpty else { continue }
+            let text = rising.map { r in
+                "\(r.rawValue) at \(Fmt.pct(trend.latest[r])), AR predicts \(Fmt.pct(trend.predicted[r])) (wake level \(Fmt.pct(wakeLevel(h, r))), threshold \(Fmt.pct(state.thresholds[h][r])))"
+            }.joined(separator: ", ")
+            warm.append((h, text))
+        }
+        guard !warm.isEmpty else { return false }
+        var planned = false
+        warm.sort { state.volume[$0.host] != state.volume[$1.host] ? state.volume[$0.host] > state.volume[$1.host] : $0.host < $1.host }
+        for (h, text) in warm {
+            var tries = 0
+            while budget > 0, tries < fleet.residents[h].count + 2,
+                  ResourceKind.allCases.contains(where: { state.utilization(h, fleet: fleet)[$0] > target + 1e-9 }) {
+                tries += 1
+                let (movable, _) = candidates(on: h, hot: ResourceKind.allCases)
+                var moved = false
+                for v in movable.prefix(options.maxCandidatesPerHost) {
+                    var t = receiver(for: v, packing: false, state: state)
+                    if t == nil {
+                        let warmText = "\(hostName(h)) is rising: \(text); no powered host holds \(fleet.vms[v].name) under the target \(Fmt.pct(target))"
+                        guard let w = wakeStandby(because: "wake ahead: \(warmText)")
+                        else { break }
+                        planned = true
+                        t = receiver(for: v, packing: false, state: state) ?? w
+                        if !search.feasible.verdict(v, on: t!, state: state).fits { t = nil }
+                    }
+                    guard let t else { continue }
+                    let fromBefore = describe(h), toBefore = describe(t)
+                    state.move(v, to: t, fleet: fleet)
+                    touched[v] = true
+                    budget -= 1
+                    builder.migrate(vm: fleet.vms[v].name, from: h, to: t, mode: mode(v),
+                                    reason: "wake ahead: \(hostName(h)) is rising: \(text); \(fleet.vms[v].name) has the highest VSR of its movable VMs; \(hostName(t)) is the lowest-Volume powered host that stays under the target \(Fmt.pct(target)) (\(toBefore) -> \(describe(t))); \(hostName(h)): \(fromBefore) -> \(describe(h))")
+                    moved = true
+                    planned = true
+                    break
+                }
+                if !moved { break }
+            }
+        }
+        return planned
+    }
+
+    /// A powered host for `v` (not its own) that passes every filter and stays under the target utilization for
+    /// every resource: the most loaded one when packing, the least loaded one when relieving.
+    func receiver(for v: Int, packing: Bool, state: ProposedLoad, excluding: Int? = nil) -> Int? {
+        let target = fleet.policy.consolidation.targetUtilization
+        let keys = state.order.keys
+        let current = state.hostOf[v]
+        for i in keys.indices {
+            let h = (packing ? keys[keys.count - 1 - i] : keys[i]).host
+            if h == current || h == excluding { continue }
+            guard search.feasible.verdict(v, on: h, state: state).fits else { continue }
+            let after = (state.load[h] + fleet.vms[v].demand).fraction(of: fleet.hosts[h].capacity)
+            if ResourceKind.allCases.allSatisfy({ after[$0] <= target + 1e-9 }) { return h }
+        }
+        return nil
+    }
+
+    // MARK: consolidate
+
+    mutating func emptyLowHosts() {
+        let c = fleet.policy.consolidation
+        let now = fleet.observation.now
+        var powered = fleet.hosts.indices.filter { state.receives($0, fleet: fleet) }.count
+        func ram(_ h: Int) -> Double { state.members[h].reduce(0.0) { $0 + fleet.vms[$1].ram } }
+        var low: [(host: Int, since: Double)] = []
+        for h in fleet.hosts.indices where fleet.hosts[h].status == .up && fleet.hosts[h].eligible
+            && fleet.hosts[h].powerManaged {
+            let u = state.utilization(h, fleet: fleet)
+            guard c.isLow(cpu: u.cpu, net: u.net, mem: u.mem), let since = fleet.hosts[h].lowSince,
+                  now - since >= c.powerOffAfterSeconds - 1e-9 else { continue }
+            low.append((h, since))
+        }
+        low.sort { a, b in
+            let va = state.volume[a.host], vb = state.volume[b.host]
+            if va != vb { return va < vb }
+            let ra = ram(a.host), rb = ram(b.host)
+            return ra != rb ? ra < rb : a.host < b.host
+        }
+        for (h, since) in low {
+            guard powered - 1 >= max(1, c.minHostsOn) else { break }
+            let residents = state.members[h]
+            guard residents.count <= budget else { continue }
+            guard residents.allSatisfy({ immovable($0) == nil }) else { continue }
+            var trial = state
+            trial.sleep(h, fleet: fleet)
+            // Largest first (first-fit decreasing), ties by name.
+            let order = residents.sorted { a, b in
+                let va = vmVolume(a, relativeTo: h), vb = vmVolume(b, relativeTo: h)
+                return va != vb ? va > vb : fleet.vms[a].name < fleet.vms[b].name
+            }
+            var moves: [(vm: Int, to: Int, before: String, after: String)] = []
+            var fits = true
+            for v in order {
+                guard let t = receiver(for: v, packing: true, state: trial) else { fits = false; break }
+                let before = describe(t, in: trial)
+                trial.move(v, to: t, fleet: fleet)
+                moves.append((v, t, before, describe(t, in: trial)))
+            }
+            guard fits, spareHolds(trial) else { continue }
+            let u = state.utilization(h, fleet: fleet)
+            let receivers = Array(Set(moves.map(\.to))).sorted().map(hostName)
+            let movedRAM = residents.reduce(0.0) { $0 + fleet.vms[$1].ram }
+            let headline = "\(hostName(h)) below \(Fmt.pct(c.lowUtilization)) for \(Fmt.d((now - since) / 60, 0)) min (cpu \(Fmt.pct(u.cpu)), net \(Fmt.pct(u.net)), mem \(Fmt.pct(u.mem)))"
+                + (residents.isEmpty ? "; it holds no VM"
+                   : "; its \(residents.count) VM(s) (\(Fmt.mib(movedRAM))) fit on \(receivers.joined(separator: "/")) under \(Fmt.pct(c.targetUtilization))")
+            for m in moves {
+                touched[m.vm] = true
+                budget -= 1
+                builder.migrate(vm: fleet.vms[m.vm].name, from: h, to: m.to, mode: mode(m.vm),
+                                reason: "consolidation: \(headline); \(hostName(m.to)) is the most loaded powered host where \(fleet.vms[m.vm].name) stays under \(Fmt.pct(c.targetUtilization)) and every threshold (\(m.before) -> \(m.after))")
+            }
+            state = trial
+            powered -= 1
+            builder.drainAndPowerOff(
+                host: h,
+                drainReason: "\(hostName(h)) holds no VM once its \(residents.count) migration(s) are done; refuse to power off otherwise",
+                offReason: "consolidation: \(headline); \(powered) host(s) stay powered (minHostsOn \(c.minHostsOn), spareHosts \(c.spareHosts))")
+        }
+    }
+
+    /// N+k: the powered hosts without the `spareHosts` largest (per resource) still hold the whole load under the
+    /// policy's thresholds.
+    func spareHolds(_ s: ProposedLoad) -> Bool {
+        let k = fleet.policy.consolidation.spareHosts
+        let powered = fleet.hosts.indices.filter { s.receives($0, fleet: fleet) }
+        for r in ResourceKind.allCases {
+            let load = fleet.hosts.indices.reduce(0.0) { $0 + s.load[$1][r] }
+            let caps = powered.map { fleet.hosts[$0].capacity[r] }.sorted(by: >)
+            guard caps.count > k else { return load <= 0 }
+            let room = caps.dropFirst(k).reduce(0.0, +) * fleet.policy.thresholds[r]
+            if load > room + 1e-9 { return false }
+        }
+        return true
+    }
+
+    func describe(_ h: Int, in s: ProposedLoad) -> String {
+        let u = s.utilization(h, fleet: fleet)
+        return "cpu \(Fmt.pct(u.cpu)), net \(Fmt.pct(u.net)), mem \(Fmt.pct(u.mem)), volume \(Fmt.d(s.volume[h], 3))"
+    }
+}
