@@ -9,6 +9,15 @@ public struct ApplyReport: Sendable, Equatable {
         public var summary: String
         public var status: JournalEntry.Status
         public var detail: String?
+        /// Host power commands: what they printed (truncated), journaled.
+        public var output: String? = nil
+        /// Host power actions: the host's power state as known after the action (true = on), failed or not.
+        var powered: (host: String, on: Bool)? = nil
+
+        public static func == (a: Outcome, b: Outcome) -> Bool {
+            a.actionID == b.actionID && a.summary == b.summary && a.status == b.status && a.detail == b.detail
+                && a.output == b.output && a.powered?.host == b.powered?.host && a.powered?.on == b.powered?.on
+        }
     }
     public var planID: String
     public var outcomes: [Outcome]
@@ -112,9 +121,9 @@ public final class Applier: @unchecked Sendable {
                     status[action.id] = .skipped
                     try record(outcome, planID: planID, report: &report)
                 } else if action.dependsOn.allSatisfy({ status[$0] == .done }), wave.count < maxParallel,
-                          !vmsInWave.contains(action.vm) {
+                          !vmsInWave.contains(Self.subject(action)) {
                     wave.append(action)
-                    vmsInWave.insert(action.vm)
+                    vmsInWave.insert(Self.subject(action))
                 } else {
                     waiting.append(action)
                 }
@@ -139,6 +148,7 @@ public final class Applier: @unchecked Sendable {
             let outcomes = run(wave)
             for outcome in outcomes {
                 status[outcome.actionID] = outcome.status
+                if let p = outcome.powered { recordPower(p.host, on: p.on) }
                 try record(outcome, planID: planID, report: &report)
             }
             pending = waiting
@@ -148,6 +158,22 @@ public final class Applier: @unchecked Sendable {
         try save()
         return report
     }
+
+    /// What an action acts on: a VM, or a host for host actions (one action per subject per wave).
+    static func subject(_ a: PlanDocument.Action) -> String { a.vm.isEmpty ? "host:" + (a.host ?? "") : a.vm }
+
+    /// The host's power state as apply left it: standby in the state's inventory (so the next observation does not
+    /// contact it), or up again.
+    private func recordPower(_ host: String, on: Bool) {
+        connections.setPowered(host, on)
+        guard var inv = state.inventory, let i = inv.hosts.firstIndex(where: { $0.name == host }) else { return }
+        inv.hosts[i].status = on ? .up : .standby
+        inv.hosts[i].lowSince = nil
+        state.inventory = inv
+    }
+
+    /// Changes the state in memory (saved with the next journal entry or apply; `simulate` never saves it).
+    public func updateState(_ change: (inout StateDocument) -> Void) { change(&state) }
 
     /// Most actions run at once in one wave.
     public var maxParallel = 8
@@ -159,8 +185,17 @@ public final class Applier: @unchecked Sendable {
             let action = wave[i]
             let summary = PlanRenderer().headline(action)
             do {
-                let detail = try execute(action)
-                results.set(i, .init(actionID: action.id, summary: summary, status: .done, detail: detail))
+                if ActionKind(rawValue: action.kind)?.isHostAction == true {
+                    let r = try hostAction(action)
+                    results.set(i, .init(actionID: action.id, summary: summary, status: .done, detail: r.detail,
+                                         output: r.output, powered: r.powered))
+                } else {
+                    let detail = try execute(action)
+                    results.set(i, .init(actionID: action.id, summary: summary, status: .done, detail: detail))
+                }
+            } catch let e as PowerFailure {
+                results.set(i, .init(actionID: action.id, summary: summary, status: .failed, detail: e.message,
+                                     output: e.output, powered: e.powered))
             } catch {
                 results.set(i, .init(actionID: action.id, summary: summary, status: .failed, detail: "\(error)"))
             }
@@ -174,7 +209,7 @@ public final class Applier: @unchecked Sendable {
         onFinish?(outcome)
         try journal(JournalEntry(planID: planID, actionID: outcome.actionID, summary: outcome.summary,
                                  status: outcome.status, error: outcome.status == .failed ? outcome.detail : nil,
-                                 at: clock()))
+                                 output: outcome.output, at: clock()))
     }
 
     private func journal(_ entry: JournalEntry) throws(EngineError) {

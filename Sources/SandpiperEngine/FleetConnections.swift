@@ -17,7 +17,10 @@ public struct FleetInventory: Sendable, Equatable {
         self.warnings = warnings
     }
 
-    public var unknownHosts: [HostObservation] { hosts.filter { !$0.isUp } }
+    /// Hosts that could not be reached (standby hosts are not unknown: they are powered off on purpose).
+    public var unknownHosts: [HostObservation] {
+        hosts.filter { if case .unknown = $0.status { true } else { false } }
+    }
 }
 
 /// One libvirt connection per host of a cluster, held for the whole run: the test driver keeps its state only
@@ -30,6 +33,8 @@ public final class FleetConnections: @unchecked Sendable {
     private let lock = NSLock()
     private var open: [String: LibvirtConnection] = [:]
     private var failures: [String: String] = [:]
+    /// Power state set by apply in this process (true = on); otherwise the previous inventory says.
+    private var powered: [String: Bool] = [:]
 
     /// Opens every host of `cluster` (at most `concurrency` at once, each within `timeout`).
     public init(cluster: LoadedCluster, readOnly: Bool = false, concurrency: Int = 8,
@@ -72,6 +77,55 @@ public final class FleetConnections: @unchecked Sendable {
         return failures[host]
     }
 
+    /// Records a host's power state after apply powered it off (standby: not read, not connected) or on (its
+    /// connection is reopened when it has none).
+    public func setPowered(_ host: String, _ on: Bool) {
+        lock.lock()
+        powered[host] = on
+        let needsOpen = on && open[host] == nil
+        if !on, let spec = cluster.spec.host(named: host), !LibvirtURI.isTestDriver(cluster.connectionURI(for: spec)) {
+            // A test-driver host keeps its connection: its domains live only as long as it.
+            open[host]?.close()
+            open[host] = nil
+        }
+        lock.unlock()
+        if needsOpen { reopen(host) }
+    }
+
+    /// Tries to open a connection to `host` again (after a power-on); records the failure otherwise.
+    public func reopen(_ host: String) {
+        guard let spec = cluster.spec.host(named: host) else { return }
+        let uri = cluster.connectionURI(for: spec)
+        let results = Self.parallel([host], concurrency: 1, timeout: timeout) { _ in
+            do throws(LibvirtError) { return Result<LibvirtConnection, LibvirtError>.success(try LibvirtConnection(uri: uri)) }
+            catch { return .failure(error) }
+        }
+        lock.lock(); defer { lock.unlock() }
+        switch results.first ?? nil {
+        case .some(.success(let c)): open[host] = c; failures[host] = nil
+        case .some(.failure(let e)): failures[host] = e.message
+        case .none: failures[host] = "no answer within \(timeout)"
+        }
+    }
+
+    /// Standby: apply powered it off in this process, or the previous inventory (state.json) says so — unless the
+    /// host's `power.status` command (run only when the policy allows power commands) reports it on.
+    func isStandby(_ host: HostSpec, previous: HostObservation?) -> Bool {
+        lock.lock()
+        let known = powered[host.name]
+        lock.unlock()
+        if let known { return !known }
+        let recorded = previous?.status == .standby
+        guard let status = host.power?.status, cluster.policy.consolidation.powerCommands == .allow,
+              recorded || connection(host.name) == nil else { return recorded }
+        let timeout = min(cluster.policy.consolidation.commandTimeoutSeconds, 30)
+        guard let result = try? PowerCommand(argv: status, timeoutSeconds: timeout).run(), result.succeeded,
+              let on = PowerCommand.poweredOn(statusOutput: result.output) else { return recorded }
+        lock.lock(); powered[host.name] = on; lock.unlock()
+        if on && connection(host.name) == nil { reopen(host.name) }
+        return !on
+    }
+
     /// Marks a host unknown after a failed call, so later steps do not act on it.
     public func markUnknown(_ host: String, reason: String) {
         lock.lock(); defer { lock.unlock() }
@@ -82,10 +136,16 @@ public final class FleetConnections: @unchecked Sendable {
 
     /// Reads every reachable host's capacity and domains in parallel.
     /// `previous` (the state file's inventory) carries `lastMovedAt` forward for VMs that stayed put.
+    /// Standby hosts (see `isStandby`) are not contacted; `lowSince` is carried forward for hosts still up.
     public func inventory(previous: Observation? = nil, now: Double) -> FleetInventory {
         let hosts = cluster.spec.hosts
+        let previousHosts = Dictionary((previous?.hosts ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let standby = hosts.map { isStandby($0, previous: previousHosts[$0.name]) }
         let results = Self.parallel(hosts.map(\.name), concurrency: 8, timeout: timeout) { index in
             let host = hosts[index]
+            if standby[index] {
+                return Result<(HostInfo, [DomainInfo]), LibvirtError>.failure(LibvirtError(code: 0, domain: 0, message: "standby"))
+            }
             guard let c = self.connection(host.name) else {
                 return Result<(HostInfo, [DomainInfo]), LibvirtError>.failure(
                     LibvirtError(code: 0, domain: 0, message: self.failure(host.name) ?? "not connected"))
@@ -97,7 +157,15 @@ public final class FleetConnections: @unchecked Sendable {
         var candidates: [String: [VMObservation]] = [:]
         var warnings: [String] = []
         let lastPlace = Dictionary((previous?.vms ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        for (host, result) in zip(hosts, results) {
+        for (index, (host, result)) in zip(hosts, results).enumerated() {
+            if standby[index] {
+                let before = previousHosts[host.name]
+                hostObs.append(HostObservation(name: host.name, status: .standby,
+                                               cpus: before?.cpus ?? host.capacity.cpus ?? 0,
+                                               memoryMiB: before?.memoryMiB ?? host.capacity.memoryMiB ?? 0,
+                                               networkMbps: before?.networkMbps ?? host.capacity.networkMbps ?? 1000))
+                continue
+            }
             switch result {
             case .some(.success(let (info, domains))):
                 let cpus = Double(info.cpus), mem = Double(info.memoryMiB)
@@ -110,7 +178,8 @@ public final class FleetConnections: @unchecked Sendable {
                 }
                 // libvirt cannot tell a host's network capacity: the spec says it, or 1 Gbit/s is assumed.
                 hostObs.append(HostObservation(name: host.name, cpus: cpus, memoryMiB: mem,
-                                               networkMbps: host.capacity.networkMbps ?? 1000))
+                                               networkMbps: host.capacity.networkMbps ?? 1000,
+                                               lowSince: previousHosts[host.name]?.lowSince))
                 for d in domains {
                     let before = lastPlace[d.name]
                     let vm = VMObservation(

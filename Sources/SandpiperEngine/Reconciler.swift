@@ -122,11 +122,14 @@ public final class Reconciler {
         let stateFile = StateFile(directory: cluster.directory)
         var state: StateDocument?
         do { state = try stateFile.read() } catch { throw EngineError.state(error) }
-        let snapshot = try Engine.observe(cluster, connections: connections, state: state, telemetry: options.telemetry)
+        var snapshot = try Engine.observe(cluster, connections: connections, state: state, telemetry: options.telemetry)
         var touched = Set<String>()
         var recorded = false
+        // Consolidation: when hosts became low, recorded before planning (the plan is based on it).
+        var lowState = state ?? StateDocument(cluster: cluster.spec.name)
+        let lowChanged = Engine.recordLowSince(cluster, snapshot: &snapshot, state: &lowState)
         // The observed inventory is recorded when it differs from the state's (so the plan is based on it).
-        if Self.inventoryChanged(state?.inventory, snapshot.observation) {
+        if lowChanged || Self.inventoryChanged(state?.inventory, snapshot.observation) {
             var next = state ?? StateDocument(cluster: cluster.spec.name)
             next.inventory = snapshot.observation.withoutSamples
             do { state = try stateFile.write(next) } catch { throw EngineError.state(error) }

@@ -46,12 +46,15 @@ public struct JournalEntry: Codable, Sendable, Equatable {
     public var summary: String
     public var status: Status
     public var error: String?
+    /// Output of a host power command (truncated), for host actions.
+    public var output: String?
     /// Unix seconds.
     public var at: Double
 
-    public init(planID: String, actionID: String, summary: String, status: Status, error: String? = nil, at: Double) {
+    public init(planID: String, actionID: String, summary: String, status: Status, error: String? = nil,
+                output: String? = nil, at: Double) {
         self.planID = planID; self.actionID = actionID; self.summary = summary; self.status = status
-        self.error = error; self.at = at
+        self.error = error; self.output = output; self.at = at
     }
 }
 

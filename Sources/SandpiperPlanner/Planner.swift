@@ -55,6 +55,17 @@ public enum Planner {
     }
 }
 
+extension Planner {
+    /// The hosts as a plan's `hostsBefore` shows them (utilization of the VMs' profiles, hot resources), without
+    /// planning: the engine uses it to record when hosts became low (`HostObservation.lowSince`) before it plans.
+    public static func hostsBefore(spec: ClusterSpec, observation: Observation, policy: Policy) -> [HostUtilization] {
+        let fleet = Fleet(spec: spec, observation: observation, policy: policy)
+        let ctx = PlanningContext(fleet: fleet, options: PlanOptions())
+        let detection = HotspotScan.run(fleet: fleet, state: ctx.state)
+        return ctx.hostUtilization(detected: detection.hostHot)
+    }
+}
+
 /// Mutable working set shared by the steps (each step lives in its own file as an extension).
 struct PlanningContext: Sendable {
     let fleet: Fleet

@@ -1,0 +1,171 @@
+import Foundation
+import SandpiperEngine
+import SandpiperModel
+import XCTest
+
+/// Host power commands: run argv-only with a timeout, refused unless the policy allows them, output journaled,
+/// and a failure leaves the host's recorded power state true.
+final class PowerTests: XCTestCase {
+    func testPowerCommandCapturesOutputAndTimesOut() throws {
+        let ok = try PowerCommand(argv: ["/bin/sh", "-c", "echo Chassis Power is off; echo warn >&2"],
+                                  timeoutSeconds: 5).run()
+        XCTAssertTrue(ok.succeeded)
+        XCTAssertTrue(ok.output.contains("Chassis Power is off") && ok.output.contains("warn"), ok.output)
+        XCTAssertEqual(PowerCommand.poweredOn(statusOutput: ok.output), false)
+        XCTAssertEqual(PowerCommand.poweredOn(statusOutput: "Chassis Power is on\n"), true)
+        XCTAssertNil(PowerCommand.poweredOn(statusOutput: "error"))
+        let failed = try PowerCommand(argv: ["/bin/sh", "-c", "exit 3"], timeoutSeconds: 5).run()
+        XCTAssertEqual(failed.exitCode, 3)
+        let start = Date()
+        let slow = try PowerCommand(argv: ["/bin/sleep", "10"], timeoutSeconds: 0.5).run()
+        XCTAssertTrue(slow.timedOut)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+        let long = try PowerCommand(argv: ["/bin/sh", "-c", "head -c 10000 /dev/zero | tr '\\\\0' x"],
+                                    timeoutSeconds: 5).run()
+        XCTAssertTrue(long.output.hasSuffix("[output truncated]"))
+        XCTAssertLessThan(long.output.count, PowerCommand.outputLimit + 40)
+        XCTAssertThrowsError(try PowerCommand(argv: ["true"], timeoutSeconds: 1).run())
+    }
+
+    /// Two test-driver hosts: pm1 runs vm1, pm2 is empty and declares `power` with the given commands.
+    func makeCluster(off: [String], on: [String] = ["/bin/true"], status: [String]? = nil,
+                     powerCommands: String = "allow", timeout: String = "5s") throws -> LoadedCluster {
+        let root = try temporaryDirectory(self)
+        let dir = root.appendingPathComponent("Clusters/p")
+        func list(_ a: [String]) -> String { "[" + a.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
+        try write("""
+        apiVersion: sandpiper/v1
+        kind: Cluster
+        name: p
+        policy: power
+        telemetry: {source: trace, trace: trace.csv, interval: 10s}
+        hosts:
+          - {name: pm1, uri: "test:hosts/pm1.xml"}
+          - name: pm2
+            uri: "test:hosts/pm2.xml"
+            power: {on: \(list(on)), off: \(list(off))\(status.map { ", status: \(list($0))" } ?? "")}
+        vms:
+          - {name: vm1, vcpus: 1, memory: 1GiB}
+        """, to: dir.appendingPathComponent("cluster.yaml"))
+        try write("""
+        apiVersion: sandpiper/v1
+        kind: Policy
+        consolidation: {enabled: true, powerCommands: \(powerCommands), commandTimeout: \(timeout)}
+        """, to: root.appendingPathComponent("Policies/power.yaml"))
+        try write("time_s,vm,cpu_cores,net_mbps,mem_mib,swap_kbps,guest_free_mib\n0,vm1,0.1,1,512,,\n",
+                  to: dir.appendingPathComponent("trace.csv"))
+        let node = { (domains: String) in """
+            <?xml version='1.0'?>
+            <node><cpu><mhz>2400</mhz><model>x86_64</model><nodes>1</nodes><sockets>1</sockets><cores>8</cores>
+            <threads>1</threads><active>8</active></cpu><memory>33554432</memory>\(domains)</node>
+            """ }
+        try write(node("""
+            <domain type='test'><name>vm1</name><uuid>11111111-0000-4000-8000-000000000001</uuid>
+            <memory unit='MiB'>1024</memory><currentMemory unit='MiB'>1024</currentMemory><vcpu>1</vcpu>
+            <os><type arch='x86_64'>hvm</type></os></domain>
+            """), to: dir.appendingPathComponent("hosts/pm1.xml"))
+        try write(node(""), to: dir.appendingPathComponent("hosts/pm2.xml"))
+        return try ClusterLoader.load(dir.path)
+    }
+
+    /// A real (empty) plan of the cluster with host actions appended (decoded through the JSON contract).
+    func document(_ cluster: LoadedCluster, _ connections: FleetConnections, state: StateDocument?,
+                  _ actions: [(kind: String, host: String)]) throws -> PlanDocument {
+        let snapshot = try Engine.observe(cluster, connections: connections, state: state)
+        var doc = Engine.plan(cluster, snapshot: snapshot, state: state)
+        XCTAssertTrue(doc.actions.isEmpty)
+        for (i, a) in actions.enumerated() {
+            let json = """
+            {"id": "\(i + 1)", "kind": "\(a.kind)", "vm": "", "host": "\(a.host)", "dependsOn": \(i == 0 ? "[]" : "[\"\(i)\"]"),
+             "parameters": {}, "reason": "test"}
+            """
+            doc.actions.append(try JSONDecoder().decode(PlanDocument.Action.self, from: Data(json.utf8)))
+        }
+        return doc
+    }
+
+    func status(_ state: StateDocument, _ host: String) -> HostObservation.Status? {
+        state.inventory?.hosts.first { $0.name == host }?.status
+    }
+
+    func testPowerOffRunsTheCommandJournalsItsOutputAndRecordsStandby() throws {
+        let cluster = try makeCluster(off: ["/bin/sh", "-c", "echo powering off pm2"])
+        let connections = FleetConnections(cluster: cluster)
+        defer { connections.closeAll() }
+        let applier = Applier(cluster: cluster, connections: connections, state: nil)
+        let doc = try document(cluster, connections, state: nil, [("drain", "pm2"), ("power-off", "pm2")])
+        let report = try applier.apply(doc)
+        XCTAssertTrue(report.succeeded, "\(report.outcomes)")
+        let saved = try XCTUnwrap(try StateFile(directory: cluster.directory).read())
+        XCTAssertEqual(status(saved, "pm2"), .standby)
+        let entry = try XCTUnwrap(saved.journal.last { $0.actionID == "2" && $0.status == .done })
+        XCTAssertEqual(entry.output?.trimmingCharacters(in: .whitespacesAndNewlines), "powering off pm2")
+        // The next observation does not contact pm2 and does not call it unknown.
+        let next = connections.inventory(previous: saved.inventory, now: 10)
+        XCTAssertEqual(next.hosts.first { $0.name == "pm2" }?.status, .standby)
+        XCTAssertTrue(next.unknownHosts.isEmpty)
+        XCTAssertFalse(applier.staleness(of: try document(cluster, connections, state: saved, []), stateBefore: saved)
+            .contains { $0.contains("unreachable") })
+        // A fresh process reads standby from state.json.
+        let other = FleetConnections(cluster: cluster)
+        defer { other.closeAll() }
+        XCTAssertEqual(other.inventory(previous: saved.inventory, now: 20).hosts.first { $0.name == "pm2" }?.status,
+                       .standby)
+
+        // Power it on again.
+        let on = Applier(cluster: cluster, connections: connections, state: saved)
+        let r2 = try on.apply(try document(cluster, connections, state: saved, [("power-on", "pm2")]))
+        XCTAssertTrue(r2.succeeded, "\(r2.outcomes)")
+        XCTAssertEqual(status(on.state, "pm2"), .up)
+    }
+
+    func testPowerCommandsAreRefusedUnlessThePolicyAllowsThem() throws {
+        let cluster = try makeCluster(off: ["/bin/true"], powerCommands: "deny")
+        let connections = FleetConnections(cluster: cluster)
+        defer { connections.closeAll() }
+        let applier = Applier(cluster: cluster, connections: connections, state: nil)
+        let report = try applier.apply(try document(cluster, connections, state: nil, [("power-off", "pm2")]))
+        XCTAssertFalse(report.succeeded)
+        let detail = report.outcomes[0].detail ?? ""
+        XCTAssertTrue(detail.contains("refusing to run pm2's power-off command") && detail.contains("powerCommands: deny"),
+                      detail)
+        XCTAssertEqual(status(applier.state, "pm2"), .up)
+    }
+
+    func testFailedPowerCommandIsJournaledAndLeavesTheRecordedStateTrue() throws {
+        // The off command fails; the status command says the host is still on.
+        let cluster = try makeCluster(off: ["/bin/sh", "-c", "echo BMC unreachable >&2; exit 3"],
+                                      status: ["/bin/echo", "Chassis Power is on"])
+        let connections = FleetConnections(cluster: cluster)
+        defer { connections.closeAll() }
+        let applier = Applier(cluster: cluster, connections: connections, state: nil)
+        let report = try applier.apply(try document(cluster, connections, state: nil, [("power-off", "pm2")]))
+        XCTAssertFalse(report.succeeded)
+        let saved = try XCTUnwrap(try StateFile(directory: cluster.directory).read())
+        let entry = try XCTUnwrap(saved.journal.last { $0.status == .failed })
+        XCTAssertTrue(entry.error?.contains("exited with status 3") == true, entry.error ?? "")
+        XCTAssertTrue(entry.error?.contains("reports the host on") == true, entry.error ?? "")
+        XCTAssertTrue(entry.output?.contains("BMC unreachable") == true)
+        XCTAssertEqual(status(saved, "pm2"), .up)
+        XCTAssertEqual(saved.lastPlan?.status, "failed")
+
+        // A command that hangs is stopped at the timeout; without a status command the state is unchanged.
+        let slow = try makeCluster(off: ["/bin/sleep", "30"], timeout: "1s")
+        let c2 = FleetConnections(cluster: slow)
+        defer { c2.closeAll() }
+        let a2 = Applier(cluster: slow, connections: c2, state: nil)
+        let r2 = try a2.apply(try document(slow, c2, state: nil, [("power-off", "pm2")]))
+        XCTAssertTrue(r2.outcomes[0].detail?.contains("timed out after 1s") == true, r2.outcomes[0].detail ?? "")
+        XCTAssertEqual(status(a2.state, "pm2"), .up)
+    }
+
+    func testDrainRefusesAHostThatStillRunsVMs() throws {
+        let cluster = try makeCluster(off: ["/bin/true"])
+        let connections = FleetConnections(cluster: cluster)
+        defer { connections.closeAll() }
+        let applier = Applier(cluster: cluster, connections: connections, state: nil)
+        let report = try applier.apply(try document(cluster, connections, state: nil, [("drain", "pm1"), ("power-off", "pm1")]))
+        XCTAssertEqual(report.outcomes.map(\.status), [.failed, .skipped])
+        XCTAssertTrue(report.outcomes[0].detail?.contains("pm1 still holds vm1") == true)
+    }
+}
