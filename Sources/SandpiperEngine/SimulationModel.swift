@@ -34,6 +34,21 @@ struct GroundTruth {
     var allocation: [String: Double]
     var hostThresholds: [String: ResolvedThresholds]
     var moves: [Move] = []
+    /// Power changes applied (in apply-clock order): a host is on from its power-on until its power-off.
+    struct PowerEvent {
+        var host: String
+        var at: Double
+        var on: Bool
+    }
+    var power: [PowerEvent] = []
+    /// Hosts standby at the start (per the first inventory).
+    var initiallyOff: Set<String> = []
+
+    func isOn(_ host: String, at t: Double) -> Bool {
+        var on = !initiallyOff.contains(host)
+        for e in power where e.host == host && e.at <= t { on = e.on }
+        return on
+    }
 
     init(cluster: LoadedCluster, options: SimulationOptions, inventory: FleetInventory) {
         // Hosts in cluster.yaml order (pm2 before pm10 when the operator wrote them so).
@@ -45,6 +60,7 @@ struct GroundTruth {
         location = Dictionary(uniqueKeysWithValues: inventory.vms.map { ($0.name, $0.host) })
         allocation = Dictionary(uniqueKeysWithValues: inventory.vms.map { ($0.name, $0.memoryMiB) })
         hostThresholds = Dictionary(uniqueKeysWithValues: hostNames.map { ($0, cluster.policy.thresholds) })
+        initiallyOff = Set(inventory.hosts.filter(\.isStandby).map(\.name))
     }
 
     /// The interval ending at `time` (trace index `i`): completed moves land, running ones cost CPU on both ends
@@ -120,7 +136,9 @@ struct GroundTruth {
                     thresholds: .init(cpu: Simulator.f(th.cpu), net: Simulator.f(th.net), mem: Simulator.f(th.mem)),
                     hot: (open[h] ?? []).sorted())
             },
-            swapping: now.swapping, migrating: now.migrating, planned: planned)
+            swapping: now.swapping, migrating: now.migrating, planned: planned,
+            hostsOn: hostNames.filter { isOn($0, at: t) }.count,
+            hostsOver: Set(now.over.filter { !$0.hasPrefix("vm:") }.map { $0.split(separator: "/")[0] }).count)
     }
 }
 

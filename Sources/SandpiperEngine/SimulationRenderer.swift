@@ -94,6 +94,11 @@ public struct SimulationRenderer: Sendable {
             + "\(r.swaps) swap(s), \(r.balloonChanges) balloon change(s); \(r.swappingIntervals) VM-interval(s) swapping; "
             + "\(r.transientIntervals) host-interval(s) above a threshold never confirmed as a hotspot (transient); "
             + "\(r.plans) plans, \(r.applies) applied" + (r.applyFailures > 0 ? ", " + red("\(r.applyFailures) action(s) failed") : "") + ".")
+        if r.powerOns + r.powerOffs > 0 {
+            let all = Double(r.hosts.count * r.intervals) * r.intervalSeconds / 3600
+            out.append(bold("Power") + ": \(Self.n(r.hostHoursOn)) host-hours powered on of \(Self.n(all)) "
+                + "(\(r.powerOffs) power-off(s), \(r.powerOns) power-on(s)); \(Self.n(r.hotspotSeconds)) host-seconds above a threshold.")
+        }
         return out.joined(separator: "\n")
     }
 

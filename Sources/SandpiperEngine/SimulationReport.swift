@@ -44,6 +44,12 @@ public struct SimulationReport: Codable, Sendable, Equatable {
     public var swappingIntervals: Int
     /// Host-intervals above a threshold that never became a detected hotspot (transient spikes left alone).
     public var transientIntervals: Int
+    /// Consolidation: host-hours powered on (hosts on per interval x interval), seconds any host spent above one of
+    /// its thresholds (hosts over per interval x interval, detected or not), power actions applied.
+    public var hostHoursOn: Double
+    public var hotspotSeconds: Double
+    public var powerOns: Int
+    public var powerOffs: Int
 
     public var hotspots: [Hotspot]
     public var actions: [Action]
@@ -80,7 +86,10 @@ public struct SimulationReport: Codable, Sendable, Equatable {
         public var finishedAt: Double
         public var plan: String
         public var kind: String
+        /// Empty for host actions.
         public var vm: String
+        /// Host actions (drain, power-off, power-on): the host.
+        public var host: String?
         public var from: String?
         public var to: String?
         public var mode: String?
@@ -101,6 +110,9 @@ public struct SimulationReport: Codable, Sendable, Equatable {
         public var migrating: [String]
         /// True when the loop planned at this interval (false while an apply was still running).
         public var planned: Bool
+        /// Hosts powered on at the end of the interval, and hosts above one of their thresholds.
+        public var hostsOn: Int?
+        public var hostsOver: Int?
     }
 
     public struct HostSample: Codable, Sendable, Equatable {
@@ -131,7 +143,7 @@ public struct SimulationReport: Codable, Sendable, Equatable {
         case formatVersion, cluster, policy, profiling, intervalSeconds, intervals, plans, applies, bandwidthMbps
         case migrationCPUCores, hosts, hotspotsDetected, hotspotsResolved, unresolved, migrations, swaps
         case meanSecondsToResolve, maxSecondsToResolve, applyFailures, balloonChanges, swappingIntervals
-        case transientIntervals, hotspots, actions, timeline
+        case transientIntervals, hostHoursOn, hotspotSeconds, powerOns, powerOffs, hotspots, actions, timeline
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -158,6 +170,10 @@ public struct SimulationReport: Codable, Sendable, Equatable {
         try c.encode(balloonChanges, forKey: .balloonChanges)
         try c.encode(swappingIntervals, forKey: .swappingIntervals)
         try c.encode(transientIntervals, forKey: .transientIntervals)
+        try c.encode(hostHoursOn, forKey: .hostHoursOn)
+        try c.encode(hotspotSeconds, forKey: .hotspotSeconds)
+        try c.encode(powerOns, forKey: .powerOns)
+        try c.encode(powerOffs, forKey: .powerOffs)
         try c.encode(hotspots, forKey: .hotspots)
         try c.encode(actions, forKey: .actions)
         try c.encode(timeline, forKey: .timeline)

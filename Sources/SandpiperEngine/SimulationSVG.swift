@@ -18,6 +18,9 @@ public enum SimulationSVG {
         let t1 = (r.timeline.last?.time ?? 0)
         let span = max(t1 - t0, r.intervalSeconds)
         let width = left + plotWidth + right
+        // Consolidation: a first panel with the number of hosts powered on per interval.
+        let powerPanel = r.powerOns + r.powerOffs > 0
+        let top = Self.top + (powerPanel ? panelHeight + panelGap : 0)
         let height = top + Double(r.hosts.count) * (panelHeight + panelGap) + 40
         func x(_ t: Double) -> Double { left + (t - t0) / span * plotWidth }
         func num(_ v: Double) -> String { String(format: "%.1f", v) }
@@ -51,12 +54,44 @@ public enum SimulationSVG {
         s.append("<text x=\"\(num(left + 706))\" y=\"\(num(ly + 4))\" fill=\"#9467bd\">▼ VM leaves  ▲ arrives</text>")
         s.append("</g>")
 
+        if powerPanel {
+            let py = Self.top + 20
+            let total = Double(max(1, r.hosts.count))
+            func y(_ n: Double) -> Double { py + panelHeight - n / total * panelHeight }
+            s.append("<g id=\"hosts-on\">")
+            s.append("<text x=\"\(num(left))\" y=\"\(num(py - 4))\" font-weight=\"bold\">hosts powered on: \(String(format: "%.0f", r.hostHoursOn)) host-hours of \(String(format: "%.0f", total * Double(n) * r.intervalSeconds / 3600)) (\(r.powerOffs) power-offs, \(r.powerOns) power-ons; \(String(format: "%.0f", r.hotspotSeconds)) s above a threshold)</text>")
+            s.append("<rect x=\"\(num(left))\" y=\"\(num(py))\" width=\"\(num(plotWidth))\" height=\"\(num(panelHeight))\" fill=\"#fafafa\" stroke=\"#cccccc\"/>")
+            for g in [0.0, total / 2, total] {
+                s.append("<line x1=\"\(num(left))\" y1=\"\(num(y(g)))\" x2=\"\(num(left + plotWidth))\" y2=\"\(num(y(g)))\" stroke=\"#e0e0e0\"/>"
+                    + "<text x=\"\(num(left - 4))\" y=\"\(num(y(g) + 4))\" text-anchor=\"end\" fill=\"#777777\">\(Int(g))</text>")
+            }
+            var points: [String] = []
+            for (k, iv) in r.timeline.enumerated() {
+                let on = Double(iv.hostsOn ?? r.hosts.count)
+                if k > 0 { points.append("\(num(x(iv.time))),\(num(y(Double(r.timeline[k - 1].hostsOn ?? r.hosts.count)))))") }
+                points.append("\(num(x(iv.time))),\(num(y(on)))")
+            }
+            s.append("<polyline class=\"hosts-on\" points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\"/>")
+            s.append("</g>")
+        }
+
         for (i, host) in r.hosts.enumerated() {
             let py = top + Double(i) * (panelHeight + panelGap) + 10
             func y(_ u: Double) -> Double { py + panelHeight - min(max(u, 0), 1.2) / 1.2 * panelHeight }
             s.append("<g id=\"host-\(esc(host))\">")
             s.append("<text x=\"\(num(left))\" y=\"\(num(py - 4))\" font-weight=\"bold\">\(esc(host))</text>")
             s.append("<rect x=\"\(num(left))\" y=\"\(num(py))\" width=\"\(num(plotWidth))\" height=\"\(num(panelHeight))\" fill=\"#fafafa\" stroke=\"#cccccc\"/>")
+            // Standby periods (powered off by consolidation) in grey.
+            var offSince: Double?
+            for a in r.actions where a.host == host && a.status == "done" && (a.kind == "power-off" || a.kind == "power-on") {
+                if a.kind == "power-off" { offSince = a.startedAt } else if let since = offSince {
+                    s.append("<rect class=\"standby\" x=\"\(num(x(since)))\" y=\"\(num(py))\" width=\"\(num(x(a.startedAt) - x(since)))\" height=\"\(num(panelHeight))\" fill=\"#7f7f7f\" fill-opacity=\"0.18\"><title>\(esc(host)) standby</title></rect>")
+                    offSince = nil
+                }
+            }
+            if let since = offSince {
+                s.append("<rect class=\"standby\" x=\"\(num(x(since)))\" y=\"\(num(py))\" width=\"\(num(x(t1) - x(since)))\" height=\"\(num(panelHeight))\" fill=\"#7f7f7f\" fill-opacity=\"0.18\"><title>\(esc(host)) standby</title></rect>")
+            }
             // Shaded hotspot periods: light from the first interval over the threshold to detection, darker
             // from detection until resolved.
             for h in r.hotspots where h.host == host && h.vm == nil && h.overSince < h.detectedAt {
@@ -142,7 +177,7 @@ public enum SimulationSVG {
     }
 
     static func niceStep(_ span: Double) -> Double {
-        for s in [10.0, 20, 30, 60, 120, 300, 600, 1200, 3600] where span / s <= 12 { return s }
+        for s in [10.0, 20, 30, 60, 120, 300, 600, 1200, 3600, 7200, 14400, 21600, 43200] where span / s <= 12 { return s }
         return (span / 12).rounded(.up)
     }
 

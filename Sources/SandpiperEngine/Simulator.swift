@@ -13,22 +13,31 @@ public struct SimulationOptions: Sendable, Equatable {
     public var profiling: Policy.Profiling.Mode?
     /// Replay at most this many intervals.
     public var maxIntervals: Int?
+    /// Overrides the policy's `consolidation.enabled` (compare consolidation off and on over one trace).
+    public var consolidation: Bool?
+    /// Seconds a host takes to boot after its power-on command: apply's clock advances by this much (the
+    /// migrations onto the host start after it), and the host draws power from the start.
+    public var powerOnSeconds: Double
     /// Called after each interval with (done, total).
     public var progress: (@Sendable (Int, Int) -> Void)?
 
     public static let defaultMigrationCPUCores = 0.1
     public static let defaultBandwidthMbps = 1000.0
+    public static let defaultPowerOnSeconds = 180.0
 
     public init(bandwidthMbps: Double? = nil, migrationCPUCores: Double = SimulationOptions.defaultMigrationCPUCores,
-                profiling: Policy.Profiling.Mode? = nil, maxIntervals: Int? = nil,
+                profiling: Policy.Profiling.Mode? = nil, maxIntervals: Int? = nil, consolidation: Bool? = nil,
+                powerOnSeconds: Double = SimulationOptions.defaultPowerOnSeconds,
                 progress: (@Sendable (Int, Int) -> Void)? = nil) {
         self.bandwidthMbps = bandwidthMbps; self.migrationCPUCores = migrationCPUCores
-        self.profiling = profiling; self.maxIntervals = maxIntervals; self.progress = progress
+        self.profiling = profiling; self.maxIntervals = maxIntervals; self.consolidation = consolidation
+        self.powerOnSeconds = powerOnSeconds; self.progress = progress
     }
 
     public static func == (a: SimulationOptions, b: SimulationOptions) -> Bool {
         a.bandwidthMbps == b.bandwidthMbps && a.migrationCPUCores == b.migrationCPUCores
-            && a.profiling == b.profiling && a.maxIntervals == b.maxIntervals
+            && a.profiling == b.profiling && a.maxIntervals == b.maxIntervals && a.consolidation == b.consolidation
+            && a.powerOnSeconds == b.powerOnSeconds
     }
 }
 
@@ -48,6 +57,12 @@ public struct SimulationOptions: Sendable, Equatable {
 ///   what the policy's profiling mode can see: black-box = the hypervisor's view (resident memory
 ///   min(demand, allocation) and swap traffic); gray-box = also the guest's own numbers (used = demand, free =
 ///   allocation - demand) for VMs whose trace rows carry guest_free_mib.
+/// - **Hosts power off and on.** Consolidation's power-off / power-on actions run through `apply` like any other
+///   action: the host's declared power commands are executed (the bundled `diurnal` cluster declares
+///   `/bin/true`, with a policy that allows power commands), and the state records the host as standby. A
+///   power-on takes `powerOnSeconds` (boot) on apply's clock before the migrations onto the host start. A host
+///   counts as on from its power-on until its power-off: `hostHoursOn` sums that, `hotspotSeconds` the time any
+///   host spends above one of its thresholds.
 /// All of this reaches the planner only as samples (`SimulatedTelemetry`): the planner is not modified.
 public final class Simulator {
     public let cluster: LoadedCluster
@@ -57,6 +72,7 @@ public final class Simulator {
     public init(cluster: LoadedCluster, options: SimulationOptions = SimulationOptions()) throws(EngineError) {
         var c = cluster
         if let mode = options.profiling { c.policy.profiling.mode = mode }
+        if let on = options.consolidation { c.policy.consolidation.enabled = on }
         guard c.spec.telemetry.source == .trace else {
             throw .trace("simulate replays a recorded trace: set telemetry.source to trace (with telemetry.trace) "
                 + "in \(c.spec.name)'s cluster.yaml")
@@ -103,9 +119,13 @@ public final class Simulator {
             if idle {
                 plans += 1
                 telemetry.index = i
-                let state = applier.state
-                let snapshot = try Engine.observe(cluster, connections: connections, state: state,
+                var state = applier.state
+                var snapshot = try Engine.observe(cluster, connections: connections, state: state,
                                                   source: &telemetry, now: t, count: cluster.policy.window.n)
+                if Engine.recordLowSince(cluster, snapshot: &snapshot, state: &state) {
+                    let recorded = state
+                    applier.updateState { $0 = recorded }
+                }
                 let document = Engine.plan(cluster, snapshot: snapshot, state: state)
                 truth.thresholds(from: document)
                 episodes.detect(document, over: now.over, at: t)
@@ -122,10 +142,16 @@ public final class Simulator {
                             end = clock + migrationSeconds(ramMiB: ram[action.vm] ?? 0, from: from, to: to)
                             truth.moves.append(.init(vm: action.vm, from: from, to: to, start: clock, end: end))
                         }
+                        if action.kind == "power-on" || action.kind == "power-off", outcome.status == .done,
+                           let host = action.host {
+                            let on = action.kind == "power-on"
+                            if on { end = clock + options.powerOnSeconds }
+                            truth.power.append(.init(host: host, at: clock, on: on))
+                        }
                         let planID = document.id ?? ""
                         actions.append(SimulationReport.Action(
                             plannedAt: t, startedAt: clock, finishedAt: end, plan: planID, kind: action.kind,
-                            vm: action.vm, from: action.from, to: action.to,
+                            vm: action.vm, host: action.host, from: action.from, to: action.to,
                             mode: outcome.detail?.hasPrefix("moved cold") == true ? "cold" : action.mode,
                             swapGroup: action.swapGroup.map { "\(planID)/\($0)" }, status: outcome.status.rawValue,
                             detail: outcome.detail, summary: outcome.summary, reason: action.reason))
@@ -180,6 +206,8 @@ public final class Simulator {
         let migrations = actions.filter { $0.kind == "migrate" && $0.status == "done" }
         let swaps = Set(migrations.compactMap(\.swapGroup)).count
         let balloons = actions.filter { $0.kind == "tune" && $0.status == "done" && $0.summary.contains("balloon") }
+        let hostSeconds = timeline.reduce(0.0) { $0 + Double($1.hostsOn ?? hosts.count) } * cluster.spec.telemetry.intervalSeconds
+        let hotSeconds = timeline.reduce(0.0) { $0 + Double($1.hostsOver ?? 0) } * cluster.spec.telemetry.intervalSeconds
         return SimulationReport(
             formatVersion: SimulationReport.currentFormatVersion, cluster: cluster.spec.name,
             policy: cluster.policy.name, profiling: cluster.policy.profiling.mode.rawValue,
@@ -191,6 +219,9 @@ public final class Simulator {
             maxSecondsToResolve: resolved.max(),
             applyFailures: actions.filter { $0.status == "failed" }.count, balloonChanges: balloons.count,
             swappingIntervals: timeline.reduce(0) { $0 + $1.swapping.count }, transientIntervals: transientIntervals,
+            hostHoursOn: Self.q(hostSeconds / 3600), hotspotSeconds: Self.q(hotSeconds),
+            powerOns: actions.filter { $0.kind == "power-on" && $0.status == "done" }.count,
+            powerOffs: actions.filter { $0.kind == "power-off" && $0.status == "done" }.count,
             hotspots: hotspots, actions: actions, timeline: timeline)
     }
 
@@ -198,6 +229,7 @@ public final class Simulator {
     static func describe(_ a: SimulationReport.Action) -> String {
         switch a.kind {
         case "migrate": return "\(a.vm) \(a.from ?? "?") -> \(a.to ?? "?")" + (a.swapGroup != nil ? " (swap)" : "")
+        case "power-on", "power-off", "drain": return "\(a.kind) \(a.host ?? "?")"
         default:
             if let r = a.summary.range(of: "balloon ") {
                 return "\(a.vm) " + String(a.summary[r.lowerBound...].prefix { $0 != "," && $0 != ";" })

@@ -40,7 +40,7 @@ extension PlanningContext {
             return a < b
         }) else { return nil }
         state.wake(h, fleet: fleet)
-        builder.powerOn(host: h, reason: "\(why); \(hostName(h)) is the largest standby host")
+        builder.powerOn(host: h, reason: "\(why); \(hostName(h)) is the largest standby host (then by name)")
         return h
     }
 
@@ -113,7 +113,7 @@ extension PlanningContext {
                 for v in movable.prefix(options.maxCandidatesPerHost) {
                     var t = receiver(for: v, packing: false, state: state)
                     if t == nil {
-                        let warmText = "\(hostName(h)) is rising: \(text); no powered host holds \(fleet.vms[v].name) under the target \(Fmt.pct(target))"
+                        let warmText = "\(hostName(h)) nears its threshold: \(text); no powered host holds \(fleet.vms[v].name) under the target \(Fmt.pct(target))"
                         guard let w = wakeStandby(because: "wake ahead: \(warmText)")
                         else { break }
                         planned = true
@@ -126,7 +126,7 @@ extension PlanningContext {
                     touched[v] = true
                     budget -= 1
                     builder.migrate(vm: fleet.vms[v].name, from: h, to: t, mode: mode(v),
-                                    reason: "wake ahead: \(hostName(h)) is rising: \(text); \(fleet.vms[v].name) has the highest VSR of its movable VMs; \(hostName(t)) is the lowest-Volume powered host that stays under the target \(Fmt.pct(target)) (\(toBefore) -> \(describe(t))); \(hostName(h)): \(fromBefore) -> \(describe(h))")
+                                    reason: "wake ahead: \(hostName(h)) nears its threshold: \(text); \(fleet.vms[v].name) has the highest VSR of its movable VMs; \(hostName(t)) is the lowest-Volume powered host that stays under the target \(Fmt.pct(target)) (\(toBefore) -> \(describe(t))); \(hostName(h)): \(fromBefore) -> \(describe(h))")
                     moved = true
                     planned = true
                     break

@@ -40,6 +40,9 @@ struct Simulate: ParsableCommand {
     @Option(help: "Replay at most this many intervals.")
     var intervals: Int?
 
+    @Option(help: "Override the policy's consolidation.enabled: on or off (compare both on one trace).")
+    var consolidation: String?
+
     func validate() throws {
         if let b = bandwidth, !(b > 0) { throw ValidationError("--bandwidth must be positive (Mbit/s)") }
         if !(migrationCpu >= 0) { throw ValidationError("--migration-cpu must be zero or positive (cores)") }
@@ -47,6 +50,7 @@ struct Simulate: ParsableCommand {
             throw ValidationError("--profiling must be gray-box or black-box")
         }
         if let n = intervals, n < 1 { throw ValidationError("--intervals must be at least 1") }
+        if let c = consolidation, c != "on", c != "off" { throw ValidationError("--consolidation must be on or off") }
     }
 
     func run() throws {
@@ -54,7 +58,8 @@ struct Simulate: ParsableCommand {
             let loaded = try Engine.load(cluster)
             let options = SimulationOptions(bandwidthMbps: bandwidth, migrationCPUCores: migrationCpu,
                                             profiling: profiling.flatMap(Policy.Profiling.Mode.init(rawValue:)),
-                                            maxIntervals: intervals, progress: progress())
+                                            maxIntervals: intervals,
+                                            consolidation: consolidation.map { $0 == "on" }, progress: progress())
             let report = try Simulator(cluster: loaded, options: options).run()
             if let svg {
                 do { try Data(SimulationSVG.render(report).utf8).write(to: URL(fileURLWithPath: svg)) } catch {

@@ -173,7 +173,7 @@ final class ConsolidationTests: XCTestCase {
         XCTAssertLessThan(latest, 0.75, "still under the threshold when woken")
         let on = try XCTUnwrap(plan.actions.first { $0.kind == .powerOn })
         XCTAssertEqual(on.host, "pm2")
-        XCTAssertTrue(on.reason.hasPrefix("wake ahead: pm1 is rising: cpu at"), on.reason)
+        XCTAssertTrue(on.reason.hasPrefix("wake ahead: pm1 nears its threshold: cpu at"), on.reason)
         XCTAssertTrue(on.reason.contains("AR predicts"), on.reason)
         let move = try XCTUnwrap(plan.moves.first)
         XCTAssertEqual(move.to, "pm2")
