@@ -48,11 +48,7 @@ struct Apply: ParsableCommand {
     @Option(help: "With --from-ref: take the lock on, read from and push to this remote.")
     var remote: String?
 
-    @Option(help: "Commit author \"Name <email>\" (default: $SANDPIPER_GIT_AUTHOR, then git's user.name/user.email).")
-    var author: String?
-
-    @Option(help: "Committer \"Name <email>\" (default: $SANDPIPER_GIT_COMMITTER, then the author).")
-    var committer: String?
+    @OptionGroup var identity: GitIdentityFlags
 
     func run() throws {
         if let fromRef { return try runFromRef(fromRef) }
@@ -123,7 +119,8 @@ struct Apply: ParsableCommand {
             if commit {
                 do {
                     let made = try GitPlanApply.commitWorkingTree(loaded, document: document, report: report,
-                                                                   branch: branch, author: author, committer: committer)
+                                                                   branch: branch, author: identity.author,
+                                                                   committer: identity.committer)
                     if !json { print(made.map { "Committed \($0.prefix(12))." } ?? "Nothing to commit.") }
                 } catch {
                     Output.error("error: the apply is recorded in state.json but could not be committed: \(error)")
@@ -143,8 +140,8 @@ struct Apply: ParsableCommand {
         options.commit = true
         options.remote = remote
         options.branch = branch
-        options.author = author
-        options.committer = committer
+        options.author = identity.author
+        options.committer = identity.committer
         let started = Date()
         do {
             let outcome = try GitPlanApply.run(
