@@ -80,8 +80,9 @@ struct Reconcile: ParsableCommand {
         let reconciler = Reconciler(path: cluster, options: options)
         reconciler.log = { Output.error($0) }
         if !json {
-            reconciler.onStart = { i, n, summary in print("[\(i)/\(n)] \(summary) ..."); Output.flush() }
-            reconciler.onFinish = { o in print("  \(o.status.rawValue)" + (o.detail.map { " (\($0))" } ?? "")) }
+            let progress = ApplyProgress()
+            reconciler.onStart = progress.onStart
+            reconciler.onFinish = progress.onFinish
         }
         let outcome: ReconcileOutcome
         do { outcome = try reconciler.run() } catch {
