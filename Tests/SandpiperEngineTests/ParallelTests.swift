@@ -17,3 +17,18 @@ final class ParallelObservationTests: XCTestCase {
         XCTAssertEqual(results[2...].compactMap { $0 }, [20, 30, 40, 50, 60, 70])
     }
 }
+
+final class SimulateSafetyTests: XCTestCase {
+    func testSimulateRefusesRealHosts() throws {
+        let root = try temporaryDirectory(self)
+        let dir = try copyBundledCluster("demo", into: root)
+        let specURL = dir.appendingPathComponent("cluster.yaml")
+        let spec = try String(contentsOf: specURL, encoding: .utf8)
+            .replacingOccurrences(of: "test:hosts/pm3.xml", with: "qemu+ssh://pm3.example.org/system")
+        try write(spec, to: specURL)
+        let cluster = try ClusterLoader.load(dir.path)
+        XCTAssertThrowsError(try Simulator(cluster: cluster)) { error in
+            XCTAssertTrue("\(error)".contains("pm3 is a real host"), "\(error)")
+        }
+    }
+}
