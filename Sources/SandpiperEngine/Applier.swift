@@ -284,7 +284,7 @@ public final class Applier: @unchecked Sendable {
             let c = try connection(action.from)
             try expect(action.vm, on: c, host: action.from!)
             if let v = p.vcpus { try c.setVcpus(action.vm, count: v) }
-            if let m = p.memoryMiB { try c.setMemory(action.vm, mib: UInt64(m.rounded())) }
+            if let m = p.memoryMiB { try c.setMemory(action.vm, mib: try mib(m)) }
             return nil
         case "tune":
             return try tune(action)
@@ -309,18 +309,19 @@ public final class Applier: @unchecked Sendable {
         try expect(action.vm, on: c, host: action.from!)
         var notes: [String] = []
         if p.cpuShares != nil || p.cpuQuotaMicros != nil {
-            let tune = CPUTune(shares: p.cpuShares.map { UInt64($0) },
-                               period: p.cpuQuotaMicros != nil ? UInt64(p.cpuPeriodMicros ?? 100_000) : nil,
+            let tune = CPUTune(shares: try p.cpuShares.map { try count($0, "cpu shares") },
+                               period: p.cpuQuotaMicros != nil ? try count(p.cpuPeriodMicros ?? 100_000, "cpu period") : nil,
                                quota: p.cpuQuotaMicros.map { Int64($0) })
-            if let e = unsupported({ () throws(LibvirtError) in try c.setCPUTune(action.vm, tune) }) {
+            if let e = try unsupported({ () throws(LibvirtError) in try c.setCPUTune(action.vm, tune) }) {
                 notes.append("cpu tuning not supported by \(action.from!): \(e.message)")
             }
         }
-        if let balloon = p.balloonMiB { try c.setMemory(action.vm, mib: UInt64(balloon.rounded()), scope: .live) }
+        if let balloon = p.balloonMiB { try c.setMemory(action.vm, mib: try mib(balloon), scope: .live) }
         if p.memoryHardLimitMiB != nil || p.memorySoftLimitMiB != nil {
-            func limit(_ v: Double?) -> MemoryLimit? { v.map { $0 < 0 ? .unlimited : .mib(UInt64($0.rounded())) } }
-            if let e = unsupported({ () throws(LibvirtError) in
-                try c.setMemoryTune(action.vm, hardLimit: limit(p.memoryHardLimitMiB), softLimit: limit(p.memorySoftLimitMiB))
+            func limit(_ v: Double?) throws -> MemoryLimit? { try v.map { $0 < 0 ? .unlimited : .mib(try mib($0)) } }
+            let hard = try limit(p.memoryHardLimitMiB), soft = try limit(p.memorySoftLimitMiB)
+            if let e = try unsupported({ () throws(LibvirtError) in
+                try c.setMemoryTune(action.vm, hardLimit: hard, softLimit: soft)
             }) {
                 notes.append("memtune not supported by \(action.from!): \(e.message)")
             }
@@ -329,8 +330,8 @@ public final class Applier: @unchecked Sendable {
     }
 
     /// Runs `call`; returns the error when the driver does not support it, rethrows any other error.
-    private func unsupported(_ call: () throws(LibvirtError) -> Void) -> LibvirtError? {
-        do { try call(); return nil } catch { return error.kind == .unsupported ? error : nil }
+    private func unsupported(_ call: () throws(LibvirtError) -> Void) throws(LibvirtError) -> LibvirtError? {
+        do { try call(); return nil } catch where error.kind == .unsupported { return error }
     }
 
     private func isTestDriver(_ host: String) -> Bool {
@@ -342,24 +343,72 @@ public final class Applier: @unchecked Sendable {
         let source = try connection(action.from)
         let target = try connection(action.to)
         if try source.domainIfExists(named: action.vm) == nil {
-            if try target.domainIfExists(named: action.vm) != nil { return "already on \(action.to!)" }
-            throw ApplyError("\(action.vm) is no longer on \(action.from!); the fleet changed after the plan was made")
+            guard let there = try target.domainIfExists(named: action.vm) else {
+                throw ApplyError("\(action.vm) is no longer on \(action.from!); the fleet changed after the plan was made")
+            }
+            // A cold move interrupted after the source stopped: finish it by starting the guest on the target.
+            if there.state == .shutoff {
+                try target.start(action.vm)
+                return "resumed an interrupted move: started on \(action.to!)"
+            }
+            return "already on \(action.to!)"
         }
+        try checkFits(action.vm, from: source, on: target, host: action.to!)
         let sla = cluster.spec.vm(named: action.vm)?.sla.flatMap { cluster.spec.sla(named: $0) }
         // Cold instead of live only where that disrupts nobody: SLA `any`, or test-driver hosts (no real guest).
         let testHosts = isTestDriver(action.from!) && isTestDriver(action.to!)
         let allowCold = sla == nil || sla?.migration == .any || testHosts
         let mode: SandpiperLibvirt.MigrationMode = action.mode == "cold" ? .cold : .live
         let report = try source.migrate(action.vm, to: target, mode: mode, allowCold: allowCold,
-                                        options: LiveMigrationOptions(migrateURI: migrateURI(action.to!)))
-        return report.mode == mode ? nil : "moved \(report.mode.rawValue) (the driver cannot migrate live)"
+                                        options: LiveMigrationOptions(migrateURI: migrateURI(action.from!, action.to!)))
+        return report.mode == mode ? nil : "moved cold: the driver cannot migrate live"
     }
 
-    /// Local daemons (unix sockets, the labs' two-daemon setup) migrate over loopback.
-    private func migrateURI(_ host: String) -> String? {
-        guard let h = cluster.spec.host(named: host) else { return nil }
-        let uri = cluster.connectionURI(for: h)
-        return uri.contains("+unix://") || uri.hasPrefix("qemu:///") ? "tcp://127.0.0.1" : nil
+    /// A MiB amount from a plan as libvirt takes it; out-of-range values (a hand-made plan) fail the action.
+    private func mib(_ value: Double) throws -> UInt64 {
+        guard value.isFinite, value >= 0, value <= Double(1 << 40), let v = UInt64(exactly: value.rounded()) else {
+            throw ApplyError("\(value) MiB is not a valid memory amount")
+        }
+        return v
+    }
+
+    private func count(_ value: Int, _ what: String) throws -> UInt64 {
+        guard let v = UInt64(exactly: value) else { throw ApplyError("\(what) \(value) is out of range") }
+        return v
+    }
+
+    /// Re-checks just before a move that the target can still admit the VM: the reservations of what runs there
+    /// now (the plan may be hours old, and VMs may have been started by hand) plus this VM's stay within the
+    /// target's capacity. Utilization fit was the planner's job; reservations are the hard guarantee.
+    private func checkFits(_ vm: String, from source: LibvirtConnection, on target: LibvirtConnection,
+                           host: String) throws {
+        let info = try target.hostInfo()
+        let resident = try target.domains().filter { $0.state == .running || $0.state == .paused }.map(\.name)
+        func reserved(_ names: [String]) -> (cpu: Double, mem: Double) {
+            names.compactMap { cluster.spec.vm(named: $0) }.reduce((0, 0)) {
+                ($0.0 + $1.resources.cpu.reservation, $0.1 + $1.resources.memory.reservation)
+            }
+        }
+        let there = reserved(resident), mine = reserved([vm])
+        if there.mem + mine.mem > Double(info.memoryMiB) {
+            throw ApplyError("\(host) can no longer admit \(vm): it reserves \(Units.formatMiB(mine.mem)); "
+                + "\(Units.formatMiB(there.mem)) of \(Units.formatMiB(Double(info.memoryMiB))) are reserved there now")
+        }
+        if there.cpu + mine.cpu > Double(info.cpus) {
+            throw ApplyError("\(host) can no longer admit \(vm): it reserves \(Units.trim(mine.cpu)) cores; "
+                + "\(Units.trim(there.cpu)) of \(info.cpus) are reserved there now")
+        }
+    }
+
+    /// Daemons on this machine (unix sockets, as in the two-daemon lab) migrate over loopback; elsewhere libvirt
+    /// picks the target's address itself.
+    private func migrateURI(_ from: String, _ to: String) -> String? {
+        func local(_ name: String) -> Bool {
+            guard let h = cluster.spec.host(named: name) else { return false }
+            let uri = cluster.connectionURI(for: h)
+            return uri.contains("+unix://") || uri.hasPrefix("qemu:///")
+        }
+        return local(from) && local(to) ? "tcp://127.0.0.1" : nil
     }
 }
 

@@ -30,6 +30,8 @@ public struct FleetInventory: Sendable, Equatable {
 public final class FleetConnections: @unchecked Sendable {
     public let cluster: LoadedCluster
     public let timeout: Duration
+    /// Hosts opened, read or sampled at once.
+    public let concurrency: Int
     private let lock = NSLock()
     private var open: [String: LibvirtConnection] = [:]
     private var failures: [String: String] = [:]
@@ -41,6 +43,7 @@ public final class FleetConnections: @unchecked Sendable {
                 timeout: Duration = .seconds(15)) {
         self.cluster = cluster
         self.timeout = timeout
+        self.concurrency = concurrency
         let hosts = cluster.spec.hosts
         let results = Self.parallel(hosts.map(\.name), concurrency: concurrency, timeout: timeout) { index in
             let host = hosts[index]
@@ -141,7 +144,7 @@ public final class FleetConnections: @unchecked Sendable {
         let hosts = cluster.spec.hosts
         let previousHosts = Dictionary((previous?.hosts ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let standby = hosts.map { isStandby($0, previous: previousHosts[$0.name]) }
-        let results = Self.parallel(hosts.map(\.name), concurrency: 8, timeout: timeout) { index in
+        let results = Self.parallel(hosts.map(\.name), concurrency: concurrency, timeout: timeout) { index in
             let host = hosts[index]
             if standby[index] {
                 return Result<(HostInfo, [DomainInfo]), LibvirtError>.failure(LibvirtError(code: 0, domain: 0, message: "standby"))
@@ -235,32 +238,49 @@ public final class FleetConnections: @unchecked Sendable {
                  memorySoftLimitMiB: d.memoryTune?.softLimitMiB.map { Double($0) })
     }
 
-    /// Runs `work` for each item on its own thread, at most `concurrency` at once; an item that does not finish
-    /// within `timeout` yields nil (its thread is abandoned: a blocked C call cannot be cancelled safely).
+    /// Runs `work` for each item on its own thread, at most `concurrency` at once, each item within its own
+    /// `timeout` from when it starts. An item that does not finish in time yields nil and gives its slot back at
+    /// its deadline, so a few hung hosts never hold up the others; its thread is abandoned (a blocked C call
+    /// cannot be cancelled safely). The whole call takes at most about ceil(items / concurrency) x timeout.
     static func parallel<T: Sendable>(_ items: [String], concurrency: Int, timeout: Duration,
                                       _ work: @escaping @Sendable (Int) -> T) -> [T?] {
         let box = ResultBox<T>(items.count)
         let slots = DispatchSemaphore(value: max(1, concurrency))
         let done = (0..<items.count).map { _ in DispatchSemaphore(value: 0) }
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        var deadlines: [DispatchTime] = []
         for i in items.indices {
             slots.wait()
+            let deadline = DispatchTime.now() + seconds
+            deadlines.append(deadline)
             Thread.detachNewThread {
                 let value = work(i)
-                box.lock.lock(); box.results[i] = value; box.lock.unlock()
-                slots.signal()
+                box.set(i, value)
+                if box.release(i) { slots.signal() }
                 done[i].signal()
             }
+            DispatchQueue.global().asyncAfter(deadline: deadline) { if box.release(i) { slots.signal() } }
         }
-        let deadline = DispatchTime.now() + seconds
-        for i in items.indices { _ = done[i].wait(timeout: deadline) }
-        box.lock.lock(); defer { box.lock.unlock() }
-        return box.results
+        var results: [T?] = []
+        for i in items.indices {
+            results.append(done[i].wait(timeout: deadlines[i]) == .success ? box.value(i) : nil)
+        }
+        return results
     }
 }
 
 private final class ResultBox<T>: @unchecked Sendable {
-    let lock = NSLock()
-    var results: [T?]
-    init(_ n: Int) { results = Array(repeating: nil, count: n) }
+    private let lock = NSLock()
+    private var results: [T?]
+    private var released: [Bool]
+    init(_ n: Int) { results = Array(repeating: nil, count: n); released = Array(repeating: false, count: n) }
+    func set(_ i: Int, _ v: T) { lock.lock(); results[i] = v; lock.unlock() }
+    func value(_ i: Int) -> T? { lock.lock(); defer { lock.unlock() }; return results[i] }
+    /// True the first time only: an item's slot is given back once, by whichever of finish or deadline comes first.
+    func release(_ i: Int) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        if released[i] { return false }
+        released[i] = true
+        return true
+    }
 }

@@ -521,10 +521,7 @@ public enum GitPlanApply {
         }) else {
             throw GitWorkflowError.proposal("\(fromRef) has no plan \(planPath)")
         }
-        let document: PlanDocument
-        do { document = try PlanDocument.decode(Data(bytes)) } catch {
-            throw EngineError.plan("\(fromRef):\(planPath): not a Sandpiper plan (\(error))")
-        }
+        let document = try PlanStore.decode(Data(bytes), source: "\(fromRef):\(planPath)")
         let session = try GitSession(location: location, options: options, operation: "apply", log: log)
         defer { session.release() }
         var report: ApplyReport?

@@ -77,6 +77,14 @@ public final class Simulator {
             throw .trace("simulate replays a recorded trace: set telemetry.source to trace (with telemetry.trace) "
                 + "in \(c.spec.name)'s cluster.yaml")
         }
+        // simulate applies every plan as `full` automation would: only ever on libvirt's in-process test driver,
+        // never on real hypervisors that happen to be described by a trace-driven spec.
+        let real = c.spec.hosts.filter { !c.connectionURI(for: $0).hasPrefix("test:") }.map(\.name)
+        guard real.isEmpty else {
+            throw .trace("simulate acts on the cluster's hosts and only runs on libvirt test-driver hosts "
+                + "(test:... URIs); \(real.joined(separator: ", ")) \(real.count == 1 ? "is a real host" : "are real hosts"). "
+                + "Use `sandpiper plan` to see what Sandpiper would do there.")
+        }
         self.cluster = c
         self.options = options
         self.trace = try Engine.loadTrace(c)

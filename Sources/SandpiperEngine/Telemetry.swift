@@ -51,12 +51,20 @@ public struct LibvirtTelemetry: TelemetrySource, Sendable {
         for round in 0...count {
             if round > 0 { Thread.sleep(forTimeInterval: intervalSeconds) }
             let fleet = connections
-            let snapshots = FleetConnections.parallel(hosts, concurrency: 8, timeout: fleet.timeout) { i in
-                try? fleet.connection(hosts[i])?.allDomainStats()
+            let snapshots = FleetConnections.parallel(hosts, concurrency: fleet.concurrency, timeout: fleet.timeout) { i in
+                guard let c = fleet.connection(hosts[i]) else { return Result<StatsSnapshot, LibvirtError>.failure(
+                    LibvirtError(code: 0, domain: 0, message: fleet.failure(hosts[i]) ?? "not connected")) }
+                do throws(LibvirtError) { return .success(try c.allDomainStats()) } catch { return .failure(error) }
             }
-            for (i, snapshot) in snapshots.enumerated() {
-                guard let snapshot = snapshot ?? nil else {
-                    connections.markUnknown(hosts[i], reason: "statistics unavailable during sampling")
+            for (i, result) in snapshots.enumerated() {
+                let snapshot: StatsSnapshot
+                switch result {
+                case .some(.success(let s)): snapshot = s
+                case .some(.failure(let e)):
+                    connections.markUnknown(hosts[i], reason: "statistics failed during sampling: \(e.message)")
+                    continue
+                case .none:
+                    connections.markUnknown(hosts[i], reason: "statistics did not arrive within \(fleet.timeout)")
                     continue
                 }
                 let rates = samplers[i].ingest(snapshot)

@@ -118,9 +118,12 @@ extension LibvirtConnection {
                         allowCold: Bool = false, options: LiveMigrationOptions = LiveMigrationOptions(),
                         progress: (@Sendable (MigrationProgress) -> Void)? = nil) throws(LibvirtError) -> MigrationReport {
         let resolved = try resolveMigrationMode(mode, allowCold: allowCold, to: target)
-        if resolved == .cold { return try migrateCold(name, to: target) }
+        // Between real hypervisors a cold move stops the source before the target starts: two running copies
+        // of one guest on shared storage corrupt its disks. Only test-driver hosts (no disks) may overlap.
+        let order: ColdMigrationOrder = supportsLiveMigration(to: target) ? .stopSourceFirst : .startTargetFirst
+        if resolved == .cold { return try migrateCold(name, to: target, order: order) }
         if let here = try domainIfExists(named: name), here.state != .running && here.state != .paused {
-            return try migrateCold(name, to: target)
+            return try migrateCold(name, to: target, order: order)
         }
         return try migrateLive(name, to: target, options: options, progress: progress)
     }

@@ -48,11 +48,7 @@ struct Apply: ParsableCommand {
     @Option(help: "With --from-ref: take the lock on, read from and push to this remote.")
     var remote: String?
 
-    @Option(help: "Commit author \"Name <email>\" (default: $SANDPIPER_GIT_AUTHOR, then git's user.name/user.email).")
-    var author: String?
-
-    @Option(help: "Committer \"Name <email>\" (default: $SANDPIPER_GIT_COMMITTER, then the author).")
-    var committer: String?
+    @OptionGroup var identity: GitIdentityFlags
 
     func run() throws {
         if let fromRef { return try runFromRef(fromRef) }
@@ -101,17 +97,10 @@ struct Apply: ParsableCommand {
                 else { print("Nothing to apply.") }
                 return
             }
-            let started = Date()
             if !json {
-                applier.onStart = { i, n, summary in
-                    print("[\(i)/\(n)] \(summary) ...", terminator: Output.isTerminal ? "" : "\n")
-                    Output.flush()
-                }
-                applier.onFinish = { outcome in
-                    let elapsed = String(format: "%.1fs", Date().timeIntervalSince(started))
-                    let note = outcome.detail.map { " (\($0))" } ?? ""
-                    print((Output.isTerminal ? " " : "  ") + "\(outcome.status.rawValue)\(note) [\(elapsed)]")
-                }
+                let progress = ApplyProgress()
+                applier.onStart = progress.onStart
+                applier.onFinish = progress.onFinish
             }
             let report = try applier.apply(document)
             if json { print(try Output.json(ApplyJSON(planID: report.planID, report: report))) }
@@ -123,7 +112,8 @@ struct Apply: ParsableCommand {
             if commit {
                 do {
                     let made = try GitPlanApply.commitWorkingTree(loaded, document: document, report: report,
-                                                                   branch: branch, author: author, committer: committer)
+                                                                   branch: branch, author: identity.author,
+                                                                   committer: identity.committer)
                     if !json { print(made.map { "Committed \($0.prefix(12))." } ?? "Nothing to commit.") }
                 } catch {
                     Output.error("error: the apply is recorded in state.json but could not be committed: \(error)")
@@ -143,28 +133,24 @@ struct Apply: ParsableCommand {
         options.commit = true
         options.remote = remote
         options.branch = branch
-        options.author = author
-        options.committer = committer
-        let started = Date()
+        options.author = identity.author
+        options.committer = identity.committer
+        let progress = ApplyProgress()
         do {
-            let outcome = try GitPlanApply.run(
-                path: target, fromRef: ref, planID: planID, options: options,
-                onStart: json ? nil : { i, n, summary in print("[\(i)/\(n)] \(summary) ..."); Output.flush() },
-                onFinish: json ? nil : { o in
-                    let elapsed = String(format: "%.1fs", Date().timeIntervalSince(started))
-                    print("  \(o.status.rawValue)\(o.detail.map { " (\($0))" } ?? "") [\(elapsed)]")
-                },
-                log: { Output.error($0) })
+            let onStart: ((Int, Int, String) -> Void)? = json ? nil : { progress.onStart($0, $1, $2) }
+            let onFinish: ((ApplyReport.Outcome) -> Void)? = json ? nil : { progress.onFinish($0) }
+            let outcome = try GitPlanApply.run(path: target, fromRef: ref, planID: planID, options: options,
+                                               onStart: onStart, onFinish: onFinish, log: { Output.error($0) })
             if json {
                 var report = ApplyJSON(planID: outcome.report.planID, report: outcome.report)
                 report.commit = outcome.commit
                 report.pushed = outcome.pushed
                 print(try Output.json(report))
             } else {
-                print("\nApply \(outcome.report.succeeded ? "complete" : "FAILED"): \(outcome.report.done) of "
-                    + "\(outcome.document.actions.count) actions done. "
-                    + (outcome.commit.map { "Committed \($0.prefix(12)) on \(outcome.branch)" } ?? "Nothing committed")
-                    + (outcome.pushed ? " and pushed." : "."))
+                let verdict = outcome.report.succeeded ? "complete" : "FAILED"
+                let committed = outcome.commit.map { "Committed \($0.prefix(12)) on \(outcome.branch)" } ?? "Nothing committed"
+                print("\nApply \(verdict): \(outcome.report.done) of \(outcome.document.actions.count) actions done. "
+                    + committed + (outcome.pushed ? " and pushed." : "."))
             }
             if !outcome.report.succeeded { throw ExitCode.invalid }
         } catch let error as ExitCode {

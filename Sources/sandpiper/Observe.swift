@@ -19,14 +19,7 @@ struct Observe: ParsableCommand {
     @Flag(help: "Print one JSON object (formatVersion 1).")
     var json = false
 
-    @Option(help: "Trace telemetry: the window ending at this time in seconds (default: the end of the trace).")
-    var at: Double?
-
-    @Option(help: "Live telemetry: number of samples (default: the policy's window n).")
-    var samples: Int?
-
-    @Option(help: "Live telemetry: seconds between samples (default: the spec's telemetry interval).")
-    var interval: Double?
+    @OptionGroup var telemetry: TelemetryFlags
 
     struct Report: Encodable {
         struct Host: Encodable {
@@ -58,9 +51,7 @@ struct Observe: ParsableCommand {
             let connections = FleetConnections(cluster: loaded, readOnly: true)
             defer { connections.closeAll() }
             let snapshot = try Engine.observe(loaded, connections: connections, state: previous,
-                                              telemetry: TelemetryOptions(traceTime: at, intervalSeconds: interval,
-                                                                          samples: samples,
-                                                                          progress: Progress.sampling(quiet: json)))
+                                              telemetry: telemetry.options(quiet: json))
             var state = previous ?? StateDocument(cluster: loaded.spec.name)
             state.inventory = snapshot.observation.withoutSamples
             let written: StateDocument

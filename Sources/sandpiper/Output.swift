@@ -1,4 +1,5 @@
 import Foundation
+import SandpiperEngine
 
 /// Terminal and CI output helpers: stderr for diagnostics, stable JSON for machines.
 enum Output {
@@ -27,4 +28,27 @@ enum Output {
 
     /// True when stdout is a terminal (colour, progress); false in CI and pipes.
     static var isTerminal: Bool { isatty(STDOUT_FILENO) != 0 && ProcessInfo.processInfo.environment["CI"] == nil }
+}
+
+/// Apply progress, one line per event so that parallel actions stay readable on a terminal and in CI logs:
+/// `[2/4] started  migrate batch1  pm2 -> pm3 (live)` ... `[2/4] done     migrate batch1 ... (12.3s)`.
+final class ApplyProgress: @unchecked Sendable {
+    private let started = Date()
+    private let lock = NSLock()
+    private var index: [String: String] = [:]
+
+    func onStart(_ i: Int, _ n: Int, _ summary: String) {
+        lock.lock(); index[summary] = "[\(i)/\(n)]"; lock.unlock()
+        print("[\(i)/\(n)] started  \(summary)")
+        Output.flush()
+    }
+
+    func onFinish(_ outcome: ApplyReport.Outcome) {
+        lock.lock(); let tag = index[outcome.summary] ?? "[?]"; lock.unlock()
+        let elapsed = String(format: "%.1fs", Date().timeIntervalSince(started))
+        let status = outcome.status.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
+        let detail = outcome.detail.map { ": \($0)" } ?? ""
+        print("\(tag) \(status) \(outcome.summary)\(detail) (\(elapsed))")
+        Output.flush()
+    }
 }

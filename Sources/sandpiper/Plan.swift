@@ -29,14 +29,7 @@ struct Plan: ParsableCommand {
     @Flag(help: "Also stop and undefine running VMs the spec does not declare.")
     var prune = false
 
-    @Option(help: "Trace telemetry: plan on the window ending at this time in seconds (default: the end of the trace).")
-    var at: Double?
-
-    @Option(help: "Live telemetry: number of samples to take (default: the policy's window n).")
-    var samples: Int?
-
-    @Option(help: "Live telemetry: seconds between samples (default: the spec's telemetry interval).")
-    var interval: Double?
+    @OptionGroup var telemetry: TelemetryFlags
 
     @Option(help: "Plan from the spec, policy and state committed at this revision (libgit2, no checkout); the plan records the commit.")
     var ref: String?
@@ -52,8 +45,6 @@ struct Plan: ParsableCommand {
 
     func validate() throws {
         if remote != nil && !propose { throw ValidationError("--remote is used with --propose") }
-        if let s = samples, s < 1 { throw ValidationError("--samples must be at least 1") }
-        if let i = interval, i <= 0 { throw ValidationError("--interval must be positive") }
     }
 
     func run() throws {
@@ -66,9 +57,7 @@ struct Plan: ParsableCommand {
             let connections = FleetConnections(cluster: loaded, readOnly: true)
             defer { connections.closeAll() }
             let snapshot = try Engine.observe(loaded, connections: connections, state: state,
-                                              telemetry: TelemetryOptions(traceTime: at, intervalSeconds: interval,
-                                                                          samples: samples,
-                                                                          progress: Progress.sampling(quiet: json)))
+                                              telemetry: telemetry.options(quiet: json))
             for w in snapshot.inventory.warnings { Output.error("warning: \(w)") }
             document = Engine.plan(loaded, snapshot: snapshot, state: state, specCommit: gitBase?.commit.hex,
                                    prune: prune)

@@ -44,11 +44,7 @@ struct Reconcile: ParsableCommand {
     @Option(help: "Revision to read; with --commit it must be the branch's tip (guards against a moved branch).")
     var ref: String?
 
-    @Option(help: "Commit author \"Name <email>\" (default: $SANDPIPER_GIT_AUTHOR, then git's user.name/user.email).")
-    var author: String?
-
-    @Option(help: "Committer \"Name <email>\" (default: $SANDPIPER_GIT_COMMITTER, then the author).")
-    var committer: String?
+    @OptionGroup var identity: GitIdentityFlags
 
     @Option(help: "Attempts when the branch or remote moved meanwhile.")
     var maxAttempts: Int = 3
@@ -62,11 +58,7 @@ struct Reconcile: ParsableCommand {
     @Flag(help: "Print one JSON object (formatVersion 1).")
     var json = false
 
-    @Option(help: "Live telemetry: number of samples (default: the policy's window n).")
-    var samples: Int?
-
-    @Option(help: "Live telemetry: seconds between samples (default: the spec's telemetry interval).")
-    var interval: Double?
+    @OptionGroup var telemetry: TelemetryFlags
 
     func validate() throws {
         if maxAttempts < 1 { throw ValidationError("--max-attempts must be at least 1") }
@@ -82,15 +74,15 @@ struct Reconcile: ParsableCommand {
         options.propose = propose
         options.maxAttempts = maxAttempts
         options.prune = prune
-        options.author = author
-        options.committer = committer
-        options.telemetry = TelemetryOptions(intervalSeconds: interval, samples: samples,
-                                             progress: Progress.sampling(quiet: json))
+        options.author = identity.author
+        options.committer = identity.committer
+        options.telemetry = telemetry.options(quiet: json)
         let reconciler = Reconciler(path: cluster, options: options)
         reconciler.log = { Output.error($0) }
         if !json {
-            reconciler.onStart = { i, n, summary in print("[\(i)/\(n)] \(summary) ..."); Output.flush() }
-            reconciler.onFinish = { o in print("  \(o.status.rawValue)" + (o.detail.map { " (\($0))" } ?? "")) }
+            let progress = ApplyProgress()
+            reconciler.onStart = progress.onStart
+            reconciler.onFinish = progress.onFinish
         }
         let outcome: ReconcileOutcome
         do { outcome = try reconciler.run() } catch {

@@ -152,3 +152,25 @@ final class ApplyTests: XCTestCase {
         XCTAssertEqual(document.hostsBefore.first { $0.name == "pm3" }?.status, "unknown")
     }
 }
+
+final class PlanIntegrityTests: XCTestCase {
+    func testAHandEditedPlanIsRefused() throws {
+        let dir = try temporaryDirectory(self)
+        let cluster = try ClusterLoader.load(repositoryRoot.appendingPathComponent("Clusters/demo").path)
+        let connections = FleetConnections(cluster: cluster)
+        defer { connections.closeAll() }
+        let document = Engine.plan(cluster, snapshot: try Engine.observe(cluster, connections: connections, state: nil),
+                                   state: nil)
+        let url = dir.appendingPathComponent("plan.json")
+        try PlanStore.save(document, to: url)
+        XCTAssertEqual(try PlanStore.load(url.path), document)
+
+        // Redirect the migration to another host, keep the reviewed id.
+        let text = try String(contentsOf: url, encoding: .utf8)
+        try write(text.replacingOccurrences(of: "\"to\" : \"pm3\"", with: "\"to\" : \"pm1\""), to: url)
+        XCTAssertThrowsError(try PlanStore.load(url.path)) { error in
+            XCTAssertTrue("\(error)".contains("the plan was modified after it was made (its id is \(document.id!)"),
+                          "\(error)")
+        }
+    }
+}

@@ -1,0 +1,34 @@
+import Foundation
+@testable import SandpiperEngine
+import XCTest
+
+final class ParallelObservationTests: XCTestCase {
+    /// Two hung hosts must neither hold up the healthy ones nor be reported as answered.
+    func testHungItemsTimeOutWithoutHoldingUpTheRest() {
+        let start = Date()
+        let results = FleetConnections.parallel((0..<8).map { "h\($0)" }, concurrency: 2, timeout: .seconds(1)) { i in
+            if i == 0 || i == 1 { Thread.sleep(forTimeInterval: 6) }
+            return i * 10
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        XCTAssertLessThan(elapsed, 4, "bounded by the per-item deadline, not by the hung items")
+        XCTAssertNil(results[0])
+        XCTAssertNil(results[1])
+        XCTAssertEqual(results[2...].compactMap { $0 }, [20, 30, 40, 50, 60, 70])
+    }
+}
+
+final class SimulateSafetyTests: XCTestCase {
+    func testSimulateRefusesRealHosts() throws {
+        let root = try temporaryDirectory(self)
+        let dir = try copyBundledCluster("demo", into: root)
+        let specURL = dir.appendingPathComponent("cluster.yaml")
+        let spec = try String(contentsOf: specURL, encoding: .utf8)
+            .replacingOccurrences(of: "test:hosts/pm3.xml", with: "qemu+ssh://pm3.example.org/system")
+        try write(spec, to: specURL)
+        let cluster = try ClusterLoader.load(dir.path)
+        XCTAssertThrowsError(try Simulator(cluster: cluster)) { error in
+            XCTAssertTrue("\(error)".contains("pm3 is a real host"), "\(error)")
+        }
+    }
+}
