@@ -90,6 +90,13 @@ public final class Applier: @unchecked Sendable {
         if let down = inventory.unknownHosts.first, case .unknown(let why) = down.status {
             reasons.append("host \(down.name) is unreachable (\(why))")
         }
+        // Power: a host powered off or on since the plan was made (consolidation) changes what the plan may use.
+        let now = Dictionary(inventory.hosts.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for h in document.hostsBefore where h.status == "up" || h.status == "standby" {
+            guard let current = now[h.name], current.isUp || current.isStandby else { continue }
+            let status = current.isStandby ? "standby" : "up"
+            if status != h.status { reasons.append("host \(h.name) was \(h.status) when planned and is \(status) now") }
+        }
         return reasons
     }
 

@@ -143,12 +143,16 @@ extension PlanningContext {
         let target = fleet.policy.consolidation.targetUtilization
         let keys = state.order.keys
         let current = state.hostOf[v]
+        var examined = 0
         for i in keys.indices {
             let h = (packing ? keys[keys.count - 1 - i] : keys[i]).host
             if h == current || h == excluding { continue }
-            guard search.feasible.verdict(v, on: h, state: state).fits else { continue }
+            // The target first (cheap), then every filter, at most `scanLimit` times (Nomad's limit iterator).
             let after = (state.load[h] + fleet.vms[v].demand).fraction(of: fleet.hosts[h].capacity)
-            if ResourceKind.allCases.allSatisfy({ after[$0] <= target + 1e-9 }) { return h }
+            guard ResourceKind.allCases.allSatisfy({ after[$0] <= target + 1e-9 }) else { continue }
+            examined += 1
+            if examined > options.scanLimit { return nil }
+            if search.feasible.verdict(v, on: h, state: state).fits { return h }
         }
         return nil
     }
@@ -161,12 +165,15 @@ extension PlanningContext {
         var powered = fleet.hosts.indices.filter { state.receives($0, fleet: fleet) }.count
         func ram(_ h: Int) -> Double { state.members[h].reduce(0.0) { $0 + fleet.vms[$1].ram } }
         var low: [(host: Int, since: Double)] = []
+        var lowUtilization: [Int: Vec3] = [:]
+        var spare = SpareCapacity(fleet: fleet, state: state)
         for h in fleet.hosts.indices where fleet.hosts[h].status == .up && fleet.hosts[h].eligible
             && fleet.hosts[h].powerManaged {
             let u = state.utilization(h, fleet: fleet)
             guard c.isLow(cpu: u.cpu, net: u.net, mem: u.mem), let since = fleet.hosts[h].lowSince,
                   now - since >= c.powerOffAfterSeconds - 1e-9 else { continue }
             low.append((h, since))
+            lowUtilization[h] = u
         }
         low.sort { a, b in
             let va = state.volume[a.host], vb = state.volume[b.host]
@@ -179,8 +186,8 @@ extension PlanningContext {
             let residents = state.members[h]
             guard residents.count <= budget else { continue }
             guard residents.allSatisfy({ immovable($0) == nil }) else { continue }
-            var trial = state
-            trial.sleep(h, fleet: fleet)
+            // Trial on the proposed load itself, undone when the host cannot be emptied (no O(hosts) copy).
+            state.sleep(h, fleet: fleet)
             // Largest first (first-fit decreasing), ties by name.
             let order = residents.sorted { a, b in
                 let va = vmVolume(a, relativeTo: h), vb = vmVolume(b, relativeTo: h)
@@ -189,13 +196,17 @@ extension PlanningContext {
             var moves: [(vm: Int, to: Int, before: String, after: String)] = []
             var fits = true
             for v in order {
-                guard let t = receiver(for: v, packing: true, state: trial) else { fits = false; break }
-                let before = describe(t, in: trial)
-                trial.move(v, to: t, fleet: fleet)
-                moves.append((v, t, before, describe(t, in: trial)))
+                guard let t = receiver(for: v, packing: true, state: state) else { fits = false; break }
+                let b = describe(t)
+                state.move(v, to: t, fleet: fleet)
+                moves.append((v, t, b, describe(t)))
             }
-            guard fits, spareHolds(trial) else { continue }
-            let u = state.utilization(h, fleet: fleet)
+            guard fits, spare.holds(without: fleet.hosts[h].capacity) else {
+                for m in moves.reversed() { state.move(m.vm, to: h, fleet: fleet) }
+                state.unsleep(h, fleet: fleet)
+                continue
+            }
+            let u = lowUtilization[h] ?? .zero
             let receivers = Array(Set(moves.map(\.to))).sorted().map(hostName)
             let movedRAM = residents.reduce(0.0) { $0 + fleet.vms[$1].ram }
             let headline = "\(hostName(h)) below \(Fmt.pct(c.lowUtilization)) for \(Fmt.d((now - since) / 60, 0)) min (cpu \(Fmt.pct(u.cpu)), net \(Fmt.pct(u.net)), mem \(Fmt.pct(u.mem)))"
@@ -207,32 +218,56 @@ extension PlanningContext {
                 builder.migrate(vm: fleet.vms[m.vm].name, from: h, to: m.to, mode: mode(m.vm),
                                 reason: "consolidation: \(headline); \(hostName(m.to)) is the most loaded powered host where \(fleet.vms[m.vm].name) stays under \(Fmt.pct(c.targetUtilization)) and every threshold (\(m.before) -> \(m.after))")
             }
-            state = trial
             powered -= 1
+            spare.remove(fleet.hosts[h].capacity)
             builder.drainAndPowerOff(
                 host: h,
                 drainReason: "\(hostName(h)) holds no VM once its \(residents.count) migration(s) are done; refuse to power off otherwise",
                 offReason: "consolidation: \(headline); \(powered) host(s) stay powered (minHostsOn \(c.minHostsOn), spareHosts \(c.spareHosts))")
         }
     }
+}
 
-    /// N+k: the powered hosts without the `spareHosts` largest (per resource) still hold the whole load under the
-    /// policy's thresholds.
-    func spareHolds(_ s: ProposedLoad) -> Bool {
-        let k = fleet.policy.consolidation.spareHosts
-        let powered = fleet.hosts.indices.filter { s.receives($0, fleet: fleet) }
-        for r in ResourceKind.allCases {
-            let load = fleet.hosts.indices.reduce(0.0) { $0 + s.load[$1][r] }
-            let caps = powered.map { fleet.hosts[$0].capacity[r] }.sorted(by: >)
-            guard caps.count > k else { return load <= 0 }
-            let room = caps.dropFirst(k).reduce(0.0, +) * fleet.policy.thresholds[r]
-            if load > room + 1e-9 { return false }
+/// N+k: the powered hosts without the `spareHosts` largest (per resource) must still hold the whole load under the
+/// policy's thresholds. Kept incrementally (sorted capacities and their sum), so checking a candidate is O(k).
+struct SpareCapacity: Sendable {
+    let k: Int
+    let thresholds: ResolvedThresholds
+    let load: Vec3
+    /// Per resource, capacities of the powered hosts, largest first.
+    private var caps: [[Double]]
+    private var sum: Vec3
+
+    init(fleet: Fleet, state: ProposedLoad) {
+        k = fleet.policy.consolidation.spareHosts
+        thresholds = fleet.policy.thresholds
+        var load = Vec3.zero, sum = Vec3.zero
+        var caps = [[Double]](repeating: [], count: 3)
+        for h in fleet.hosts.indices {
+            load += state.load[h]
+            guard state.receives(h, fleet: fleet) else { continue }
+            for (i, r) in ResourceKind.allCases.enumerated() { caps[i].append(fleet.hosts[h].capacity[r]) }
+            sum += fleet.hosts[h].capacity
+        }
+        self.load = load; self.sum = sum; self.caps = caps.map { $0.sorted(by: >) }
+    }
+
+    /// Would the load still fit with `capacity` powered off?
+    func holds(without capacity: Vec3) -> Bool {
+        for (i, r) in ResourceKind.allCases.enumerated() {
+            let c = caps[i], x = capacity[r]
+            guard c.count - 1 > k else { if load[r] > 1e-9 { return false } else { continue } }
+            var top = c.prefix(k).reduce(0, +)
+            if k > 0, x >= c[k - 1] { top += c[k] - x }  // the host is among the k largest: the next one steps in
+            if load[r] > (sum[r] - x - top) * thresholds[r] + 1e-9 { return false }
         }
         return true
     }
 
-    func describe(_ h: Int, in s: ProposedLoad) -> String {
-        let u = s.utilization(h, fleet: fleet)
-        return "cpu \(Fmt.pct(u.cpu)), net \(Fmt.pct(u.net)), mem \(Fmt.pct(u.mem)), volume \(Fmt.d(s.volume[h], 3))"
+    mutating func remove(_ capacity: Vec3) {
+        for (i, r) in ResourceKind.allCases.enumerated() {
+            if let j = caps[i].firstIndex(of: capacity[r]) { caps[i].remove(at: j) }
+        }
+        sum -= capacity
     }
 }

@@ -120,6 +120,14 @@ struct ProposedLoad: Sendable {
         headroom.set(h, room: room(h, fleet: fleet))
     }
 
+    /// Undoes `sleep` (a consolidation trial that did not work out).
+    mutating func unsleep(_ h: Int, fleet: Fleet) {
+        guard asleep[h] else { return }
+        asleep[h] = false
+        order.insert(host: h, volume: volume[h])
+        headroom.set(h, room: room(h, fleet: fleet))
+    }
+
     /// Powered off by this plan (after it is emptied): leaves the scans.
     mutating func sleep(_ h: Int, fleet: Fleet) {
         guard receives(h, fleet: fleet) else { return }

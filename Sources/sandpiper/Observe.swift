@@ -50,9 +50,10 @@ struct Observe: ParsableCommand {
             let previous = try Engine.readState(loaded)
             let connections = FleetConnections(cluster: loaded, readOnly: true)
             defer { connections.closeAll() }
-            let snapshot = try Engine.observe(loaded, connections: connections, state: previous,
+            var snapshot = try Engine.observe(loaded, connections: connections, state: previous,
                                               telemetry: telemetry.options(quiet: json))
             var state = previous ?? StateDocument(cluster: loaded.spec.name)
+            Engine.recordLowSince(loaded, snapshot: &snapshot, state: &state)  // consolidation: when hosts became low
             state.inventory = snapshot.observation.withoutSamples
             let written: StateDocument
             do { written = try StateFile(directory: loaded.directory).write(state) } catch { throw EngineError.state(error) }
@@ -75,7 +76,7 @@ struct Observe: ParsableCommand {
             guard h.isUp else {
                 var reason: String?
                 if case .unknown(let r) = h.status { reason = r }
-                return Report.Host(name: h.name, status: "unknown", reason: reason, cpus: h.cpus, memoryMiB: h.memoryMiB,
+                return Report.Host(name: h.name, status: h.isStandby ? "standby" : "unknown", reason: reason, cpus: h.cpus, memoryMiB: h.memoryMiB,
                                    networkMbps: h.networkMbps, cpu: nil, net: nil, mem: nil, vms: 0)
             }
             func sum(_ f: (Sample) -> Double) -> Double? {

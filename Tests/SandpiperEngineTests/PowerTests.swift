@@ -106,6 +106,9 @@ final class PowerTests: XCTestCase {
         XCTAssertTrue(next.unknownHosts.isEmpty)
         XCTAssertFalse(applier.staleness(of: try document(cluster, connections, state: saved, []), stateBefore: saved)
             .contains { $0.contains("unreachable") })
+        // A plan made while pm2 was up is stale now.
+        let before = try document(cluster, FleetConnections(cluster: cluster), state: nil, [])
+        XCTAssertTrue(applier.staleness(of: before, stateBefore: saved).contains("host pm2 was up when planned and is standby now"))
         // A fresh process reads standby from state.json.
         let other = FleetConnections(cluster: cluster)
         defer { other.closeAll() }
