@@ -171,4 +171,29 @@ final class PowerTests: XCTestCase {
         XCTAssertEqual(report.outcomes.map(\.status), [.failed, .skipped])
         XCTAssertTrue(report.outcomes[0].detail?.contains("pm1 still holds vm1") == true)
     }
+
+    /// Sustained-low bookkeeping: recorded before planning, carried forward while the host stays low.
+    func testLowSinceIsRecordedKeptAndCleared() throws {
+        let cluster = try makeCluster(off: ["/bin/true"])
+        let connections = FleetConnections(cluster: cluster)
+        defer { connections.closeAll() }
+        var state = StateDocument(cluster: "p")
+        var snapshot = try Engine.observe(cluster, connections: connections, state: nil)
+        XCTAssertTrue(Engine.recordLowSince(cluster, snapshot: &snapshot, state: &state))
+        let t0 = snapshot.observation.now
+        XCTAssertEqual(snapshot.observation.hosts.map { $0.lowSince }, [t0, t0], "both hosts are low")
+        XCTAssertEqual(state.inventory?.hosts.map { $0.lowSince }, [t0, t0])
+        // Later: the inventory carries lowSince forward, recording again changes nothing.
+        var later = try Engine.observe(cluster, connections: connections, state: state)
+        XCTAssertEqual(later.observation.hosts.map { $0.lowSince }, [t0, t0], "carried forward from the state")
+        XCTAssertFalse(Engine.recordLowSince(cluster, snapshot: &later, state: &state))
+        XCTAssertEqual(later.observation.hosts.map { $0.lowSince }, [t0, t0])
+        // A host that is not low loses it.
+        var busy = cluster
+        busy.policy.consolidation.lowUtilization = 0.001
+        busy.policy.consolidation.targetUtilization = 0.6
+        var snap2 = later
+        XCTAssertTrue(Engine.recordLowSince(busy, snapshot: &snap2, state: &state))
+        XCTAssertEqual(snap2.observation.hosts.map { $0.lowSince }, [nil, t0], "pm1 runs vm1 (above 0.1%), pm2 is empty")
+    }
 }
