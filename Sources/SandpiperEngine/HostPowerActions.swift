@@ -76,7 +76,7 @@ extension Applier {
                 }
             }
             return HostActionResult(detail: "\(host) powered \(on ? "on" : "off") (\(command.display))",
-                                    output: result.output, powered: (host, on))
+                                    output: result.output.isEmpty ? nil : result.output, powered: (host, on))
         default:
             throw ApplyError("unknown host action \(action.kind)")
         }
