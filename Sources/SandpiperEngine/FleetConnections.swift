@@ -113,7 +113,9 @@ public final class FleetConnections: @unchecked Sendable {
 
     /// Standby: apply powered it off in this process, or the previous inventory (state.json) says so — unless the
     /// host's `power.status` command (run only when the policy allows power commands) reports it on.
-    func isStandby(_ host: HostSpec, previous: HostObservation?) -> Bool {
+    /// A host that held VMs when last seen is never called standby by its status command alone: its domains are
+    /// still defined there, so it stays unknown (its VMs are not placed elsewhere).
+    func isStandby(_ host: HostSpec, previous: HostObservation?, heldVMs: Bool = false) -> Bool {
         lock.lock()
         let known = powered[host.name]
         lock.unlock()
@@ -124,6 +126,7 @@ public final class FleetConnections: @unchecked Sendable {
         let timeout = min(cluster.policy.consolidation.commandTimeoutSeconds, 30)
         guard let result = try? PowerCommand(argv: status, timeoutSeconds: timeout).run(), result.succeeded,
               let on = PowerCommand.poweredOn(statusOutput: result.output) else { return recorded }
+        if !on && heldVMs && !recorded { return false }
         lock.lock(); powered[host.name] = on; lock.unlock()
         if on && connection(host.name) == nil { reopen(host.name) }
         return !on
@@ -143,7 +146,8 @@ public final class FleetConnections: @unchecked Sendable {
     public func inventory(previous: Observation? = nil, now: Double) -> FleetInventory {
         let hosts = cluster.spec.hosts
         let previousHosts = Dictionary((previous?.hosts ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let standby = hosts.map { isStandby($0, previous: previousHosts[$0.name]) }
+        let occupied = Set((previous?.vms ?? []).map(\.host))
+        let standby = hosts.map { isStandby($0, previous: previousHosts[$0.name], heldVMs: occupied.contains($0.name)) }
         let results = Self.parallel(hosts.map(\.name), concurrency: concurrency, timeout: timeout) { index in
             let host = hosts[index]
             if standby[index] {

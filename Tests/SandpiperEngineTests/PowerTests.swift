@@ -29,7 +29,8 @@ final class PowerTests: XCTestCase {
 
     /// Two test-driver hosts: pm1 runs vm1, pm2 is empty and declares `power` with the given commands.
     func makeCluster(off: [String], on: [String] = ["/bin/true"], status: [String]? = nil,
-                     powerCommands: String = "allow", timeout: String = "5s") throws -> LoadedCluster {
+                     powerCommands: String = "allow", timeout: String = "5s",
+                     pm2URI: String = "test:hosts/pm2.xml") throws -> LoadedCluster {
         let root = try temporaryDirectory(self)
         let dir = root.appendingPathComponent("Clusters/p")
         func list(_ a: [String]) -> String { "[" + a.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
@@ -42,7 +43,7 @@ final class PowerTests: XCTestCase {
         hosts:
           - {name: pm1, uri: "test:hosts/pm1.xml"}
           - name: pm2
-            uri: "test:hosts/pm2.xml"
+            uri: "\(pm2URI)"
             power: {on: \(list(on)), off: \(list(off))\(status.map { ", status: \(list($0))" } ?? "")}
         vms:
           - {name: vm1, vcpus: 1, memory: 1GiB}
@@ -195,5 +196,27 @@ final class PowerTests: XCTestCase {
         var snap2 = later
         XCTAssertTrue(Engine.recordLowSince(busy, snapshot: &snap2, state: &state))
         XCTAssertEqual(snap2.observation.hosts.map { $0.lowSince }, [nil, t0], "pm1 runs vm1 (above 0.1%), pm2 is empty")
+    }
+
+    /// An unreachable host whose status command says "off" is standby (not unknown) — unless it held VMs when last
+    /// seen: then it stays unknown, so its VMs are never defined elsewhere.
+    func testStatusCommandTellsStandbyFromUnknown() throws {
+        let cluster = try makeCluster(off: ["/bin/true"], status: ["/bin/echo", "Chassis Power is off"],
+                                      pm2URI: "qemu+unix:///system?socket=/nonexistent/libvirt-sock")
+        let connections = FleetConnections(cluster: cluster, timeout: .seconds(5))
+        defer { connections.closeAll() }
+        let first = connections.inventory(now: 0)
+        XCTAssertEqual(first.hosts.first { $0.name == "pm2" }?.status, .standby)
+        XCTAssertTrue(first.unknownHosts.isEmpty)
+
+        var previous = Observation(inventory: first, samples: [:], now: 0, intervalSeconds: 10)
+        previous.hosts = previous.hosts.map { var h = $0; h.status = .up; return h }
+        previous.vms.append(VMObservation(name: "old", host: "pm2", vcpus: 1, memoryMiB: 512))
+        let other = FleetConnections(cluster: cluster, timeout: .seconds(5))
+        defer { other.closeAll() }
+        let second = other.inventory(previous: previous, now: 10)
+        guard case .unknown = second.hosts.first(where: { $0.name == "pm2" })?.status else {
+            return XCTFail("pm2 held a VM: unknown, not standby (\(second.hosts))")
+        }
     }
 }
