@@ -1,4 +1,5 @@
 import Foundation
+import SandpiperModel
 
 /// `simulate --svg`: one panel per host (small multiples, legible for a 20-host fleet) with CPU (solid) and memory
 /// (dashed) utilization per interval, the host's CPU and memory thresholds, shaded open-hotspot periods, and
@@ -184,5 +185,57 @@ public enum SimulationSVG {
     static func esc(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+}
+
+extension SimulationSVG {
+    /// `simulate --hosts-svg`: hosts powered on per interval (consolidation), one compact chart: the run's step line,
+    /// the all-hosts-on line it is compared with, hosts above a threshold as red ticks, and the daily time axis.
+    public static func hostsOn(_ r: SimulationReport) -> String {
+        let w = 900.0, h = 232.0, left = 44.0, top = 56.0, plot = 130.0
+        let t0 = r.timeline.first?.time ?? 0, t1 = r.timeline.last?.time ?? 0
+        let span = max(t1 - t0, r.intervalSeconds)
+        let total = Double(max(1, r.hosts.count))
+        func x(_ t: Double) -> Double { left + (t - t0) / span * (w - left - 16) }
+        func y(_ n: Double) -> Double { top + plot - n / total * plot }
+        func num(_ v: Double) -> String { String(format: "%.1f", v) }
+        let all = total * Double(r.intervals) * r.intervalSeconds / 3600
+        var s: [String] = []
+        s.append("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>")
+        s.append("<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"\(num(w))\" height=\"\(num(h))\" "
+            + "viewBox=\"0 0 \(num(w)) \(num(h))\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"11\">")
+        s.append("<title>sandpiper simulate \(esc(r.cluster)): hosts powered on</title>")
+        s.append("<rect x=\"0\" y=\"0\" width=\"\(num(w))\" height=\"\(num(h))\" fill=\"#ffffff\"/>")
+        s.append("<text x=\"\(num(left))\" y=\"20\" font-size=\"14\" font-weight=\"bold\">\(esc(r.cluster)): hosts powered on (\(esc(r.policy)))</text>")
+        s.append("<text x=\"\(num(left))\" y=\"38\" fill=\"#333333\">\(String(format: "%.0f", r.hostHoursOn)) host-hours of \(String(format: "%.0f", all)) (\(String(format: "%.0f", (1 - r.hostHoursOn / max(all, 1e-9)) * 100))% saved); \(r.powerOffs) power-offs, \(r.powerOns) power-ons; \(String(format: "%.0f", r.hotspotSeconds)) host-seconds above a threshold</text>")
+        s.append("<rect x=\"\(num(left))\" y=\"\(num(top))\" width=\"\(num(w - left - 16))\" height=\"\(num(plot))\" fill=\"#fafafa\" stroke=\"#cccccc\"/>")
+        for g in [0.0, total / 2, total] {
+            s.append("<line x1=\"\(num(left))\" y1=\"\(num(y(g)))\" x2=\"\(num(w - 16))\" y2=\"\(num(y(g)))\" stroke=\"#e0e0e0\"/>"
+                + "<text x=\"\(num(left - 4))\" y=\"\(num(y(g) + 4))\" text-anchor=\"end\" fill=\"#777777\">\(Int(g))</text>")
+        }
+        s.append("<line class=\"all-on\" x1=\"\(num(left))\" y1=\"\(num(y(total)))\" x2=\"\(num(w - 16))\" y2=\"\(num(y(total)))\" stroke=\"#7f7f7f\" stroke-dasharray=\"4,3\"/>")
+        var points: [String] = []
+        for (k, iv) in r.timeline.enumerated() {
+            let on = Double(iv.hostsOn ?? r.hosts.count)
+            if k > 0 { points.append("\(num(x(iv.time))),\(num(y(Double(r.timeline[k - 1].hostsOn ?? r.hosts.count)))))") }
+            points.append("\(num(x(iv.time))),\(num(y(on)))")
+        }
+        s.append("<polyline class=\"hosts-on\" points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\"/>")
+        for iv in r.timeline where (iv.hostsOver ?? 0) > 0 {
+            s.append("<line class=\"over\" x1=\"\(num(x(iv.time)))\" y1=\"\(num(top + plot))\" x2=\"\(num(x(iv.time)))\" y2=\"\(num(top + plot - 8))\" stroke=\"#d62728\" stroke-width=\"2\"/>")
+        }
+        // Time axis in hours.
+        let hours = span / 3600
+        let step = hours > 24 ? 6.0 : hours > 6 ? 2.0 : 0.5
+        var t = 0.0
+        while t <= hours + 1e-9 {
+            let tx = x(t0 + t * 3600)
+            s.append("<line x1=\"\(num(tx))\" y1=\"\(num(top + plot))\" x2=\"\(num(tx))\" y2=\"\(num(top + plot + 5))\" stroke=\"#777777\"/>"
+                + "<text x=\"\(num(tx))\" y=\"\(num(top + plot + 17))\" text-anchor=\"middle\" fill=\"#555555\">\(Units.trim(t)) h</text>")
+            t += step
+        }
+        s.append("<text x=\"\(num(w - 16))\" y=\"\(num(h - 6))\" text-anchor=\"end\" fill=\"#555555\">orange: hosts on; dashed: all \(Int(total)) hosts; red ticks: a host above a threshold</text>")
+        s.append("</svg>")
+        return s.joined(separator: "\n") + "\n"
     }
 }

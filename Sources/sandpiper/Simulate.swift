@@ -40,6 +40,9 @@ struct Simulate: ParsableCommand {
     @Option(help: "Replay at most this many intervals.")
     var intervals: Int?
 
+    @Option(help: "Write a compact SVG chart of the hosts powered on per interval (consolidation) to this file.")
+    var hostsSvg: String?
+
     @Option(help: "Override the policy's consolidation.enabled: on or off (compare both on one trace).")
     var consolidation: String?
 
@@ -64,6 +67,11 @@ struct Simulate: ParsableCommand {
             if let svg {
                 do { try Data(SimulationSVG.render(report).utf8).write(to: URL(fileURLWithPath: svg)) } catch {
                     throw EngineError.apply("cannot write \(svg): \(error)")
+                }
+            }
+            if let hostsSvg {
+                do { try Data(SimulationSVG.hostsOn(report).utf8).write(to: URL(fileURLWithPath: hostsSvg)) } catch {
+                    throw EngineError.apply("cannot write \(hostsSvg): \(error)")
                 }
             }
             if json { print(String(decoding: try report.encoded(), as: UTF8.self)) }

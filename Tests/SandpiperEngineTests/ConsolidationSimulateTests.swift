@@ -42,6 +42,9 @@ final class ConsolidationSimulateTests: XCTestCase {
         XCTAssertTrue(svg.contains("class=\"hosts-on\""))
         XCTAssertTrue(svg.contains("class=\"standby\""))
         XCTAssertFalse(SimulationSVG.render(off).contains("class=\"hosts-on\""))
+        let compact = SimulationSVG.hostsOn(on)
+        XCTAssertTrue(XMLParser(data: Data(compact.utf8)).parse())
+        XCTAssertTrue(compact.contains("class=\"hosts-on\"") && compact.contains("% saved"))
         // JSON carries the new summary fields.
         let json = String(decoding: try on.encoded(), as: UTF8.self)
         XCTAssertTrue(json.contains("\"hostHoursOn\"") && json.contains("\"hotspotSeconds\""))
