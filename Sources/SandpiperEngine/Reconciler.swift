@@ -404,7 +404,8 @@ public final class GitSession {
             let subject = GitCommitMessage.subject(cluster: snapshot.cluster.spec.name, applied: applied,
                                                    reports: reports, recordedInventory: recorded)
             let body = GitCommitMessage.body(applied: applied, reports: reports, basedOn: base, proposal: w.proposal)
-            let message = subject + "\n" + (body.isEmpty ? "" : "\n" + body + "\n")
+            let message = CommitScrubber.scrub(subject + "\n" + (body.isEmpty ? "" : "\n" + body + "\n"),
+                                               cluster: snapshot.cluster)
             let files = carried
             if let remote {
                 let current = try git("read \(workRef)", { () throws(GitError) in try repo.readRef(workRef) })
@@ -561,7 +562,8 @@ public enum GitPlanApply {
                                                recordedInventory: false)
         let body = GitCommitMessage.body(applied: [document], reports: [report], basedOn: nil, proposal: nil)
         let commit = try git("commit the applied plan") { () throws(GitError) in
-            try location.repository.commitFiles(files, message: subject + "\n\n" + body + "\n",
+            try location.repository.commitFiles(files, message: CommitScrubber.scrub(subject + "\n\n" + body + "\n",
+                                                                                     cluster: cluster),
                                                 author: identity.author, committer: identity.committer,
                                                 branch: branch, expectedParent: .currentTip)
         }
