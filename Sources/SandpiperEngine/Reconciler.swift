@@ -128,7 +128,7 @@ public final class Reconciler {
         // The observed inventory is recorded when it differs from the state's (so the plan is based on it).
         if Self.inventoryChanged(state?.inventory, snapshot.observation) {
             var next = state ?? StateDocument(cluster: cluster.spec.name)
-            next.inventory = snapshot.observation.withoutSamples
+            next.record(snapshot.observation)
             do { state = try stateFile.write(next) } catch { throw EngineError.state(error) }
             touched.insert("state.json")
             recorded = true

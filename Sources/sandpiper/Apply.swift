@@ -68,6 +68,7 @@ struct Apply: ParsableCommand {
             }
             defer { lock.release() }
             let state = try Engine.readState(loaded)
+            Output.warnInterrupted(state)
             let connections = FleetConnections(cluster: loaded)
             defer { connections.closeAll() }
 

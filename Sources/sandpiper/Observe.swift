@@ -53,7 +53,7 @@ struct Observe: ParsableCommand {
             let snapshot = try Engine.observe(loaded, connections: connections, state: previous,
                                               telemetry: telemetry.options(quiet: json))
             var state = previous ?? StateDocument(cluster: loaded.spec.name)
-            state.inventory = snapshot.observation.withoutSamples
+            state.record(snapshot.observation)
             let written: StateDocument
             do { written = try StateFile(directory: loaded.directory).write(state) } catch { throw EngineError.state(error) }
             try SampleStore.save(snapshot.observation, directory: loaded.directory)

@@ -9,6 +9,14 @@ enum Output {
 
     static func flush() { fflush(nil) }
 
+    /// Tells the operator that the last apply never finished, and which actions may be half done.
+    static func warnInterrupted(_ state: StateDocument?) {
+        guard let state, !state.interruptedActions.isEmpty, let plan = state.lastPlan else { return }
+        error("warning: apply of plan \(plan.id) was interrupted; these actions started and never reported back "
+            + "(libvirt shows what happened, and this plan starts from there):")
+        for entry in state.interruptedActions { error("warning:   \(entry.actionID): \(entry.summary)") }
+    }
+
     static func errorInline(_ text: String) {
         FileHandle.standardError.write(Data(text.utf8))
     }

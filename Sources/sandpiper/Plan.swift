@@ -54,6 +54,7 @@ struct Plan: ParsableCommand {
             let gitBase = try gitSnapshot()
             let loaded = try gitBase?.cluster ?? Engine.load(cluster)
             let state = try gitBase?.readState() ?? Engine.readState(loaded)
+            Output.warnInterrupted(state)
             let connections = FleetConnections(cluster: loaded, readOnly: true)
             defer { connections.closeAll() }
             let snapshot = try Engine.observe(loaded, connections: connections, state: state,

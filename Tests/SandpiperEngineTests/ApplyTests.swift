@@ -97,7 +97,7 @@ final class ApplyTests: XCTestCase {
         let reasons = Applier(cluster: s.cluster, connections: s.connections, state: state)
             .staleness(of: s.document, stateBefore: state)
         XCTAssertEqual(reasons.count, 1)
-        XCTAssertTrue(reasons[0].hasPrefix("state.json belongs to another lineage"), reasons[0])
+        XCTAssertTrue(reasons[0].hasPrefix("state.json was created (lineage "), reasons[0])
         try FileManager.default.removeItem(at: StateFile(directory: s.cluster.directory).url)
 
         // 4. The fleet changed by hand: web2 moved pm2 -> pm3.
