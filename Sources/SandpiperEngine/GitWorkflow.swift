@@ -22,7 +22,8 @@ public enum GitWorkflowError: Error, CustomStringConvertible, Sendable {
         case .notInRepository(let path): "\(path) is not inside a git repository"
         case .lockHeld(let info, let ref, let remote):
             "the cluster is locked: \(info) (\(remote.map { "\($0) " } ?? "")\(ref)). If that run is gone, release it "
-                + "with `sandpiper force-unlock \(info.id) DIR --git\(remote.map { " --remote \($0)" } ?? "")`."
+                + "with `sandpiper force-unlock \(info.id) Clusters/\(ref.split(separator: "/").last ?? "") --git"
+                + "\(remote.map { " --remote \($0)" } ?? "")`."
         case .lockNotHeld(let ref, let remote): "\(remote.map { "\($0) " } ?? "")\(ref): the cluster is not locked"
         case .lockWrongID(let expected, let found): "lock ID \(expected) does not match the held lock \(found)"
         case .refNotTip(let ref, let branch):

@@ -117,7 +117,7 @@ final class ReconcileCLITests: XCTestCase {
         let refused = try CLI.run(["reconcile", "Clusters/demo", "--commit"], in: root, environment: Self.env)
         XCTAssertEqual(refused.status, 1)
         XCTAssertTrue(refused.stderr.contains("reconcile by ci@runner-7 (pid 42)"), refused.stderr)
-        XCTAssertTrue(refused.stderr.contains("sandpiper force-unlock dead-beef DIR --git"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("sandpiper force-unlock dead-beef Clusters/demo --git"), refused.stderr)
         XCTAssertEqual(try CLI.run(["force-unlock", "wrong-id", "Clusters/demo", "--git"], in: root).status, 1)
         let released = try CLI.run(["force-unlock", "dead-beef", "Clusters/demo", "--git"], in: root)
         XCTAssertEqual(released.status, 0, released.stderr)
