@@ -544,6 +544,18 @@ public enum GitPlanApply {
 
     /// After a working-tree apply: commits exactly state.json and `plans/<id>.json` of `cluster` on `branch`
     /// (default: the checked-out branch). Returns the commit, nil when nothing changed.
+    /// What `apply F --commit` needs before it touches the fleet: a repository around the cluster, and no
+    /// uncommitted operator edits to state.json (they would be overwritten by the apply and lost).
+    public static func checkCommitPreconditions(_ cluster: LoadedCluster, author: String?,
+                                                committer: String?) throws {
+        let location = try GitClusterLocation.locate(cluster.directory.path)
+        _ = try GitIdentity.resolve(author: author, committer: committer, repository: location.repository)
+        if try git("status", { () throws(GitError) in try location.repository.isDirty(location.statePath) }) {
+            throw GitWorkflowError.uncommittedChanges("\(location.statePath) has uncommitted changes; commit or "
+                + "discard them first (the apply would overwrite them)")
+        }
+    }
+
     public static func commitWorkingTree(_ cluster: LoadedCluster, document: PlanDocument, report: ApplyReport,
                                          branch: String?, author: String?, committer: String?) throws -> String? {
         let location = try GitClusterLocation.locate(cluster.directory.path)

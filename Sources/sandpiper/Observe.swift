@@ -62,9 +62,8 @@ struct Observe: ParsableCommand {
             if json { print(try Output.json(report)); return }
             for w in report.warnings { Output.error("warning: \(w)") }
             print(Self.table(report))
-        } catch let error as EngineError {
-            Output.error("error: \(error)")
-            throw ExitCode.invalid
+        } catch {
+            throw Output.failure(error, json: json)
         }
     }
 

@@ -89,12 +89,8 @@ struct Plan: ParsableCommand {
                         + "sandpiper apply \(cluster) --from-ref \(proposed) --commit")
                 }
             }
-        } catch let error as EngineError {
-            Output.error("error: \(error)")
-            throw ExitCode.invalid
-        } catch let error as GitWorkflowError {
-            Output.error("error: \(error)")
-            throw ExitCode.invalid
+        } catch {
+            throw Output.failure(error, json: json)
         }
         if detailedExitcode && !document.actions.isEmpty { throw ExitCode.changesPresent }
     }
@@ -131,9 +127,8 @@ struct Show: ParsableCommand {
             let document = try PlanStore.load(planFile)
             if json { print(String(decoding: try document.encoded(), as: UTF8.self)) }
             else { print(PlanRenderer(color: Output.isTerminal).render(document)) }
-        } catch let error as EngineError {
-            Output.error("error: \(error)")
-            throw ExitCode.invalid
+        } catch {
+            throw Output.failure(error, json: json)
         }
     }
 }

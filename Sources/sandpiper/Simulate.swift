@@ -47,6 +47,13 @@ struct Simulate: ParsableCommand {
             throw ValidationError("--profiling must be gray-box or black-box")
         }
         if let n = intervals, n < 1 { throw ValidationError("--intervals must be at least 1") }
+        if let svg {
+            let dir = URL(fileURLWithPath: svg).deletingLastPathComponent().path
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+                throw ValidationError("--svg: the directory \(dir) does not exist")
+            }
+        }
     }
 
     func run() throws {
@@ -57,8 +64,8 @@ struct Simulate: ParsableCommand {
                                             maxIntervals: intervals, progress: progress())
             let report = try Simulator(cluster: loaded, options: options).run()
             if let svg {
-                do { try Data(SimulationSVG.render(report).utf8).write(to: URL(fileURLWithPath: svg)) } catch {
-                    throw EngineError.apply("cannot write \(svg): \(error)")
+                do { try AtomicFile.write(Data(SimulationSVG.render(report).utf8), to: URL(fileURLWithPath: svg)) } catch {
+                    throw EngineError.apply("cannot write the chart: \(error)")
                 }
             }
             if json { print(String(decoding: try report.encoded(), as: UTF8.self)) }
@@ -66,9 +73,8 @@ struct Simulate: ParsableCommand {
                 print(SimulationRenderer(color: Output.isTerminal).render(report))
                 if let svg { print("\nChart: \(svg)") }
             }
-        } catch let error as EngineError {
-            Output.error("error: \(error)")
-            throw ExitCode.invalid
+        } catch {
+            throw Output.failure(error, json: json)
         }
     }
 
