@@ -178,3 +178,21 @@ final class StateInventoryTests: XCTestCase {
         XCTAssertEqual(state.interruptedActions, [])
     }
 }
+
+final class TraceValidationTests: XCTestCase {
+    func testAMalformedTraceIsReportedByValidate() throws {
+        let root = try temporaryDirectory(self)
+        let dir = try copyBundledCluster("demo", into: root)
+        let traceURL = dir.appendingPathComponent("traces/demo.csv")
+        var lines = try String(contentsOf: traceURL, encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[74] = lines[74].replacingOccurrences(of: ",1.", with: ",abc1.")
+        try write(lines.joined(separator: "\n") + "\n", to: traceURL)
+        XCTAssertThrowsError(try ClusterLoader.load(dir.path)) { error in
+            let d = (error as! LoadError).diagnostics
+            XCTAssertEqual(d.count, 1, "\(d)")
+            XCTAssertTrue(d.first?.file.hasSuffix("Clusters/demo/traces/demo.csv") == true, "\(d)")
+            XCTAssertEqual(d.first?.line, 75)
+            XCTAssertTrue(d.first?.message.contains("is not a non-negative number") == true, "\(d)")
+        }
+    }
+}
