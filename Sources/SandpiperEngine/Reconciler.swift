@@ -238,6 +238,15 @@ public final class Reconciler {
                 }
             }
             first = false
+            // The fleet is acted on once per run: when the branch moved and the session retries, this run's
+            // decisions (state.json, plans) are carried onto the new tip as they are; applying a second plan
+            // would double the migration budget and act on a fleet the first apply just changed.
+            if attempt > 1, var o = outcome {
+                o.baseCommit = snapshot.commit.hex
+                o.attempts = attempt
+                outcome = o
+                return GitSession.Work(touched: [])
+            }
             let hosts = snapshot.cluster.spec.hosts.map { "\($0.name) \($0.uri)" }
             if connections == nil || hosts != connectedHosts {
                 connections = self.connect(snapshot.cluster)

@@ -67,7 +67,9 @@ struct Plan: ParsableCommand {
             if let out {
                 try PlanStore.save(document, to: URL(fileURLWithPath: out))
                 savedTo = out
-            } else if hasChanges, let id = document.id, let url = defaultPlanURL(loaded, id: id, git: gitBase) {
+            } else if hasChanges, !propose, let id = document.id, let url = defaultPlanURL(loaded, id: id, git: gitBase) {
+                // With --propose the plan lives on its proposal branch; an untracked copy in the working tree
+                // would only collide with the decisions commit that adds the same file later.
                 try PlanStore.save(document, to: url)
                 savedTo = Output.relative(url.path)
             }

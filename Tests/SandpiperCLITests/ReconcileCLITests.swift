@@ -194,7 +194,8 @@ final class ReconcileCLITests: XCTestCase {
         let again = try CLI.run(["plan", "Clusters/demo", "--propose", "--json"], in: root, environment: Self.env)
         let id = try XCTUnwrap(try json(again.stdout)["id"] as? String)
         XCTAssertNotEqual(id, staleID)
-        try FileManager.default.removeItem(at: root.appendingPathComponent("Clusters/demo/plans"))  // plan's local copies
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("Clusters/demo/plans/\(id).json").path),
+                       "--propose keeps the plan on its branch, not as an untracked file")
         let applied = try CLI.run(["apply", "Clusters/demo", "--from-ref", "sandpiper/proposals/\(id)", "--json"],
                                   in: root, environment: Self.env)
         let report = try json(applied.stdout)
