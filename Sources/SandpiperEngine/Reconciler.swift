@@ -335,12 +335,28 @@ public final class GitSession {
         } else {
             throw GitWorkflowError.conflict("HEAD is detached: name the branch to commit to with --branch")
         }
-        lock = try GitRefLock.acquire(repo, cluster: location.clusterName, remote: options.remote,
-                                      operation: operation, author: identity.author)
+        // The working tree's lock too, when this checkout holds the cluster: an operator's `apply F` here and
+        // this run must not act on the fleet at the same time.
+        if let dir = location.worktreeDirectory, FileManager.default.fileExists(atPath: dir.path) {
+            do { fileLock = try ClusterLock.acquire(directory: dir, operation: operation) } catch {
+                throw GitWorkflowError.conflict("\(error)")
+            }
+        }
+        do {
+            lock = try GitRefLock.acquire(repo, cluster: location.clusterName, remote: options.remote,
+                                          operation: operation, author: identity.author)
+        } catch {
+            fileLock?.release()
+            throw error
+        }
     }
 
-    deinit { lock.release() }
-    public func release() { lock.release() }
+    deinit { release() }
+    public func release() {
+        lock.release()
+        fileLock?.release()
+    }
+    private var fileLock: ClusterLock?
 
     var branchRef: String { "refs/heads/" + branch }
     var trackingRef: String { "refs/remotes/\(remoteName)/\(branch)" }
