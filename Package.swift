@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (DESIGN.md section 5): CLI -> Engine -> Planner / Model; the C libraries
+// Layering (docs/DESIGN.md section 5): CLI -> Engine -> Planner / Model; the C libraries
 // (libvirt, libgit2, libyaml) sit at the edge behind Swift adapter modules.
 // SandpiperModel and SandpiperPlanner never import a C module.
 let package = Package(

@@ -18,7 +18,7 @@ struct Sandpiper: ParsableCommand {
                       ForceUnlock.self, Bench.self])
 }
 
-/// Exit codes shared by every command (DESIGN.md section 4).
+/// Exit codes shared by every command (docs/DESIGN.md section 4).
 extension ExitCode {
     static let invalid = ExitCode(1)
     static let changesPresent = ExitCode(2)
