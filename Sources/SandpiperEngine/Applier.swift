@@ -196,10 +196,7 @@ public final class Applier: @unchecked Sendable {
 
     private func save() throws(EngineError) {
         guard persistState else {
-            state.serial += 1
-            if state.journal.count > StateDocument.journalLimit {
-                state.journal.removeFirst(state.journal.count - StateDocument.journalLimit)
-            }
+            state.advance()
             return
         }
         do { state = try stateFile.write(state) } catch { throw .state(error) }

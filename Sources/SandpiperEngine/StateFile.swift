@@ -105,10 +105,7 @@ public struct StateFile: Sendable {
     @discardableResult
     public func write(_ state: StateDocument) throws(StateError) -> StateDocument {
         var next = state
-        next.serial += 1
-        if next.journal.count > StateDocument.journalLimit {
-            next.journal.removeFirst(next.journal.count - StateDocument.journalLimit)
-        }
+        next.advance()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data: Data
@@ -163,6 +160,12 @@ public enum AtomicFile {
 }
 
 extension StateDocument {
+    /// What every write does: the serial moves on and the journal keeps its last `journalLimit` entries.
+    public mutating func advance() {
+        serial += 1
+        if journal.count > Self.journalLimit { journal.removeFirst(journal.count - Self.journalLimit) }
+    }
+
     /// Records `observation` (without samples) as the inventory. VMs last seen on hosts that did not answer this
     /// time are kept as they were: an unreachable host is unknown, never empty, and its VMs keep their residency
     /// clocks (`lastMovedAt`) for when it comes back.
