@@ -20,22 +20,7 @@ final class QemuCrashTests: XCTestCase {
         try a.start("tiny")
 
         let root = try CLI.sandbox(self)
-        let dir = root.appendingPathComponent("Clusters/lab")
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent("traces"), withIntermediateDirectories: true)
-        try """
-            apiVersion: sandpiper/v1
-            kind: Cluster
-            name: lab
-            telemetry: {source: trace, trace: traces/t.csv, interval: 10s}
-            hosts:
-              - {name: a, uri: "\(lab.uri("A"))"}
-              - {name: b, uri: "\(lab.uri("B"))"}
-            vms:
-              - {name: tiny, vcpus: 1, memory: 64MiB, placement: {host: b}}
-            """.write(to: dir.appendingPathComponent("cluster.yaml"), atomically: true, encoding: .utf8)
-        var csv = "time_s,vm,cpu_cores,net_mbps,mem_mib,swap_kbps,guest_free_mib\n"
-        for t in stride(from: 0, to: 50, by: 10) { csv += "\(t),tiny,0.05,0.1,40,,20\n" }
-        try csv.write(to: dir.appendingPathComponent("traces/t.csv"), atomically: true, encoding: .utf8)
+        let dir = try lab.writeCluster(root: root)
 
         // Start the apply and kill it as soon as the migration is journaled as started.
         let process = Process()
