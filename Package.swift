@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (DESIGN.md section 5): CLI -> Engine -> Planner / Model; the C libraries
+// Layering (docs/DESIGN.md section 5): CLI -> Engine -> Planner / Model; the C libraries
 // (libvirt, libgit2, libyaml) sit at the edge behind Swift adapter modules.
 // SandpiperModel and SandpiperPlanner never import a C module.
 let package = Package(
@@ -19,18 +19,21 @@ let package = Package(
         .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
         .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
 
+        // Which parts of a libvirt URI are secret: one rule set for every module that prints or stores URIs.
+        .target(name: "SandpiperRedaction"),
+
         // Adapters: Swift types over the C APIs.
         .target(name: "SandpiperYAML", dependencies: ["CYAML"]),
-        .target(name: "SandpiperLibvirt", dependencies: ["CLibvirt"]),
+        .target(name: "SandpiperLibvirt", dependencies: ["CLibvirt", "SandpiperRedaction"]),
         .target(name: "SandpiperGit", dependencies: ["CGit2"]),
 
         // Pure core.
-        .target(name: "SandpiperModel", dependencies: ["SandpiperYAML"]),
+        .target(name: "SandpiperModel", dependencies: ["SandpiperYAML", "SandpiperRedaction"]),
         .target(name: "SandpiperPlanner", dependencies: ["SandpiperModel"]),
 
         // Orchestration: load, observe, plan, apply, journal, lock, commit.
         .target(name: "SandpiperEngine", dependencies: [
-            "SandpiperModel", "SandpiperPlanner", "SandpiperLibvirt", "SandpiperGit",
+            "SandpiperModel", "SandpiperPlanner", "SandpiperLibvirt", "SandpiperGit", "SandpiperRedaction",
         ]),
 
         .executableTarget(name: "sandpiper", dependencies: [
@@ -47,6 +50,6 @@ let package = Package(
         .testTarget(name: "SandpiperGitTests", dependencies: ["SandpiperGit"]),
         .testTarget(name: "SandpiperEngineTests", dependencies: ["SandpiperEngine", "SandpiperTestSupport"]),
         // Runs the built `sandpiper` binary: exit codes, output formats, crash safety.
-        .testTarget(name: "SandpiperCLITests", dependencies: ["sandpiper", "SandpiperModel"]),
+        .testTarget(name: "SandpiperCLITests", dependencies: ["sandpiper", "SandpiperModel", "SandpiperTestSupport"]),
     ]
 )

@@ -74,21 +74,32 @@ public final class Applier: @unchecked Sendable {
         }
         if based.specDigest != cluster.specDigest { reasons.append("cluster.yaml changed since the plan was made") }
         if based.policyDigest != cluster.policyDigest { reasons.append("policy \(cluster.spec.policy) changed") }
-        if based.stateLineage != stateBefore?.lineage {
-            reasons.append("state.json belongs to another lineage (\(stateBefore?.lineage ?? "none") vs plan's "
-                + "\(based.stateLineage ?? "none"))")
-        } else if based.stateSerial != stateBefore?.serial {
-            reasons.append("state.json changed (serial \(based.stateSerial.map(String.init) ?? "none") -> "
-                + "\(stateBefore.map { String($0.serial) } ?? "none")): another apply or observe ran")
+        switch (based.stateLineage, stateBefore?.lineage) {
+        case (nil, let now?):
+            reasons.append("state.json was created (lineage \(now)) after the plan was made")
+        case (let then?, nil):
+            reasons.append("state.json of lineage \(then) is gone")
+        case (let then?, let now?) where then != now:
+            reasons.append("state.json belongs to another lineage (\(now), the plan's is \(then))")
+        default:
+            if based.stateSerial != stateBefore?.serial {
+                let already = stateBefore?.lastPlan?.id == document.id ? "; this plan was already applied" : ""
+                reasons.append("state.json changed (serial \(based.stateSerial.map(String.init) ?? "none") -> "
+                    + "\(stateBefore.map { String($0.serial) } ?? "none"))\(already)")
+            }
         }
         let inventory = connections.inventory(previous: stateBefore?.inventory, now: clock())
         let digest = SHA256.hex(PlanDocument.inventoryDigestInput(Observation(inventory: inventory, samples: [:],
                                                                               now: 0, intervalSeconds: 0)))
-        if digest != based.inventoryDigest {
-            reasons.append("the fleet changed: VMs moved, resized, started or stopped since the plan was made")
+        // A host that does not answer makes the plan stale only if an action needs it; then the inventory
+        // check below cannot vouch for it either.
+        let needed = Set(document.actions.flatMap { [$0.from, $0.to].compactMap { $0 } })
+        let down = inventory.unknownHosts.filter { needed.contains($0.name) }
+        for host in down {
+            if case .unknown(let why) = host.status { reasons.append("host \(host.name) is unreachable (\(why))") }
         }
-        if let down = inventory.unknownHosts.first, case .unknown(let why) = down.status {
-            reasons.append("host \(down.name) is unreachable (\(why))")
+        if down.isEmpty && digest != based.inventoryDigest {
+            reasons.append("the fleet changed: VMs moved, resized, started or stopped since the plan was made")
         }
         // Power: a host powered off or on since the plan was made (consolidation) changes what the plan may use.
         let now = Dictionary(inventory.hosts.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -227,10 +238,7 @@ public final class Applier: @unchecked Sendable {
 
     private func save() throws(EngineError) {
         guard persistState else {
-            state.serial += 1
-            if state.journal.count > StateDocument.journalLimit {
-                state.journal.removeFirst(state.journal.count - StateDocument.journalLimit)
-            }
+            state.advance()
             return
         }
         do { state = try stateFile.write(state) } catch { throw .state(error) }
@@ -244,8 +252,7 @@ public final class Applier: @unchecked Sendable {
         for i in observation.vms.indices where movedNow.contains(observation.vms[i].name) {
             observation.vms[i].lastMovedAt = now
         }
-        // Keep what is known about hosts that did not answer (unknown, never empty).
-        state.inventory = observation
+        state.record(observation)
     }
 
     private func connection(_ host: String?) throws -> LibvirtConnection {

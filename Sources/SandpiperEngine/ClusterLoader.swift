@@ -54,44 +54,29 @@ public enum ClusterLoader {
     /// `Policies/` at the root of the repository that holds `Clusters/` (the cluster directory's grandparent).
     /// Paths in diagnostics are shown as the operator wrote them.
     public static func load(_ path: String) throws(LoadError) -> LoadedCluster {
+        // One loader for disk and for git trees: the disk is read through the same `ClusterFiles` view, rooted
+        // at the cluster directory's grandparent (the repository part that holds Clusters/ and Policies/).
         let (specFile, shown) = locateSpec(path)
-        let specText = try read(specFile, shown: shown)
         let directory = specFile.deletingLastPathComponent()
-
-        let fm = FileManager.default
-        let checked = SpecDecoder.check(specText.text, file: shown) { relative in
-            let url = relative.hasPrefix("/") ? URL(fileURLWithPath: relative) : directory.appendingPathComponent(relative)
-            return fm.fileExists(atPath: url.path)
+        guard FileManager.default.fileExists(atPath: specFile.path) else {
+            throw .unreadable(path: shown, reason: "no such file")
         }
-        var diagnostics = checked.diagnostics
-
-        var policy: Policy?
-        var policyFile = directory.appendingPathComponent("../../Policies/default.yaml").standardizedFileURL
-        var policyDigest = ""
-        // The policy is checked even when the spec has errors, so one run reports both files' problems.
-        if let spec = checked.spec, let sourceMap = checked.sourceMap {
-            policyFile = directory.appendingPathComponent("../../Policies/\(spec.policy).yaml").standardizedFileURL
-            let policyShown = displayPath(policyFile, relativeTo: shown, specFile: specFile)
-            if !fm.fileExists(atPath: policyFile.path) {
-                diagnostics.append(sourceMap.diagnostic("policy",
-                    "policy \"\(spec.policy)\" not found (looked for \(policyShown))"))
-            } else {
-                do {
-                    let text = try read(policyFile, shown: policyShown)
-                    policyDigest = text.digest
-                    policy = try SpecDecoder.decodePolicy(text.text, file: policyShown, name: spec.policy)
-                } catch let e as SpecErrors {
-                    diagnostics += e.diagnostics
-                } catch {
-                    diagnostics += (error as? LoadError)?.diagnostics ?? []
-                }
-            }
-        }
-        guard diagnostics.isEmpty, let spec = checked.spec, let policy else {
-            throw .invalid(SpecErrors(diagnostics))
-        }
-        return LoadedCluster(spec: spec, policy: policy, directory: directory, specFile: specFile,
-                             policyFile: policyFile, specDigest: specText.digest, policyDigest: policyDigest)
+        let root = directory.deletingLastPathComponent().deletingLastPathComponent()
+        let rootPath = root.path == "/" ? "" : root.path
+        let relativeDirectory = String(directory.path.dropFirst(rootPath.count + 1))
+        let cwd = FileManager.default.currentDirectoryPath + "/"
+        let files = ClusterFiles(
+            clusterDirectory: relativeDirectory, directory: directory,
+            read: { relative in FileManager.default.contents(atPath: rootPath + "/" + relative).map { [UInt8]($0) } },
+            shown: { relative in
+                let absolute = rootPath + "/" + relative
+                if relative == relativeDirectory + "/cluster.yaml" { return shown }
+                return absolute.hasPrefix(cwd) ? String(absolute.dropFirst(cwd.count)) : absolute
+            })
+        var loaded = try load(files: files)
+        loaded.specFile = specFile
+        loaded.policyFile = URL(fileURLWithPath: rootPath + "/" + files.policyPath(loaded.spec.policy))
+        return loaded
     }
 
     /// Largest file read as a spec or policy; bigger ones are refused before parsing.
@@ -105,29 +90,5 @@ public enum ClusterLoader {
             return (url.appendingPathComponent("cluster.yaml").standardizedFileURL, shown)
         }
         return (url.standardizedFileURL, path)
-    }
-
-    private static func displayPath(_ file: URL, relativeTo shown: String, specFile: URL) -> String {
-        // Show the policy path in the same style as the spec path the operator typed.
-        let cwd = FileManager.default.currentDirectoryPath
-        if !shown.hasPrefix("/"), file.path.hasPrefix(cwd + "/") {
-            return String(file.path.dropFirst(cwd.count + 1))
-        }
-        return file.path
-    }
-
-    private static func read(_ url: URL, shown: String) throws(LoadError) -> (text: String, digest: String) {
-        let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
-        guard attributes != nil else { throw .unreadable(path: shown, reason: "no such file") }
-        if let size = attributes?[.size] as? Int, size > maxFileBytes {
-            throw .unreadable(path: shown, reason: "file is \(size) bytes; the limit is \(maxFileBytes)")
-        }
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw .unreadable(path: shown, reason: "cannot be read")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw .unreadable(path: shown, reason: "is not UTF-8 text")
-        }
-        return (text, SHA256.hex(data))
     }
 }

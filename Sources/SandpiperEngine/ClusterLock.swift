@@ -17,6 +17,13 @@ public struct LockInfo: Codable, Sendable, Equatable, CustomStringConvertible {
 }
 
 public enum LockError: Error, CustomStringConvertible, Sendable {
+    /// The cluster directory of a lock file, as the operator would type it (relative to the current directory).
+    static func clusterArgument(_ lockPath: String) -> String {
+        let dir = URL(fileURLWithPath: lockPath).deletingLastPathComponent().path
+        let cwd = FileManager.default.currentDirectoryPath + "/"
+        return dir.hasPrefix(cwd) ? String(dir.dropFirst(cwd.count)) : dir
+    }
+
     case held(LockInfo, path: String)
     case unreadable(path: String, reason: String)
     case wrongID(expected: String, found: String)
@@ -26,7 +33,7 @@ public enum LockError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .held(let info, let path):
             "the cluster is locked: \(info) (\(path)). If that run is gone, release it with "
-                + "`sandpiper force-unlock \(info.id) DIR`."
+                + "`sandpiper force-unlock \(info.id) \(Self.clusterArgument(path))`."
         case .unreadable(let path, let reason): "\(path): lock file unreadable: \(reason)"
         case .wrongID(let expected, let found): "lock ID \(expected) does not match the held lock \(found)"
         case .notLocked(let path): "\(path): the cluster is not locked"
@@ -51,14 +58,17 @@ public final class ClusterLock: @unchecked Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data = (try? encoder.encode(info)) ?? Data()
-        let fd = open(url.path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        if fd < 0 {
+        // Write the holder to a private file first, then link(2) it into place: the lock file appears complete
+        // or not at all, so a crash can never leave an empty, unreleasable lock.
+        let temp = directory.appendingPathComponent(".sandpiper.lock.\(info.id).tmp")
+        do { try AtomicFile.write(data, to: temp) } catch {
+            throw .unreadable(path: temp.path, reason: "\(error)")
+        }
+        defer { unlink(temp.path) }
+        if link(temp.path, url.path) != 0 {
             if errno == EEXIST { throw .held(try holder(url), path: url.path) }
             throw .unreadable(path: url.path, reason: String(cString: strerror(errno)))
         }
-        _ = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
-        fsync(fd)
-        close(fd)
         return ClusterLock(info: info, url: url)
     }
 

@@ -1,8 +1,10 @@
 import Foundation
 import SandpiperModel
 
-/// Fills a domain XML template from the spec: name, uuid, vcpu, memory and currentMemory are set
-/// (replaced when present, inserted after `<domain ...>` when absent); everything else is kept as written.
+/// Fills a domain XML template from the spec: name, uuid, vcpu, memory and currentMemory, and the VM's
+/// entitlements (`<cputune>` shares and quota, `<memtune>` limits, as the planner's `tune` would set them, so a
+/// new VM needs no second plan) are set — replaced when present, inserted after `<domain ...>` when absent;
+/// everything else is kept as written.
 public enum DomainTemplate {
     public static func render(_ template: String, vm: VMSpec, uuid: String) throws(EngineError) -> String {
         guard template.contains("<domain") else { throw .apply("template for \(vm.name) has no <domain> element") }
@@ -18,7 +20,7 @@ public enum DomainTemplate {
             ("memory", "<memory unit='KiB'>\(memoryKiB)</memory>"),
             ("currentMemory", "<currentMemory unit='KiB'>\(memoryKiB)</currentMemory>"),
             ("vcpu", "<vcpu>\(vm.vcpus)</vcpu>"),
-        ]
+        ] + entitlementElements(vm)
         for (tag, replacement) in elements {
             if let range = elementRange(tag, in: xml) {
                 xml.replaceSubrange(range, with: replacement)
@@ -27,6 +29,21 @@ public enum DomainTemplate {
             }
         }
         return xml
+    }
+
+    /// `<cputune>` and `<memtune>` for the spec's resource controls, in the planner's terms.
+    static func entitlementElements(_ vm: VMSpec) -> [(String, String)] {
+        let cpu = vm.resources.cpu, mem = vm.resources.memory
+        var cputune = "<cputune><shares>\(cpu.shares.cpuShares(vcpus: vm.vcpus))</shares>"
+        if let limit = cpu.limit, limit > 0 {
+            cputune += "<period>100000</period><quota>\(Int((limit * 100_000).rounded()))</quota>"
+        }
+        var out = [("cputune", cputune + "</cputune>")]
+        var memtune = ""
+        if let limit = mem.limit { memtune += "<hard_limit unit='KiB'>\(Int(limit * 1024))</hard_limit>" }
+        if mem.reservation > 0 { memtune += "<soft_limit unit='KiB'>\(Int(mem.reservation * 1024))</soft_limit>" }
+        if !memtune.isEmpty { out.append(("memtune", "<memtune>\(memtune)</memtune>")) }
+        return out
     }
 
     /// The range of `<tag ...>...</tag>` (first occurrence, direct text content only).

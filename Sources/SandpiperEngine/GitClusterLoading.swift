@@ -66,6 +66,16 @@ extension ClusterLoader {
                     "policy \"\(spec.policy)\" not found (looked for \(policyShown))"))
             }
         }
+        // A replayed trace is part of the spec's contract: check it here, not at the first plan.
+        if let spec = checked.spec, spec.telemetry.source == .trace, let trace = spec.telemetry.trace,
+           !trace.hasPrefix("/"), let path = normalize(files.clusterDirectory + "/" + trace),
+           let bytes = files.read(path) {
+            do { _ = try Trace.parse(String(decoding: bytes, as: UTF8.self), file: files.shown(path)) } catch let e as TraceError {
+                diagnostics.append(SpecDiagnostic(file: e.file, line: e.line, column: e.column, field: "", message: e.message))
+            } catch {
+                diagnostics.append(SpecDiagnostic(file: files.shown(path), line: 1, column: 1, field: "", message: "\(error)"))
+            }
+        }
         guard diagnostics.isEmpty, let spec = checked.spec, let policy else {
             throw .invalid(SpecErrors(diagnostics))
         }

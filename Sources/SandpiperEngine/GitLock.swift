@@ -43,7 +43,8 @@ public final class GitRefLock: @unchecked Sendable {
         }
         guard created else {
             let holder = try holderInfo(repository, ref: ref)
-            throw .lockHeld(holder, ref: ref, remote: nil)
+            // A killed CI run leaves its lock here and on the remote: name both in the hint.
+            throw .lockHeld(holder, ref: ref, remote: remote)
         }
         let lock = GitRefLock(info: info, ref: ref, remote: remote, record: record, repository: repository)
         guard let remote else { return lock }

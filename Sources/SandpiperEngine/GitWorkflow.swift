@@ -1,4 +1,5 @@
 import Foundation
+import SandpiperRedaction
 import SandpiperGit
 import SandpiperModel
 
@@ -21,7 +22,8 @@ public enum GitWorkflowError: Error, CustomStringConvertible, Sendable {
         case .notInRepository(let path): "\(path) is not inside a git repository"
         case .lockHeld(let info, let ref, let remote):
             "the cluster is locked: \(info) (\(remote.map { "\($0) " } ?? "")\(ref)). If that run is gone, release it "
-                + "with `sandpiper force-unlock \(info.id) DIR --git\(remote.map { " --remote \($0)" } ?? "")`."
+                + "with `sandpiper force-unlock \(info.id) Clusters/\(ref.split(separator: "/").last ?? "") --git"
+                + "\(remote.map { " --remote \($0)" } ?? "")`."
         case .lockNotHeld(let ref, let remote): "\(remote.map { "\($0) " } ?? "")\(ref): the cluster is not locked"
         case .lockWrongID(let expected, let found): "lock ID \(expected) does not match the held lock \(found)"
         case .refNotTip(let ref, let branch):
@@ -258,19 +260,30 @@ public enum GitCommitMessage {
 /// Credentials in host URIs must never reach a commit: any URI of the spec that carries a secret is replaced by
 /// its redacted form in every byte Sandpiper commits (defence in depth: state and plans hold host names, and
 /// libvirt errors are scrubbed already).
+/// Nothing Sandpiper commits may carry a host's credentials: every host URI, its password and its secret query
+/// values (key file paths, tokens) are redacted wherever they appear, also where libvirt quoted them in an error
+/// that reached the journal or a commit message.
 enum CommitScrubber {
+    static func scrub(_ text: String, cluster: LoadedCluster) -> String {
+        var text = text
+        for host in cluster.spec.hosts {
+            for uri in Set([host.uri, cluster.connectionURI(for: host)]).sorted() {
+                // JSON may escape slashes: cover that spelling of the URI and of each secret as well.
+                func escaped(_ s: String) -> String { s.replacingOccurrences(of: "/", with: "\\/") }
+                text = text.replacingOccurrences(of: escaped(uri), with: URIRedaction.redacted(uri))
+                for secret in URIRedaction.secrets(in: uri) where escaped(secret) != secret {
+                    text = text.replacingOccurrences(of: escaped(secret), with: "***")
+                }
+                text = URIRedaction.scrub(text, uri: uri)
+            }
+        }
+        return text
+    }
+
     static func scrub(_ bytes: [UInt8], cluster: LoadedCluster) -> [UInt8] {
-        let secrets = cluster.spec.hosts.compactMap { h -> (String, String)? in
-            let red = HostURI.redacted(h.uri)
-            return red == h.uri ? nil : (h.uri, red)
-        }
-        guard !secrets.isEmpty, var text = String(validating: bytes, as: UTF8.self) else { return bytes }
-        for (raw, red) in secrets {
-            text = text.replacingOccurrences(of: raw, with: red)
-            // JSON escapes slashes only when asked; cover both spellings.
-            text = text.replacingOccurrences(of: raw.replacingOccurrences(of: "/", with: "\\/"), with: red)
-        }
-        return Array(text.utf8)
+        guard let text = String(validating: bytes, as: UTF8.self) else { return bytes }
+        let clean = scrub(text, cluster: cluster)
+        return clean == text ? bytes : Array(clean.utf8)
     }
 }
 

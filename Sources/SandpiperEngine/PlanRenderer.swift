@@ -33,8 +33,12 @@ public struct PlanRenderer {
             out.append("")
         }
 
-        if doc.actions.isEmpty {
+        if doc.actions.isEmpty && doc.unresolved.isEmpty && doc.hotspots.isEmpty {
             out.append(green("No changes.") + " The fleet matches the spec and no host is hot.")
+        } else if doc.actions.isEmpty {
+            let n = doc.unresolved.count
+            out.append(yellow("No action possible.") + " \(n) problem\(n == 1 ? "" : "s") cannot be fixed by a move "
+                + "(see Unresolved below); `plan --detailed-exitcode` exits 0 since there is nothing to apply.")
         } else {
             out.append(bold("Actions:"))
             for a in doc.actions {

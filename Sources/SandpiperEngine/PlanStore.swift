@@ -33,6 +33,29 @@ public enum PlanStore {
             throw .plan("\(source): the plan was modified after it was made (its id is \(id), its content hashes to "
                 + "\(actual)); make a new plan with `sandpiper plan` and review that")
         }
+        if let problem = document.actions.lazy.compactMap(invalidParameters).first {
+            throw .plan("\(source): \(problem); make a new plan with `sandpiper plan`")
+        }
         return document
+    }
+
+    /// What `plan` never writes: values libvirt cannot take (a hand-made or damaged plan).
+    static func invalidParameters(_ a: PlanDocument.Action) -> String? {
+        let p = a.parameters
+        func mib(_ v: Double?, allowUnlimited: Bool = false) -> Bool {
+            guard let v else { return true }
+            return v.isFinite && (v >= 0 || (allowUnlimited && v == -1)) && v <= Double(1 << 30)
+        }
+        if let v = p.vcpus, !(1...4096).contains(v) { return "action \(a.id): \(v) vCPUs is out of range" }
+        if let s = p.cpuShares, !(0...10_000_000).contains(s) { return "action \(a.id): cpu shares \(s) is out of range" }
+        if let t = p.cpuPeriodMicros, !(1_000...1_000_000).contains(t) { return "action \(a.id): cpu period \(t) is out of range" }
+        if let q = p.cpuQuotaMicros, q != -1, !(1_000...100_000_000_000).contains(q) {
+            return "action \(a.id): cpu quota \(q) is out of range"
+        }
+        if !mib(p.memoryMiB) || !mib(p.balloonMiB) || !mib(p.memoryHardLimitMiB, allowUnlimited: true)
+            || !mib(p.memorySoftLimitMiB, allowUnlimited: true) {
+            return "action \(a.id): a memory amount is out of range"
+        }
+        return nil
     }
 }

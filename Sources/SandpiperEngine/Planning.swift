@@ -64,7 +64,11 @@ public enum Engine {
             }
             let source = TraceTelemetry(trace: trace, index: index)
             let now = trace.times.isEmpty ? 0 : trace.times[source.index]
-            let inventory = connections.inventory(previous: state?.inventory, now: now)
+            var inventory = connections.inventory(previous: state?.inventory, now: now)
+            if let t = telemetry.traceTime, let end = trace.times.last, t > end {
+                inventory.warnings.append("--at \(Units.trim(t)): the trace ends at \(Units.trim(end))s; "
+                    + "using the window ending there")
+            }
             let (_, samples) = source.windows(for: inventory.vms.map(\.name), count: n)
             return FleetSnapshot(
                 observation: Observation(inventory: inventory, samples: samples, now: now,

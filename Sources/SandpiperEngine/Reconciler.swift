@@ -131,7 +131,7 @@ public final class Reconciler {
         // The observed inventory is recorded when it differs from the state's (so the plan is based on it).
         if lowChanged || Self.inventoryChanged(state?.inventory, snapshot.observation) {
             var next = state ?? StateDocument(cluster: cluster.spec.name)
-            next.inventory = snapshot.observation.withoutSamples
+            next.record(snapshot.observation)
             do { state = try stateFile.write(next) } catch { throw EngineError.state(error) }
             touched.insert("state.json")
             recorded = true
@@ -241,6 +241,15 @@ public final class Reconciler {
                 }
             }
             first = false
+            // The fleet is acted on once per run: when the branch moved and the session retries, this run's
+            // decisions (state.json, plans) are carried onto the new tip as they are; applying a second plan
+            // would double the migration budget and act on a fleet the first apply just changed.
+            if attempt > 1, var o = outcome {
+                o.baseCommit = snapshot.commit.hex
+                o.attempts = attempt
+                outcome = o
+                return GitSession.Work(touched: [])
+            }
             let hosts = snapshot.cluster.spec.hosts.map { "\($0.name) \($0.uri)" }
             if connections == nil || hosts != connectedHosts {
                 connections = self.connect(snapshot.cluster)
@@ -329,12 +338,28 @@ public final class GitSession {
         } else {
             throw GitWorkflowError.conflict("HEAD is detached: name the branch to commit to with --branch")
         }
-        lock = try GitRefLock.acquire(repo, cluster: location.clusterName, remote: options.remote,
-                                      operation: operation, author: identity.author)
+        // The working tree's lock too, when this checkout holds the cluster: an operator's `apply F` here and
+        // this run must not act on the fleet at the same time.
+        if let dir = location.worktreeDirectory, FileManager.default.fileExists(atPath: dir.path) {
+            do { fileLock = try ClusterLock.acquire(directory: dir, operation: operation) } catch {
+                throw GitWorkflowError.conflict("\(error)")
+            }
+        }
+        do {
+            lock = try GitRefLock.acquire(repo, cluster: location.clusterName, remote: options.remote,
+                                          operation: operation, author: identity.author)
+        } catch {
+            fileLock?.release()
+            throw error
+        }
     }
 
-    deinit { lock.release() }
-    public func release() { lock.release() }
+    deinit { release() }
+    public func release() {
+        lock.release()
+        fileLock?.release()
+    }
+    private var fileLock: ClusterLock?
 
     var branchRef: String { "refs/heads/" + branch }
     var trackingRef: String { "refs/remotes/\(remoteName)/\(branch)" }
@@ -407,7 +432,8 @@ public final class GitSession {
             let subject = GitCommitMessage.subject(cluster: snapshot.cluster.spec.name, applied: applied,
                                                    reports: reports, recordedInventory: recorded)
             let body = GitCommitMessage.body(applied: applied, reports: reports, basedOn: base, proposal: w.proposal)
-            let message = subject + "\n" + (body.isEmpty ? "" : "\n" + body + "\n")
+            let message = CommitScrubber.scrub(subject + "\n" + (body.isEmpty ? "" : "\n" + body + "\n"),
+                                               cluster: snapshot.cluster)
             let files = carried
             if let remote {
                 let current = try git("read \(workRef)", { () throws(GitError) in try repo.readRef(workRef) })
@@ -546,6 +572,18 @@ public enum GitPlanApply {
 
     /// After a working-tree apply: commits exactly state.json and `plans/<id>.json` of `cluster` on `branch`
     /// (default: the checked-out branch). Returns the commit, nil when nothing changed.
+    /// What `apply F --commit` needs before it touches the fleet: a repository around the cluster, and no
+    /// uncommitted operator edits to state.json (they would be overwritten by the apply and lost).
+    public static func checkCommitPreconditions(_ cluster: LoadedCluster, author: String?,
+                                                committer: String?) throws {
+        let location = try GitClusterLocation.locate(cluster.directory.path)
+        _ = try GitIdentity.resolve(author: author, committer: committer, repository: location.repository)
+        if try git("status", { () throws(GitError) in try location.repository.isDirty(location.statePath) }) {
+            throw GitWorkflowError.uncommittedChanges("\(location.statePath) has uncommitted changes; commit or "
+                + "discard them first (the apply would overwrite them)")
+        }
+    }
+
     public static func commitWorkingTree(_ cluster: LoadedCluster, document: PlanDocument, report: ApplyReport,
                                          branch: String?, author: String?, committer: String?) throws -> String? {
         let location = try GitClusterLocation.locate(cluster.directory.path)
@@ -564,7 +602,8 @@ public enum GitPlanApply {
                                                recordedInventory: false)
         let body = GitCommitMessage.body(applied: [document], reports: [report], basedOn: nil, proposal: nil)
         let commit = try git("commit the applied plan") { () throws(GitError) in
-            try location.repository.commitFiles(files, message: subject + "\n\n" + body + "\n",
+            try location.repository.commitFiles(files, message: CommitScrubber.scrub(subject + "\n\n" + body + "\n",
+                                                                                     cluster: cluster),
                                                 author: identity.author, committer: identity.committer,
                                                 branch: branch, expectedParent: .currentTip)
         }

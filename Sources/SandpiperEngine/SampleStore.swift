@@ -17,9 +17,4 @@ public enum SampleStore {
             throw .state(.writeFailed(path: url(directory: directory).path, reason: "\(error)"))
         }
     }
-
-    public static func load(directory: URL) -> [String: [Sample]] {
-        guard let data = FileManager.default.contents(atPath: url(directory: directory).path) else { return [:] }
-        return (try? JSONDecoder().decode([String: [Sample]].self, from: data)) ?? [:]
-    }
 }

@@ -108,10 +108,7 @@ public struct StateFile: Sendable {
     @discardableResult
     public func write(_ state: StateDocument) throws(StateError) -> StateDocument {
         var next = state
-        next.serial += 1
-        if next.journal.count > StateDocument.journalLimit {
-            next.journal.removeFirst(next.journal.count - StateDocument.journalLimit)
-        }
+        next.advance()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data: Data
@@ -162,5 +159,34 @@ public enum AtomicFile {
         }
         let dfd = open(directory.path, O_RDONLY)
         if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+}
+
+extension StateDocument {
+    /// What every write does: the serial moves on and the journal keeps its last `journalLimit` entries.
+    public mutating func advance() {
+        serial += 1
+        if journal.count > Self.journalLimit { journal.removeFirst(journal.count - Self.journalLimit) }
+    }
+
+    /// Records `observation` (without samples) as the inventory. VMs last seen on hosts that did not answer this
+    /// time are kept as they were: an unreachable host is unknown, never empty, and its VMs keep their residency
+    /// clocks (`lastMovedAt`) for when it comes back.
+    public mutating func record(_ observation: Observation) {
+        var observed = observation.withoutSamples
+        let unknown = Set(observed.hosts.filter { !$0.isUp }.map(\.name))
+        let present = Set(observed.vms.map(\.name))
+        let kept = (inventory?.vms ?? []).filter { unknown.contains($0.host) && !present.contains($0.name) }
+        observed.vms = (observed.vms + kept).sorted { $0.name < $1.name }
+        inventory = observed
+    }
+
+    /// Actions of the last plan journaled as started without an outcome: that apply was killed or crashed.
+    /// Their effect is whatever libvirt shows now; the next plan starts from there.
+    public var interruptedActions: [JournalEntry] {
+        guard let plan = lastPlan, plan.status == "applying" else { return [] }
+        let entries = journal.filter { $0.planID == plan.id }
+        let finished = Set(entries.filter { $0.status != .started }.map(\.actionID))
+        return entries.filter { $0.status == .started && !finished.contains($0.actionID) }
     }
 }

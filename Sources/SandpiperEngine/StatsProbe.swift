@@ -1,4 +1,5 @@
 import SandpiperLibvirt
+import SandpiperPlanner
 
 /// One held connection that takes statistics rounds: what `bench sampling` times against `virsh domstats`.
 public final class StatsProbe {
@@ -13,3 +14,6 @@ public final class StatsProbe {
     /// One virConnectGetAllDomainStats round trip; returns the number of domains it covered.
     public func round() throws -> Int { try connection.allDomainStats().domains.count }
 }
+
+/// The planner benchmark, reached through the engine so that the CLI depends on the engine only.
+public typealias PlannerBenchmark = SandpiperPlanner.PlannerBenchmark

@@ -1,4 +1,5 @@
 import Foundation
+import SandpiperRedaction
 
 /// A host's libvirt connection URI as written in cluster.yaml, checked and made safe to print.
 ///
@@ -8,9 +9,6 @@ public struct HostURI: Sendable, Equatable {
     public static let drivers: Set<String> = ["test", "qemu", "xen", "lxc", "libxl", "bhyve", "ch", "vbox",
                                               "vmware", "esx", "vpx", "hyperv", "openvz", "vz"]
     public static let transports: Set<String> = ["ssh", "libssh", "libssh2", "tls", "tcp", "unix", "ext"]
-    /// Query parameters whose values are secrets.
-    static let secretParameters: Set<String> = ["keyfile", "password", "passwd", "pkipath", "sshauth_password",
-                                                "auth", "tls_priority_secret"]
 
     public var text: String
     public var driver: String
@@ -59,29 +57,7 @@ public struct HostURI: Sendable, Equatable {
     }
 
     /// `text` with passwords and secret query values replaced by `***`; safe for logs, plans, state and commits.
-    public static func redacted(_ text: String) -> String {
-        var out = text
-        // userinfo password: scheme://user:password@host
-        if let schemeEnd = out.range(of: "://") {
-            let authorityStart = schemeEnd.upperBound
-            let authorityEnd = out[authorityStart...].firstIndex { $0 == "/" || $0 == "?" } ?? out.endIndex
-            let authority = out[authorityStart..<authorityEnd]
-            if let at = authority.lastIndex(of: "@") {
-                let userinfo = authority[..<at]
-                if let colon = userinfo.firstIndex(of: ":") {
-                    out.replaceSubrange(colon..<at, with: ":***")
-                }
-            }
-        }
-        guard let q = out.firstIndex(of: "?") else { return out }
-        let query = out[out.index(after: q)...].split(separator: "&", omittingEmptySubsequences: false).map {
-            param -> String in
-            let kv = param.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard kv.count == 2, secretParameters.contains(kv[0].lowercased()) else { return String(param) }
-            return "\(kv[0])=***"
-        }
-        return String(out[...q]) + query.joined(separator: "&")
-    }
+    public static func redacted(_ text: String) -> String { URIRedaction.redacted(text) }
 
     public var redacted: String { HostURI.redacted(text) }
 }

@@ -114,11 +114,11 @@ final class NodeReader {
     func number(_ node: YAMLNode, _ path: String, min: Double? = nil, max: Double? = nil,
                 what: String = "a number") -> Double? {
         guard let text = plainScalar(node, path, expected: what) else { return nil }
-        guard let value = Units.parseNumber(text) else {
+        guard let value = Units.parseNumber(text), value.isFinite else {
             error(node.mark, path, "\"\(text)\" is not \(what)")
             return nil
         }
-        return checkRange(value, node, path, min: min, max: max, show: Units.trim)
+        return checkRange(value, node, path, min: min, max: max ?? 1_000_000, show: Units.trim)
     }
 
     /// A fraction of capacity: `0.75` or `75%`, in (0, 1].
@@ -134,25 +134,38 @@ final class NodeReader {
         return v
     }
 
+    /// Upper bounds that keep every later conversion (to libvirt's integer KiB, to Int) in range.
+    static let maxSizeMiB = Double(1 << 30)          // 1 PiB
+    static let maxBandwidthMbps = 10_000_000.0       // 10 Tbit/s
+    static let maxDurationSeconds = 366 * 86_400.0   // a year
+
     func sizeMiB(_ node: YAMLNode, _ path: String) -> Double? {
-        unit(node, path, Units.parseSizeMiB, "a size (use MiB, GiB or TiB, e.g. 512MiB or 2GiB)")
+        unit(node, path, Units.parseSizeMiB, "a size (use MiB, GiB or TiB, e.g. 512MiB or 2GiB)",
+             max: Self.maxSizeMiB, show: Units.formatMiB)
     }
 
     func bandwidthMbps(_ node: YAMLNode, _ path: String) -> Double? {
-        unit(node, path, Units.parseBandwidthMbps, "a bandwidth (use Mbit or Gbit, e.g. 1Gbit)")
+        unit(node, path, Units.parseBandwidthMbps, "a bandwidth (use Mbit or Gbit, e.g. 1Gbit)",
+             max: Self.maxBandwidthMbps, show: Units.formatMbps)
     }
 
     func durationSeconds(_ node: YAMLNode, _ path: String) -> Double? {
-        unit(node, path, Units.parseDurationSeconds, "a duration (use ms, s, m or h, e.g. 10s or 5m)")
+        unit(node, path, Units.parseDurationSeconds, "a duration (use ms, s, m or h, e.g. 10s or 5m)",
+             max: Self.maxDurationSeconds, show: Units.formatSeconds)
     }
 
-    private func unit(_ node: YAMLNode, _ path: String, _ parse: (String) -> Double?, _ what: String) -> Double? {
+    private func unit(_ node: YAMLNode, _ path: String, _ parse: (String) -> Double?, _ what: String,
+                      max: Double, show: (Double) -> String) -> Double? {
         guard case .scalar(let text, _) = node.kind else {
             error(node.mark, path, "expected \(what), found \(describe(node))")
             return nil
         }
         guard let value = parse(text) else {
             error(node.mark, path, "\"\(text)\" is not \(what)")
+            return nil
+        }
+        guard value.isFinite, value <= max else {
+            error(node.mark, path, "\"\(text)\" is above the maximum \(show(max))")
             return nil
         }
         return value

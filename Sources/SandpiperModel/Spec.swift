@@ -67,7 +67,7 @@ public struct Capacity: Sendable, Equatable, Codable {
 
 public struct HostSpec: Sendable, Equatable, Codable {
     public var name: String
-    /// The libvirt URI as written. May carry credentials: print it only through `LibvirtURI.redacted`.
+    /// The libvirt URI as written. May carry credentials: print it only through `HostURI.redacted`.
     public var uri: String
     public var capacity: Capacity
     public var maintenance: Bool

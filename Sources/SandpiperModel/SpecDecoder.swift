@@ -194,7 +194,8 @@ public enum SpecDecoder {
         let name = m.readRequired("name", r.name)
         let vcpus = m.readRequired("vcpus") { r.int($0, $1, min: 1, max: 4096) }
         let memory = m.readRequired("memory", r.sizeMiB)
-        var vm = VMSpec(name: name ?? "", vcpus: vcpus ?? 1, memoryMiB: memory ?? 0)
+        // Undecodable vcpus/memory stay 0 (never valid): the validator skips checks that depend on them.
+        var vm = VMSpec(name: name ?? "", vcpus: vcpus ?? 0, memoryMiB: memory ?? 0)
         vm.sla = m.read("sla", r.name)
         vm.template = m.read("template", r.string)
         if let res = m["resources"], let rm = r.mapping(res, m.field("resources"), allowed: ["cpu", "memory"]) {

@@ -59,13 +59,13 @@ public enum SpecValidator {
                     fail("\(p).resources.cpu.reservation",
                          "reservation \(Units.trim(cpu.reservation)) cores exceeds the limit \(Units.trim(limit)) cores")
                 }
-                if limit > Double(vm.vcpus) {
+                if vm.vcpus > 0 && limit > Double(vm.vcpus) {
                     fail("\(p).resources.cpu.limit",
                          "limit \(Units.trim(limit)) cores exceeds the VM's \(vm.vcpus) vCPUs")
                 }
                 if limit <= 0 { fail("\(p).resources.cpu.limit", "limit must be larger than 0") }
             }
-            if cpu.reservation > Double(vm.vcpus) {
+            if vm.vcpus > 0 && cpu.reservation > Double(vm.vcpus) {
                 fail("\(p).resources.cpu.reservation",
                      "reservation \(Units.trim(cpu.reservation)) cores exceeds the VM's \(vm.vcpus) vCPUs")
             }

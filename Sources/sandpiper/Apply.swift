@@ -50,15 +50,27 @@ struct Apply: ParsableCommand {
 
     @OptionGroup var identity: GitIdentityFlags
 
-    func run() throws {
-        if let fromRef { return try runFromRef(fromRef) }
+    /// A cluster directory (or cluster.yaml) rather than a plan file.
+    private var targetIsCluster: Bool {
         var isDirectory: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory)
-        let targetIsCluster = exists && (isDirectory.boolValue || target.hasSuffix(".yaml"))
+        return exists && (isDirectory.boolValue || target.hasSuffix(".yaml"))
+    }
+
+    func validate() throws {
+        guard fromRef == nil else { return }
+        if !FileManager.default.fileExists(atPath: target) {
+            throw ValidationError("\(target): no such plan file or cluster directory")
+        }
         if targetIsCluster && !autoApprove {
             throw ValidationError("\(target) is a cluster: pass --auto-approve to plan and apply in one step, "
-                + "or apply a saved plan file")
+                + "or apply a saved plan file (Clusters/<name>/plans/<id>.json)")
         }
+    }
+
+    func run() throws {
+        if let fromRef { return try runFromRef(fromRef) }
+        let targetIsCluster = self.targetIsCluster
         do {
             let clusterPath = targetIsCluster ? target : (cluster ?? planClusterDirectory(target))
             let loaded = try Engine.load(clusterPath)
@@ -68,6 +80,7 @@ struct Apply: ParsableCommand {
             }
             defer { lock.release() }
             let state = try Engine.readState(loaded)
+            Output.warnInterrupted(state)
             let connections = FleetConnections(cluster: loaded)
             defer { connections.closeAll() }
 
@@ -81,6 +94,9 @@ struct Apply: ParsableCommand {
                 if !json { print(PlanRenderer(color: Output.isTerminal).render(document)); print("") }
             } else {
                 document = try PlanStore.load(target)
+            }
+            if commit {
+                try GitPlanApply.checkCommitPreconditions(loaded, author: identity.author, committer: identity.committer)
             }
             let applier = Applier(cluster: loaded, connections: connections, state: state)
             applier.observationNow = try observedAt ?? Engine.observationClock(loaded)
@@ -121,9 +137,10 @@ struct Apply: ParsableCommand {
                 }
             }
             if !report.succeeded { throw ExitCode.invalid }
-        } catch let error as EngineError {
-            Output.error("error: \(error)")
-            throw ExitCode.invalid
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw Output.failure(error, json: json)
         }
     }
 
@@ -156,8 +173,7 @@ struct Apply: ParsableCommand {
         } catch let error as ExitCode {
             throw error
         } catch {
-            Output.error("error: \(error)")
-            throw ExitCode.invalid
+            throw Output.failure(error, json: json)
         }
     }
 

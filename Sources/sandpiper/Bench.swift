@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import SandpiperPlanner
+import SandpiperEngine
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(

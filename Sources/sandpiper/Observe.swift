@@ -54,7 +54,7 @@ struct Observe: ParsableCommand {
                                               telemetry: telemetry.options(quiet: json))
             var state = previous ?? StateDocument(cluster: loaded.spec.name)
             Engine.recordLowSince(loaded, snapshot: &snapshot, state: &state)  // consolidation: when hosts became low
-            state.inventory = snapshot.observation.withoutSamples
+            state.record(snapshot.observation)
             let written: StateDocument
             do { written = try StateFile(directory: loaded.directory).write(state) } catch { throw EngineError.state(error) }
             try SampleStore.save(snapshot.observation, directory: loaded.directory)
@@ -63,9 +63,8 @@ struct Observe: ParsableCommand {
             if json { print(try Output.json(report)); return }
             for w in report.warnings { Output.error("warning: \(w)") }
             print(Self.table(report))
-        } catch let error as EngineError {
-            Output.error("error: \(error)")
-            throw ExitCode.invalid
+        } catch {
+            throw Output.failure(error, json: json)
         }
     }
 

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import SandpiperEngine
 
@@ -8,6 +9,27 @@ enum Output {
     }
 
     static func flush() { fflush(nil) }
+
+    /// Reports a failure the way every command does: each line of the message on stderr prefixed `error:`, and
+    /// with `--json` one object `{"formatVersion": 1, "ok": false, "error": ...}` on stdout, so scripts always get
+    /// JSON. Returns the exit code to throw (1).
+    static func failure(_ failure: Error, json: Bool) -> ExitCode {
+        let text = "\(failure)"
+        if json {
+            struct Failure: Encodable { var formatVersion = 1; var ok = false; var error: String }
+            print((try? Output.json(Failure(error: text))) ?? "{\"formatVersion\": 1, \"ok\": false}")
+        }
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) { error("error: \(line)") }
+        return ExitCode.invalid
+    }
+
+    /// Tells the operator that the last apply never finished, and which actions may be half done.
+    static func warnInterrupted(_ state: StateDocument?) {
+        guard let state, !state.interruptedActions.isEmpty, let plan = state.lastPlan else { return }
+        error("warning: apply of plan \(plan.id) was interrupted; these actions started and never reported back "
+            + "(libvirt shows what happened, and this plan starts from there):")
+        for entry in state.interruptedActions { error("warning:   \(entry.actionID): \(entry.summary)") }
+    }
 
     static func errorInline(_ text: String) {
         FileHandle.standardError.write(Data(text.utf8))

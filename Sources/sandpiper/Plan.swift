@@ -54,6 +54,7 @@ struct Plan: ParsableCommand {
             let gitBase = try gitSnapshot()
             let loaded = try gitBase?.cluster ?? Engine.load(cluster)
             let state = try gitBase?.readState() ?? Engine.readState(loaded)
+            Output.warnInterrupted(state)
             let connections = FleetConnections(cluster: loaded, readOnly: true)
             defer { connections.closeAll() }
             let snapshot = try Engine.observe(loaded, connections: connections, state: state,
@@ -66,7 +67,9 @@ struct Plan: ParsableCommand {
             if let out {
                 try PlanStore.save(document, to: URL(fileURLWithPath: out))
                 savedTo = out
-            } else if hasChanges, let id = document.id, let url = defaultPlanURL(loaded, id: id, git: gitBase) {
+            } else if hasChanges, !propose, let id = document.id, let url = defaultPlanURL(loaded, id: id, git: gitBase) {
+                // With --propose the plan lives on its proposal branch; an untracked copy in the working tree
+                // would only collide with the decisions commit that adds the same file later.
                 try PlanStore.save(document, to: url)
                 savedTo = Output.relative(url.path)
             }
@@ -88,12 +91,8 @@ struct Plan: ParsableCommand {
                         + "sandpiper apply \(cluster) --from-ref \(proposed) --commit")
                 }
             }
-        } catch let error as EngineError {
-            Output.error("error: \(error)")
-            throw ExitCode.invalid
-        } catch let error as GitWorkflowError {
-            Output.error("error: \(error)")
-            throw ExitCode.invalid
+        } catch {
+            throw Output.failure(error, json: json)
         }
         if detailedExitcode && !document.actions.isEmpty { throw ExitCode.changesPresent }
     }
@@ -130,9 +129,8 @@ struct Show: ParsableCommand {
             let document = try PlanStore.load(planFile)
             if json { print(String(decoding: try document.encoded(), as: UTF8.self)) }
             else { print(PlanRenderer(color: Output.isTerminal).render(document)) }
-        } catch let error as EngineError {
-            Output.error("error: \(error)")
-            throw ExitCode.invalid
+        } catch {
+            throw Output.failure(error, json: json)
         }
     }
 }

@@ -63,6 +63,12 @@ struct Reconcile: ParsableCommand {
     func validate() throws {
         if maxAttempts < 1 { throw ValidationError("--max-attempts must be at least 1") }
         if remote != nil && !ci { throw ValidationError("--remote is used with --ci") }
+        if ref != nil && !(commit || ci) {
+            throw ValidationError("--ref needs --commit or --ci: decisions computed from a commit are committed on top of it")
+        }
+        if propose && !(commit || ci) {
+            throw ValidationError("--propose needs --commit or --ci: a proposal branch must hold the state its plan is based on")
+        }
     }
 
     func run() throws {

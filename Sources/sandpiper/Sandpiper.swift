@@ -11,13 +11,14 @@ struct Sandpiper: ParsableCommand {
         prediction) and plans migrations and swaps that converge the fleet to the spec.
 
         Exit codes: 0 success (or no changes), 1 error or invalid input, 2 changes present \
-        (plan --detailed-exitcode).
+        (plan/reconcile --detailed-exitcode), 64 argument mistakes.
         """,
+        version: "0.1.0",
         subcommands: [Validate.self, Observe.self, Plan.self, Show.self, Apply.self, Reconcile.self, Simulate.self,
                       ForceUnlock.self, Bench.self])
 }
 
-/// Exit codes shared by every command (DESIGN.md section 4).
+/// Exit codes shared by every command (docs/DESIGN.md section 4).
 extension ExitCode {
     static let invalid = ExitCode(1)
     static let changesPresent = ExitCode(2)

@@ -54,6 +54,14 @@ struct Simulate: ParsableCommand {
         }
         if let n = intervals, n < 1 { throw ValidationError("--intervals must be at least 1") }
         if let c = consolidation, c != "on", c != "off" { throw ValidationError("--consolidation must be on or off") }
+        for (flag, path) in [("--svg", svg), ("--hosts-svg", hostsSvg)] {
+            guard let path else { continue }
+            let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+                throw ValidationError("\(flag): the directory \(dir) does not exist")
+            }
+        }
     }
 
     func run() throws {
@@ -65,13 +73,13 @@ struct Simulate: ParsableCommand {
                                             consolidation: consolidation.map { $0 == "on" }, progress: progress())
             let report = try Simulator(cluster: loaded, options: options).run()
             if let svg {
-                do { try Data(SimulationSVG.render(report).utf8).write(to: URL(fileURLWithPath: svg)) } catch {
-                    throw EngineError.apply("cannot write \(svg): \(error)")
+                do { try AtomicFile.write(Data(SimulationSVG.render(report).utf8), to: URL(fileURLWithPath: svg)) } catch {
+                    throw EngineError.apply("cannot write the chart: \(error)")
                 }
             }
             if let hostsSvg {
-                do { try Data(SimulationSVG.hostsOn(report).utf8).write(to: URL(fileURLWithPath: hostsSvg)) } catch {
-                    throw EngineError.apply("cannot write \(hostsSvg): \(error)")
+                do { try AtomicFile.write(Data(SimulationSVG.hostsOn(report).utf8), to: URL(fileURLWithPath: hostsSvg)) } catch {
+                    throw EngineError.apply("cannot write the hosts chart: \(error)")
                 }
             }
             if json { print(String(decoding: try report.encoded(), as: UTF8.self)) }
@@ -79,9 +87,8 @@ struct Simulate: ParsableCommand {
                 print(SimulationRenderer(color: Output.isTerminal).render(report))
                 if let svg { print("\nChart: \(svg)") }
             }
-        } catch let error as EngineError {
-            Output.error("error: \(error)")
-            throw ExitCode.invalid
+        } catch {
+            throw Output.failure(error, json: json)
         }
     }
 

@@ -117,7 +117,7 @@ final class ReconcileCLITests: XCTestCase {
         let refused = try CLI.run(["reconcile", "Clusters/demo", "--commit"], in: root, environment: Self.env)
         XCTAssertEqual(refused.status, 1)
         XCTAssertTrue(refused.stderr.contains("reconcile by ci@runner-7 (pid 42)"), refused.stderr)
-        XCTAssertTrue(refused.stderr.contains("sandpiper force-unlock dead-beef DIR --git"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("sandpiper force-unlock dead-beef Clusters/demo --git"), refused.stderr)
         XCTAssertEqual(try CLI.run(["force-unlock", "wrong-id", "Clusters/demo", "--git"], in: root).status, 1)
         let released = try CLI.run(["force-unlock", "dead-beef", "Clusters/demo", "--git"], in: root)
         XCTAssertEqual(released.status, 0, released.stderr)
@@ -194,7 +194,8 @@ final class ReconcileCLITests: XCTestCase {
         let again = try CLI.run(["plan", "Clusters/demo", "--propose", "--json"], in: root, environment: Self.env)
         let id = try XCTUnwrap(try json(again.stdout)["id"] as? String)
         XCTAssertNotEqual(id, staleID)
-        try FileManager.default.removeItem(at: root.appendingPathComponent("Clusters/demo/plans"))  // plan's local copies
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("Clusters/demo/plans/\(id).json").path),
+                       "--propose keeps the plan on its branch, not as an untracked file")
         let applied = try CLI.run(["apply", "Clusters/demo", "--from-ref", "sandpiper/proposals/\(id)", "--json"],
                                   in: root, environment: Self.env)
         let report = try json(applied.stdout)

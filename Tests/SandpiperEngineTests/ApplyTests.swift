@@ -97,7 +97,7 @@ final class ApplyTests: XCTestCase {
         let reasons = Applier(cluster: s.cluster, connections: s.connections, state: state)
             .staleness(of: s.document, stateBefore: state)
         XCTAssertEqual(reasons.count, 1)
-        XCTAssertTrue(reasons[0].hasPrefix("state.json belongs to another lineage"), reasons[0])
+        XCTAssertTrue(reasons[0].hasPrefix("state.json was created (lineage "), reasons[0])
         try FileManager.default.removeItem(at: StateFile(directory: s.cluster.directory).url)
 
         // 4. The fleet changed by hand: web2 moved pm2 -> pm3.
@@ -172,5 +172,66 @@ final class PlanIntegrityTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("the plan was modified after it was made (its id is \(document.id!)"),
                           "\(error)")
         }
+    }
+}
+
+/// Every action the libvirt test driver supports, planned and applied through the engine.
+final class ActuationThroughEngineTests: XCTestCase {
+    func testDefineStartResizeAndTuneAreAppliedOnTheTestDriver() throws {
+        let root = try temporaryDirectory(self)
+        let dir = try copyBundledCluster("demo", into: root)
+        let specURL = dir.appendingPathComponent("cluster.yaml")
+        var spec = try String(contentsOf: specURL, encoding: .utf8)
+        // web1 is declared with 1 vCPU (it runs with 2): resize. Its memory limit shrinks to 1.5 GiB: tune.
+        spec = spec.replacingOccurrences(of: """
+              - name: web1
+                vcpus: 2
+            """, with: """
+              - name: web1
+                vcpus: 1
+            """)
+        spec = spec.replacingOccurrences(of: "cpu:    {reservation: 0.5, limit: 2, shares: high}\n      memory: {reservation: 1GiB, limit: 2GiB, shares: normal}",
+                                         with: "cpu:    {reservation: 0.5, limit: 1, shares: high}\n      memory: {reservation: 1GiB, limit: 1536MiB, shares: normal}")
+        // A VM declared but absent: defined from its template and started.
+        spec += """
+              - name: api1
+                vcpus: 1
+                memory: 512MiB
+                template: templates/vm.xml
+                resources: {memory: {reservation: 256MiB, limit: 512MiB}}
+
+            """
+        // Keep the declared VMs together (the groups section follows the VMs).
+        let groups = "groups:\n  - {name: web-spread, vms: [web1, web2], rule: anti-affinity, enforcement: must}\n"
+        spec = spec.replacingOccurrences(of: groups, with: "") + groups
+        try write(spec, to: specURL)
+        let cluster = try ClusterLoader.load(dir.path)
+        let connections = FleetConnections(cluster: cluster)
+        defer { connections.closeAll() }
+        let snapshot = try Engine.observe(cluster, connections: connections, state: nil)
+        let document = Engine.plan(cluster, snapshot: snapshot, state: nil)
+        let kinds = Set(document.actions.map { "\($0.kind) \($0.vm)" })
+        XCTAssertTrue(kinds.isSuperset(of: ["define api1", "start api1", "resize web1", "tune web1"]), "\(kinds)")
+
+        let applier = Applier(cluster: cluster, connections: connections, state: nil)
+        let report = try applier.apply(document)
+        XCTAssertTrue(report.succeeded, "\(report.outcomes)")
+
+        let target = try XCTUnwrap(document.actions.first { $0.kind == "define" }?.to)
+        let api1 = try connections.connection(target)!.domain(named: "api1")
+        XCTAssertEqual(api1.state, .running)
+        XCTAssertEqual(api1.memoryMiB, 512)
+        XCTAssertEqual(api1.vcpus, 1)
+        let web1 = try connections.connection("pm1")!.domain(named: "web1")
+        XCTAssertEqual(web1.vcpus, 1)
+        XCTAssertEqual(web1.memoryTune?.hardLimitMiB, 1536)
+        XCTAssertEqual(web1.memoryTune?.softLimitMiB, 1024)
+
+        // Converged: the next plan on the same fleet has nothing left to do for these VMs.
+        let state = try StateFile(directory: cluster.directory).read()
+        let next = Engine.plan(cluster, snapshot: try Engine.observe(cluster, connections: connections, state: state),
+                               state: state)
+        XCTAssertFalse(next.actions.contains { $0.vm == "api1" || ($0.vm == "web1" && $0.kind != "migrate") },
+                       "\(next.actions.map { "\($0.kind) \($0.vm): \($0.reason)" })")
     }
 }

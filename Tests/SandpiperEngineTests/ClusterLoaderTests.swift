@@ -143,3 +143,56 @@ final class StateFileTests: XCTestCase {
         XCTAssertEqual(written.journal.first?.actionID, "a20")
     }
 }
+
+final class StateInventoryTests: XCTestCase {
+    func testVMsOfAnUnreachableHostAreKeptWithTheirResidencyClock() {
+        var state = StateDocument(cluster: "c")
+        state.record(Observation(hosts: [HostObservation(name: "pm1", cpus: 8, memoryMiB: 1024, networkMbps: 1000),
+                                         HostObservation(name: "pm2", cpus: 8, memoryMiB: 1024, networkMbps: 1000)],
+                                 vms: [VMObservation(name: "a", host: "pm1", vcpus: 1, memoryMiB: 512, lastMovedAt: 100),
+                                       VMObservation(name: "b", host: "pm2", vcpus: 1, memoryMiB: 512, lastMovedAt: 200)]))
+        // pm2 does not answer; pm1 does, and a moved from... nowhere: it is still on pm1.
+        state.record(Observation(hosts: [HostObservation(name: "pm1", cpus: 8, memoryMiB: 1024, networkMbps: 1000),
+                                         HostObservation(name: "pm2", status: .unknown(reason: "timeout"), cpus: 0,
+                                                         memoryMiB: 0, networkMbps: 0)],
+                                 vms: [VMObservation(name: "a", host: "pm1", vcpus: 1, memoryMiB: 512, lastMovedAt: 100)]))
+        XCTAssertEqual(state.inventory?.vms.map { "\($0.name)@\($0.host):\($0.lastMovedAt ?? -1)" }, ["a@pm1:100.0", "b@pm2:200.0"])
+        // When pm2 answers again without b, b is gone for real.
+        state.record(Observation(hosts: [HostObservation(name: "pm1", cpus: 8, memoryMiB: 1024, networkMbps: 1000),
+                                         HostObservation(name: "pm2", cpus: 8, memoryMiB: 1024, networkMbps: 1000)],
+                                 vms: [VMObservation(name: "a", host: "pm1", vcpus: 1, memoryMiB: 512)]))
+        XCTAssertEqual(state.inventory?.vms.map(\.name), ["a"])
+    }
+
+    func testInterruptedActionsAreThoseStartedWithoutAnOutcome() {
+        var state = StateDocument(cluster: "c")
+        state.lastPlan = .init(id: "p1", status: "applying")
+        state.journal = [
+            JournalEntry(planID: "p0", actionID: "1", summary: "old", status: .started, at: 0),
+            JournalEntry(planID: "p1", actionID: "1", summary: "tune a", status: .started, at: 1),
+            JournalEntry(planID: "p1", actionID: "2", summary: "migrate b", status: .started, at: 1),
+            JournalEntry(planID: "p1", actionID: "1", summary: "tune a", status: .done, at: 2),
+        ]
+        XCTAssertEqual(state.interruptedActions.map(\.summary), ["migrate b"])
+        state.lastPlan?.status = "applied"
+        XCTAssertEqual(state.interruptedActions, [])
+    }
+}
+
+final class TraceValidationTests: XCTestCase {
+    func testAMalformedTraceIsReportedByValidate() throws {
+        let root = try temporaryDirectory(self)
+        let dir = try copyBundledCluster("demo", into: root)
+        let traceURL = dir.appendingPathComponent("traces/demo.csv")
+        var lines = try String(contentsOf: traceURL, encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[74] = lines[74].replacingOccurrences(of: ",1.", with: ",abc1.")
+        try write(lines.joined(separator: "\n") + "\n", to: traceURL)
+        XCTAssertThrowsError(try ClusterLoader.load(dir.path)) { error in
+            let d = (error as! LoadError).diagnostics
+            XCTAssertEqual(d.count, 1, "\(d)")
+            XCTAssertTrue(d.first?.file.hasSuffix("Clusters/demo/traces/demo.csv") == true, "\(d)")
+            XCTAssertEqual(d.first?.line, 75)
+            XCTAssertTrue(d.first?.message.contains("is not a non-negative number") == true, "\(d)")
+        }
+    }
+}

@@ -318,7 +318,7 @@ final class GitWorkflowTests: XCTestCase {
         XCTAssertThrowsError(try GitRefLock.acquire(repo.repository, cluster: "demo", remote: nil,
                                                     operation: "reconcile", author: Self.operatorSignature)) { error in
             XCTAssertTrue("\(error)".contains("lock ID \(first.info.id)"), "\(error)")
-            XCTAssertTrue("\(error)".contains("sandpiper force-unlock \(first.info.id) DIR --git"), "\(error)")
+            XCTAssertTrue("\(error)".contains("sandpiper force-unlock \(first.info.id) Clusters/demo --git"), "\(error)")
         }
         // A reconcile in the meantime is refused, names the holder, and commits nothing.
         let tip = try repo.repository.resolve("main")

@@ -32,3 +32,27 @@ final class SimulateSafetyTests: XCTestCase {
         }
     }
 }
+
+final class CommitScrubberTests: XCTestCase {
+    /// Removing the scrubber (or narrowing the redaction rules) must fail this test: the text quotes the URI,
+    /// the password alone and the key file path alone, as libvirt and ssh errors do.
+    func testCredentialsAreRemovedWhereverTheyAreQuoted() throws {
+        let root = try temporaryDirectory(self)
+        let dir = try copyBundledCluster("demo", into: root)
+        let secretURI = "qemu+ssh://root:hunter2@pm3.example.org/system?keyfile=/root/.ssh/id_sandpiper&no_verify=1"
+        let specURL = dir.appendingPathComponent("cluster.yaml")
+        try write(try String(contentsOf: specURL, encoding: .utf8)
+            .replacingOccurrences(of: "test:hosts/pm3.xml", with: secretURI), to: specURL)
+        let cluster = try ClusterLoader.load(dir.path)
+        let text = """
+            error: cannot connect to \(secretURI): Permission denied (publickey,password).
+            ssh: password hunter2 rejected; tried /root/.ssh/id_sandpiper
+            {"uri":"\(secretURI.replacingOccurrences(of: "/", with: "\\/"))"}
+            """
+        let clean = CommitScrubber.scrub(text, cluster: cluster)
+        XCTAssertFalse(clean.contains("hunter2"), clean)
+        XCTAssertFalse(clean.contains("id_sandpiper"), clean)
+        XCTAssertTrue(clean.contains("qemu+ssh://root:***@pm3.example.org/system?keyfile=***&no_verify=1"), clean)
+        XCTAssertEqual(CommitScrubber.scrub(Array(text.utf8), cluster: cluster), Array(clean.utf8))
+    }
+}

@@ -23,24 +23,10 @@ final class QemuApplyTests: XCTestCase {
 
         // An operator repository around the two daemons.
         let root = try temporaryDirectory(self)
-        let dir = root.appendingPathComponent("Clusters/lab")
         try FileManager.default.createDirectory(at: root.appendingPathComponent("Policies"), withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("Policies/default.yaml"),
                                          to: root.appendingPathComponent("Policies/default.yaml"))
-        try write("""
-            apiVersion: sandpiper/v1
-            kind: Cluster
-            name: lab
-            telemetry: {source: trace, trace: traces/t.csv, interval: 10s}
-            hosts:
-              - {name: a, uri: "\(lab.uri("A"))"}
-              - {name: b, uri: "\(lab.uri("B"))"}
-            vms:
-              - {name: tiny, vcpus: 1, memory: 64MiB, placement: {host: b}}
-            """, to: dir.appendingPathComponent("cluster.yaml"))
-        var csv = Trace.header + "\n"
-        for t in stride(from: 0, to: 50, by: 10) { csv += "\(t),tiny,0.05,0.1,40,,20\n" }
-        try write(csv, to: dir.appendingPathComponent("traces/t.csv"))
+        let dir = try lab.writeCluster(root: root)
 
         let cluster = try ClusterLoader.load(dir.path)
         let connections = FleetConnections(cluster: cluster)

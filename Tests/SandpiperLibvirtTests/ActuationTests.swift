@@ -13,13 +13,11 @@ final class ActuationTests: XCTestCase {
         XCTAssertNotNil(web.cpuTimeNs)                 // test driver: wall clock via the per-domain fallback
         XCTAssertEqual(web.balloonCurrentKiB, 1024 * 1024)
         XCTAssertNil(s1.domains["db1"]?.cpuTimeNs)     // shut off: no counters
-        print(web)
         Thread.sleep(forTimeInterval: 0.05)
         let s2 = try conn.allDomainStats()
         XCTAssertGreaterThan(s2.timestampNs, s1.timestampNs)
         let u = UtilizationCalculator.utilization(previous: s1, current: s2)
         XCTAssertEqual(u.map(\.name), ["db1", "web1"])
-        print(u)
     }
 
     func testSetMemoryAndVcpusLive() throws {

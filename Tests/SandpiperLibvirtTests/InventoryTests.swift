@@ -11,7 +11,6 @@ final class InventoryTests: XCTestCase {
         XCTAssertFalse(host.hostname.isEmpty)
         XCTAssertTrue(host.libvirtVersion.hasPrefix("9."), host.libvirtVersion)
         XCTAssertFalse(conn.keepAliveActive)
-        print(host)
     }
 
     func testDomainsExactValues() throws {
@@ -31,6 +30,5 @@ final class InventoryTests: XCTestCase {
         XCTAssertEqual(db.state, .shutoff)
         XCTAssertEqual(db.vcpus, 1)
         XCTAssertEqual(db.memoryMiB, 512)
-        print(doms)
     }
 }
