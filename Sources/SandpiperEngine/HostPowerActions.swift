@@ -75,7 +75,21 @@ extension Applier {
                         output: result.output, powered: actual.map { (host, $0) })
                 }
             }
-            return HostActionResult(detail: "\(host) powered \(on ? "on" : "off") (\(command.display))",
+            var detail = "\(host) powered \(on ? "on" : "off") (\(command.display))"
+            if on && connections.connection(host) == nil {
+                // Booting: wait (up to the command timeout) for libvirt to answer, so the migrations onto the host
+                // that depend on this action find it. Still not answering: the host is on; they fail, state true.
+                let deadline = Date().addingTimeInterval(timeout)
+                connections.reopen(host)
+                while connections.connection(host) == nil && Date() < deadline {
+                    Thread.sleep(forTimeInterval: min(5, max(0, deadline.timeIntervalSinceNow)))
+                    connections.reopen(host)
+                }
+                if connections.connection(host) == nil {
+                    detail += "; libvirt on \(host) does not answer yet (\(connections.failure(host) ?? "not connected"))"
+                }
+            }
+            return HostActionResult(detail: detail,
                                     output: result.output.isEmpty ? nil : result.output, powered: (host, on))
         default:
             throw ApplyError("unknown host action \(action.kind)")

@@ -219,4 +219,23 @@ final class PowerTests: XCTestCase {
             return XCTFail("pm2 held a VM: unknown, not standby (\(second.hosts))")
         }
     }
+
+    /// Power-on waits (up to the command timeout) for libvirt on the host; a host that does not answer yet is
+    /// still recorded on, with a note.
+    func testPowerOnWaitsForLibvirtThenReportsIt() throws {
+        let cluster = try makeCluster(off: ["/bin/true"], timeout: "1s",
+                                      pm2URI: "qemu+unix:///system?socket=/nonexistent/libvirt-sock")
+        let connections = FleetConnections(cluster: cluster, timeout: .seconds(5))
+        defer { connections.closeAll() }
+        var state = StateDocument(cluster: "p")
+        var inv = Observation(inventory: connections.inventory(now: 0), samples: [:], now: 0, intervalSeconds: 10)
+        inv.hosts = inv.hosts.map { var h = $0; if h.name == "pm2" { h.status = .standby }; return h }
+        state.inventory = inv
+        let applier = Applier(cluster: cluster, connections: connections, state: state)
+        let report = try applier.apply(try document(cluster, connections, state: state, [("power-on", "pm2")]))
+        XCTAssertTrue(report.succeeded, "\(report.outcomes)")
+        XCTAssertTrue(report.outcomes[0].detail?.contains("libvirt on pm2 does not answer yet") == true,
+                      report.outcomes[0].detail ?? "")
+        XCTAssertNotEqual(applier.state.inventory?.hosts.first { $0.name == "pm2" }?.status, .standby)
+    }
 }
