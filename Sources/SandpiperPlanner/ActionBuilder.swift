@@ -97,7 +97,7 @@ struct ActionBuilder: Sendable {
         let drain = add(Draft(kind: .drain, vm: "", from: nil, to: nil, mode: nil, deps: departures[host] ?? [],
                               swapGroup: nil, parameters: ActionParameters(), reason: drainReason,
                               host: hostNames[host]))
-        add(Draft(kind: .powerOff, vm: "", from: nil, to: nil, mode: nil, deps: [drain], swapGroup: nil,
+        _ = add(Draft(kind: .powerOff, vm: "", from: nil, to: nil, mode: nil, deps: [drain], swapGroup: nil,
                   parameters: ActionParameters(), reason: offReason, host: hostNames[host]))
     }
 
