@@ -7,45 +7,16 @@ busier), 5% noise; memory in use 2.2-3.2 GiB of a 4 GiB allocation. Deterministi
 Run from the repository root: python3 docs/tools/gen_diurnal.py
 """
 import math
+import os
 import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 HOSTS, VMS, STEP, HOURS = 12, 60, 300, 48
 rng = random.Random(9)
 
-def hash_name(s):
-    h = 2166136261
-    for c in s.encode():
-        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
-    return h
-
-def node_xml(cpus, mem_mib, domains):
-    doms = []
-    for i, (name, vcpus, mib) in enumerate(domains):
-        uuid = "%08x-0000-4000-8000-%012x" % (hash_name(name), i + 1)
-        doms.append(f"""  <domain type='test'>
-    <name>{name}</name>
-    <uuid>{uuid}</uuid>
-    <memory unit='MiB'>{mib}</memory>
-    <currentMemory unit='MiB'>{mib}</currentMemory>
-    <vcpu>{vcpus}</vcpu>
-    <os><type arch='x86_64'>hvm</type></os>
-  </domain>""")
-    return f"""<?xml version='1.0'?>
-<!-- libvirt test-driver host: CPUs, memory and the domains running on it when Sandpiper first looks. -->
-<node>
-  <cpu>
-    <mhz>2400</mhz>
-    <model>x86_64</model>
-    <nodes>1</nodes>
-    <sockets>1</sockets>
-    <cores>{cpus}</cores>
-    <threads>1</threads>
-    <active>{cpus}</active>
-  </cpu>
-  <memory>{mem_mib * 1024}</memory>
-{chr(10).join(doms)}
-</node>
-"""
+from testdriver import node_xml  # noqa: E402  (docs/tools/testdriver.py)
 
 vms = [f"vm{i}" for i in range(1, VMS + 1)]
 gold = set(vms[::5])  # every fifth VM: gold (cpu threshold 70%)
