@@ -60,6 +60,7 @@ public final class Applier: @unchecked Sendable {
     public init(cluster: LoadedCluster, connections: FleetConnections, state: StateDocument?) {
         self.cluster = cluster
         self.connections = connections
+        host = { [connections] name in connections.connection(name) }
         self.stateFile = StateFile(directory: cluster.directory)
         self.state = state ?? StateDocument(cluster: cluster.spec.name)
     }
@@ -172,7 +173,10 @@ public final class Applier: @unchecked Sendable {
             pending = waiting
         }
         state.lastPlan = .init(id: planID, status: report.succeeded ? "applied" : "failed")
-        try refreshInventory(movedNow: Set(document.actions.filter { $0.kind == "migrate" }.map(\.vm)))
+        // Only moves that completed start a VM's residency clock; a failed one left it where it was.
+        let completed = Set(report.outcomes.filter { $0.status == .done }.map(\.actionID))
+        try refreshInventory(movedNow: Set(document.actions.filter { $0.kind == "migrate" && completed.contains($0.id) }
+            .map(\.vm)))
         try save()
         return report
     }
@@ -255,9 +259,12 @@ public final class Applier: @unchecked Sendable {
         state.record(observation)
     }
 
-    private func connection(_ host: String?) throws -> LibvirtConnection {
+    /// How actions reach a host; tests replace it to inject failures around the real connections.
+    public var host: @Sendable (String) -> (any FleetHost)?
+
+    private func connection(_ host: String?) throws -> any FleetHost {
         guard let host else { throw ApplyError("the action names no host") }
-        guard let c = connections.connection(host) else {
+        guard let c = self.host(host) else {
             throw ApplyError("host \(host) is unreachable: \(connections.failure(host) ?? "not connected")")
         }
         return c
@@ -309,7 +316,7 @@ public final class Applier: @unchecked Sendable {
         }
     }
 
-    private func expect(_ vm: String, on c: LibvirtConnection, host: String) throws {
+    private func expect(_ vm: String, on c: any FleetHost, host: String) throws {
         guard try c.domainIfExists(named: vm) != nil else {
             throw ApplyError("\(vm) is no longer on \(host); the fleet changed after the plan was made")
         }
@@ -394,7 +401,7 @@ public final class Applier: @unchecked Sendable {
     /// Re-checks just before a move that the target can still admit the VM: the reservations of what runs there
     /// now (the plan may be hours old, and VMs may have been started by hand) plus this VM's stay within the
     /// target's capacity. Utilization fit was the planner's job; reservations are the hard guarantee.
-    private func checkFits(_ vm: String, from source: LibvirtConnection, on target: LibvirtConnection,
+    private func checkFits(_ vm: String, from source: any FleetHost, on target: any FleetHost,
                            host: String) throws {
         let info = try target.hostInfo()
         let resident = try target.domains().filter { $0.state == .running || $0.state == .paused }.map(\.name)

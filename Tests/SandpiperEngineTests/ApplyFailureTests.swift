@@ -1,0 +1,93 @@
+import Foundation
+import SandpiperEngine
+import SandpiperLibvirt
+import SandpiperModel
+import XCTest
+
+/// A real test-driver host with failures injected where the test driver itself would accept everything.
+final class FaultyHost: FleetHost, @unchecked Sendable {
+    enum Fault { case memoryTune(LibvirtError), migrate(LibvirtError) }
+    let real: LibvirtConnection
+    let faults: [Fault]
+    init(_ real: LibvirtConnection, _ faults: [Fault]) { self.real = real; self.faults = faults }
+
+    var underlying: LibvirtConnection? { real }
+    func hostInfo() throws(LibvirtError) -> HostInfo { try real.hostInfo() }
+    func domains() throws(LibvirtError) -> [DomainInfo] { try real.domains() }
+    func domain(named name: String) throws(LibvirtError) -> DomainInfo { try real.domain(named: name) }
+    func domainIfExists(named name: String) throws(LibvirtError) -> DomainInfo? { try real.domainIfExists(named: name) }
+    func define(xml: String) throws(LibvirtError) -> String { try real.define(xml: xml) }
+    func start(_ name: String) throws(LibvirtError) { try real.start(name) }
+    func destroy(_ name: String) throws(LibvirtError) { try real.destroy(name) }
+    func undefine(_ name: String) throws(LibvirtError) { try real.undefine(name) }
+    func setVcpus(_ name: String, count: Int, scope: ChangeScope) throws(LibvirtError) {
+        try real.setVcpus(name, count: count, scope: scope)
+    }
+    func setMemory(_ name: String, mib: UInt64, scope: ChangeScope) throws(LibvirtError) {
+        try real.setMemory(name, mib: mib, scope: scope)
+    }
+    func setCPUTune(_ name: String, _ tune: CPUTune, scope: ChangeScope) throws(LibvirtError) {
+        try real.setCPUTune(name, tune, scope: scope)
+    }
+    func setMemoryTune(_ name: String, hardLimit: MemoryLimit?, softLimit: MemoryLimit?,
+                       scope: ChangeScope) throws(LibvirtError) {
+        for case .memoryTune(let e) in faults { throw e }
+        try real.setMemoryTune(name, hardLimit: hardLimit, softLimit: softLimit, scope: scope)
+    }
+    func migrate(_ name: String, to target: any FleetHost, mode: SandpiperLibvirt.MigrationMode, allowCold: Bool,
+                 options: LiveMigrationOptions) throws(LibvirtError) -> MigrationReport {
+        for case .migrate(let e) in faults { throw e }
+        return try real.migrate(name, to: target, mode: mode, allowCold: allowCold, options: options)
+    }
+}
+
+final class ApplyFailureTests: XCTestCase {
+    func demo() throws -> (LoadedCluster, FleetConnections, FleetSnapshot, PlanDocument) {
+        let root = try temporaryDirectory(self)
+        let cluster = try ClusterLoader.load(try copyBundledCluster("demo", into: root).path)
+        let connections = FleetConnections(cluster: cluster)
+        addTeardownBlock { connections.closeAll() }
+        let snapshot = try Engine.observe(cluster, connections: connections, state: nil)
+        return (cluster, connections, snapshot, Engine.plan(cluster, snapshot: snapshot, state: nil))
+    }
+
+    /// A memtune the host refuses (not "unsupported": the connection broke) fails its action instead of being
+    /// journaled as done; the other actions of the wave still run.
+    func testARefusedTuneFailsItsActionAndNothingElse() throws {
+        let (cluster, connections, _, document) = try demo()
+        let broken = LibvirtError(code: LibvirtError.Code.rpc, domain: 7, message: "End of file while reading data")
+        let applier = Applier(cluster: cluster, connections: connections, state: nil)
+        applier.host = { name in
+            guard let real = connections.connection(name) else { return nil }
+            return name == "pm2" ? FaultyHost(real, [.memoryTune(broken)]) : real
+        }
+        let report = try applier.apply(document)
+        XCTAssertFalse(report.succeeded)
+        let web2 = try XCTUnwrap(document.actions.first { $0.kind == "tune" && $0.vm == "web2" })
+        let outcome = try XCTUnwrap(report.outcomes.first { $0.actionID == web2.id })
+        XCTAssertEqual(outcome.status, .failed)
+        XCTAssertTrue(outcome.detail?.contains("End of file while reading data") == true, outcome.detail ?? "")
+        XCTAssertEqual(report.outcomes.filter { $0.status == .done }.count, document.actions.count - 1)
+        let state = try XCTUnwrap(try StateFile(directory: cluster.directory).read())
+        XCTAssertEqual(state.journal.last { $0.actionID == web2.id }?.status, .failed)
+        XCTAssertEqual(state.lastPlan?.status, "failed")
+    }
+
+    /// A migration that breaks leaves the VM where libvirt says it is, and the state says the same.
+    func testABrokenMigrationLeavesStateTrueToTheFleet() throws {
+        let (cluster, connections, _, document) = try demo()
+        let aborted = LibvirtError(code: LibvirtError.Code.operationAborted, domain: 10, message: "migration job: canceled by client")
+        let applier = Applier(cluster: cluster, connections: connections, state: nil)
+        applier.host = { name in
+            guard let real = connections.connection(name) else { return nil }
+            return name == "pm2" ? FaultyHost(real, [.migrate(aborted)]) : real
+        }
+        let report = try applier.apply(document)
+        let move = try XCTUnwrap(document.actions.first { $0.kind == "migrate" })
+        XCTAssertEqual(report.outcomes.first { $0.actionID == move.id }?.status, .failed)
+        XCTAssertEqual(try connections.connection("pm2")!.domain(named: "batch1").state, .running)
+        let state = try XCTUnwrap(try StateFile(directory: cluster.directory).read())
+        XCTAssertEqual(state.inventory?.vms.first { $0.name == "batch1" }?.host, "pm2")
+        XCTAssertNil(state.inventory?.vms.first { $0.name == "batch1" }?.lastMovedAt, "it did not move")
+    }
+}
