@@ -90,11 +90,13 @@ public final class Applier: @unchecked Sendable {
             }
         }
         let inventory = connections.inventory(previous: stateBefore?.inventory, now: clock())
-        let digest = SHA256.hex(PlanDocument.inventoryDigestInput(Observation(inventory: inventory, samples: [:],
-                                                                              now: 0, intervalSeconds: 0)))
+        // A host that stopped answering since the plan still holds the VMs the state last saw there: compare
+        // with those (as `StateDocument.record` keeps them), so an unrelated outage does not make every plan stale.
+        let digest = Engine.inventoryDigest(Observation(inventory: inventory, samples: [:], now: 0, intervalSeconds: 0),
+                                            state: stateBefore)
         // A host that does not answer makes the plan stale only if an action needs it; then the inventory
         // check below cannot vouch for it either.
-        let needed = Set(document.actions.flatMap { [$0.from, $0.to].compactMap { $0 } })
+        let needed = Set(document.actions.flatMap { [$0.from, $0.to, $0.host].compactMap { $0 } })
         let down = inventory.unknownHosts.filter { needed.contains($0.name) }
         for host in down {
             if case .unknown(let why) = host.status { reasons.append("host \(host.name) is unreachable (\(why))") }
@@ -225,8 +227,13 @@ public final class Applier: @unchecked Sendable {
         return results.values
     }
 
-    private func record(_ outcome: ApplyReport.Outcome, planID: String,
+    private func record(_ raw: ApplyReport.Outcome, planID: String,
                         report: inout ApplyReport) throws(EngineError) {
+        // Errors and command output are free text that may quote a host URI or its secrets: scrub them once,
+        // here, so the report, the journal in state.json and every commit of it are clean.
+        var outcome = raw
+        outcome.detail = outcome.detail.map { CommitScrubber.scrub($0, cluster: cluster) }
+        outcome.output = outcome.output.map { CommitScrubber.scrub($0, cluster: cluster) }
         report.outcomes.append(outcome)
         onFinish?(outcome)
         try journal(JournalEntry(planID: planID, actionID: outcome.actionID, summary: outcome.summary,

@@ -119,11 +119,21 @@ public enum Engine {
         let basedOn = PlanDocument.BasedOn(
             specDigest: cluster.specDigest, policyDigest: cluster.policyDigest, specCommit: specCommit,
             stateLineage: state?.lineage, stateSerial: state?.serial,
-            inventoryDigest: SHA256.hex(PlanDocument.inventoryDigestInput(snapshot.observation)))
+            inventoryDigest: inventoryDigest(snapshot.observation, state: state))
         var document = PlanDocument(plan: plan, basedOn: basedOn)
         document.cluster = cluster.spec.name
         document.id = planID(document)
         return document
+    }
+
+    /// The digest a plan records of the fleet: the observed VMs, plus those the state last saw on hosts that do
+    /// not answer now (kept as `StateDocument.record` keeps them), so an outage of a host no action touches does
+    /// not make a plan stale, at plan time or at apply time.
+    public static func inventoryDigest(_ observation: Observation, state: StateDocument?) -> String {
+        var seen = state ?? StateDocument(cluster: "", lineage: "")
+        seen.record(observation)
+        let merged = Observation(hosts: observation.hosts, vms: seen.inventory?.vms ?? observation.vms)
+        return SHA256.hex(PlanDocument.inventoryDigestInput(merged))
     }
 
     /// A plan's id: the first 12 hex digits of the SHA-256 of its canonical JSON without the id.

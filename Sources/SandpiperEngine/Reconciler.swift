@@ -129,9 +129,10 @@ public final class Reconciler {
         var lowState = state ?? StateDocument(cluster: cluster.spec.name)
         let lowChanged = Engine.recordLowSince(cluster, snapshot: &snapshot, state: &lowState)
         // The observed inventory is recorded when it differs from the state's (so the plan is based on it).
-        if lowChanged || Self.inventoryChanged(state?.inventory, snapshot.observation) {
-            var next = state ?? StateDocument(cluster: cluster.spec.name)
-            next.record(snapshot.observation)
+        var next = state ?? StateDocument(cluster: cluster.spec.name)
+        next.record(snapshot.observation)
+        // Compare with what would be recorded (VMs of unreachable hosts kept), or an outage rewrites state each run.
+        if lowChanged || Self.inventoryChanged(state?.inventory, next.inventory ?? snapshot.observation) {
             do { state = try stateFile.write(next) } catch { throw EngineError.state(error) }
             touched.insert("state.json")
             recorded = true
@@ -218,6 +219,8 @@ public final class Reconciler {
         copy.summary.change = count(["tune", "resize"])
         copy.summary.move = count(["migrate"])
         copy.summary.remove = count(["stop", "undefine"])
+        let power = count(["drain", "power-off", "power-on"])
+        copy.summary.power = power == 0 ? nil : power
         copy.id = Engine.planID(copy)
         return copy
     }
@@ -248,7 +251,7 @@ public final class Reconciler {
                 o.baseCommit = snapshot.commit.hex
                 o.attempts = attempt
                 outcome = o
-                return GitSession.Work(touched: [])
+                return GitSession.Work(touched: [], proposal: o.proposal)
             }
             let hosts = snapshot.cluster.spec.hosts.map { "\($0.name) \($0.uri)" }
             if connections == nil || hosts != connectedHosts {
@@ -424,7 +427,9 @@ public final class GitSession {
             recorded = recorded || w.recordedInventory
             for rel in w.touched {
                 if let bytes = snapshot.bytes(rel) {
-                    carried[location.clusterDirectory + "/" + rel] = CommitScrubber.scrub(bytes, cluster: snapshot.cluster)
+                    // Files are committed as written: state and plans never hold URIs (hosts go by name), and the
+                    // free text that could quote one (journal errors, command output) is scrubbed when journaled.
+                    carried[location.clusterDirectory + "/" + rel] = bytes
                 }
             }
             if carried.isEmpty { return Result(base: base, commit: nil, pushed: false, attempts: attempt, notes: notes) }
@@ -594,9 +599,7 @@ public enum GitPlanApply {
         var files: [String: [UInt8]] = [:]
         for (rel, url) in [("state.json", StateFile(directory: cluster.directory).url), ("plans/\(id).json", planURL)] {
             guard let data = FileManager.default.contents(atPath: url.path) else { continue }
-            let scrubbed = CommitScrubber.scrub([UInt8](data), cluster: cluster)
-            if scrubbed != [UInt8](data) { try AtomicFile.write(Data(scrubbed), to: url) }
-            files[location.clusterDirectory + "/" + rel] = scrubbed
+            files[location.clusterDirectory + "/" + rel] = [UInt8](data)
         }
         let subject = GitCommitMessage.subject(cluster: cluster.spec.name, applied: [document], reports: [report],
                                                recordedInventory: false)

@@ -91,3 +91,27 @@ final class ApplyFailureTests: XCTestCase {
         XCTAssertNil(state.inventory?.vms.first { $0.name == "batch1" }?.lastMovedAt, "it did not move")
     }
 }
+
+final class UnrelatedOutageTests: XCTestCase {
+    /// pm1 stops answering after the plan was made; a plan that does not touch pm1 stays fresh, one that does
+    /// is stale and says why.
+    func testAnOutageMakesStaleOnlyThePlansThatNeedTheHost() throws {
+        let root = try temporaryDirectory(self)
+        let cluster = try ClusterLoader.load(try copyBundledCluster("demo", into: root).path)
+        let connections = FleetConnections(cluster: cluster)
+        defer { connections.closeAll() }
+        var state = StateDocument(cluster: "demo")
+        state.record(try Engine.observe(cluster, connections: connections, state: nil).observation)
+        state = try StateFile(directory: cluster.directory).write(state)
+        let full = Engine.plan(cluster, snapshot: try Engine.observe(cluster, connections: connections, state: state),
+                               state: state)
+        var elsewhere = full
+        elsewhere.actions = full.actions.filter { $0.from != "pm1" && $0.to != "pm1" }
+        XCTAssertFalse(elsewhere.actions.isEmpty)
+
+        connections.markUnknown("pm1", reason: "connection reset")
+        let applier = Applier(cluster: cluster, connections: connections, state: state)
+        XCTAssertEqual(applier.staleness(of: elsewhere, stateBefore: state), [])
+        XCTAssertEqual(applier.staleness(of: full, stateBefore: state), ["host pm1 is unreachable (connection reset)"])
+    }
+}
