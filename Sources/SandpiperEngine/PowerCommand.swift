@@ -37,42 +37,73 @@ public struct PowerCommand: Sendable {
     /// "/usr/bin/ipmitool -H pm4-bmc chassis power on" for messages.
     public var display: String { argv.joined(separator: " ") }
 
+    /// Runs the command in a process group of its own: the deadline covers the whole group (a wrapper script
+    /// and the tool it runs), only the direct child is waited for, and output is read without waiting for
+    /// descendants that keep the pipe open (`ssh -f`, a daemonising helper).
     public func run() throws -> Result {
         guard let program = argv.first, program.hasPrefix("/") else {
             throw ApplyError("power command \(argv) does not start with an absolute program path")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = Array(argv.dropFirst())
-        process.environment = ["PATH": "/usr/bin:/bin"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw ApplyError("cannot run \(program): pipe: \(String(cString: strerror(errno)))") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        posix_spawn_file_actions_addclose(&actions, fds[1])
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+
+        let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        let cEnv: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/bin:/bin"), nil]
+        defer { for p in cArgs + cEnv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, program, &actions, &attributes, cArgs, cEnv)
+        close(fds[1])
+        guard rc == 0 else {
+            close(fds[0])
+            throw ApplyError("cannot run \(program): \(String(cString: strerror(rc)))")
+        }
+        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+        defer { close(fds[0]) }
+
         let collected = OutputBuffer(limit: Self.outputLimit)
-        pipe.fileHandleForReading.readabilityHandler = { h in
-            let data = h.availableData
-            if data.isEmpty { h.readabilityHandler = nil } else { collected.append(data) }
-        }
-        let finished = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in finished.signal() }
-        do { try process.run() } catch {
-            pipe.fileHandleForReading.readabilityHandler = nil
-            throw ApplyError("cannot run \(program): \(error.localizedDescription)")
-        }
-        var timedOut = false
-        if finished.wait(timeout: .now() + timeoutSeconds) == .timedOut {
-            timedOut = true
-            process.terminate()
-            if finished.wait(timeout: .now() + 2) == .timedOut {
-                kill(process.processIdentifier, SIGKILL)
-                _ = finished.wait(timeout: .now() + 2)
+        func drain() {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = read(fds[0], &buffer, buffer.count)
+                if n <= 0 { return }
+                collected.append(Data(buffer[0..<n]))
             }
         }
-        // Drain what is left in the pipe (the handler may not have seen the last bytes).
-        pipe.fileHandleForReading.readabilityHandler = nil
-        if let rest = try? pipe.fileHandleForReading.readToEnd() { collected.append(rest) }
-        return Result(exitCode: timedOut ? nil : process.terminationStatus, timedOut: timedOut,
+        var status: Int32 = 0
+        func reaped() -> Bool { waitpid(pid, &status, WNOHANG) == pid }
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        var exited = false
+        while Date() < deadline {
+            drain()
+            if reaped() { exited = true; break }
+            usleep(10_000)
+        }
+        var timedOut = false
+        if !exited {
+            timedOut = true
+            kill(-pid, SIGTERM)
+            let grace = Date().addingTimeInterval(2)
+            while Date() < grace, !reaped() { usleep(10_000) }
+            kill(-pid, SIGKILL)
+            _ = waitpid(pid, &status, 0)
+        }
+        drain()
+        // Exited normally: the low 7 bits are 0 and the exit code is the next byte.
+        let normal = (status & 0x7f) == 0
+        return Result(exitCode: !timedOut && normal ? (status >> 8) & 0xff : nil, timedOut: timedOut,
                       output: collected.text)
     }
 

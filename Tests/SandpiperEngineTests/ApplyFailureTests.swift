@@ -115,3 +115,29 @@ final class UnrelatedOutageTests: XCTestCase {
         XCTAssertEqual(applier.staleness(of: full, stateBefore: state), ["host pm1 is unreachable (connection reset)"])
     }
 }
+
+final class PowerCommandTests: XCTestCase {
+    func testTheDeadlineCoversTheWholeProcessGroup() throws {
+        let start = Date()
+        let r = try PowerCommand(argv: ["/bin/sh", "-c", "sleep 20; echo late"], timeoutSeconds: 1).run()
+        XCTAssertTrue(r.timedOut)
+        XCTAssertFalse(r.succeeded)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5, "a wrapper's child must not outlive the deadline")
+        XCTAssertFalse(r.output.contains("late"))
+    }
+
+    func testAHelperLeftRunningDoesNotHoldTheResultBack() throws {
+        let start = Date()
+        let r = try PowerCommand(argv: ["/bin/sh", "-c", "sleep 8 & echo on"], timeoutSeconds: 3).run()
+        XCTAssertTrue(r.succeeded, r.summary)
+        XCTAssertEqual(r.output.trimmingCharacters(in: .whitespacesAndNewlines), "on")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 2.5)
+    }
+
+    func testExitCodeAndOutput() throws {
+        let r = try PowerCommand(argv: ["/bin/sh", "-c", "echo Chassis Power is off; exit 3"], timeoutSeconds: 5).run()
+        XCTAssertEqual(r.exitCode, 3)
+        XCTAssertEqual(PowerCommand.poweredOn(statusOutput: r.output), false)
+        XCTAssertThrowsError(try PowerCommand(argv: ["sh", "-c", "true"], timeoutSeconds: 1).run())
+    }
+}
