@@ -38,13 +38,16 @@ public final class FleetConnections: @unchecked Sendable {
     /// Power state set by apply in this process (true = on); otherwise the previous inventory says.
     private var powered: [String: Bool] = [:]
 
-    /// Opens every host of `cluster` (at most `concurrency` at once, each within `timeout`).
+    /// Opens every host of `cluster` (at most `concurrency` at once, each within `timeout`), except hosts the
+    /// previous inventory (state.json) records as standby: a powered-off host is not contacted (its `status`
+    /// command, when declared and allowed, decides whether it is on again; see `isStandby`).
     public init(cluster: LoadedCluster, readOnly: Bool = false, concurrency: Int = 8,
-                timeout: Duration = .seconds(15)) {
+                timeout: Duration = .seconds(15), previous: Observation? = nil) {
         self.cluster = cluster
         self.timeout = timeout
         self.concurrency = concurrency
-        let hosts = cluster.spec.hosts
+        let asleep = Set((previous?.hosts ?? []).filter { $0.status == .standby }.map(\.name))
+        let hosts = cluster.spec.hosts.filter { !asleep.contains($0.name) }
         let results = Self.parallel(hosts.map(\.name), concurrency: concurrency, timeout: timeout) { index in
             let host = hosts[index]
             do throws(LibvirtError) {
@@ -147,10 +150,12 @@ public final class FleetConnections: @unchecked Sendable {
         let hosts = cluster.spec.hosts
         let previousHosts = Dictionary((previous?.hosts ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let occupied = Set((previous?.vms ?? []).map(\.host))
-        let standby = hosts.map { isStandby($0, previous: previousHosts[$0.name], heldVMs: occupied.contains($0.name)) }
+        // Each host's standby check (which may run its status command) happens under that host's own deadline.
+        let standbyFlags = StandbyFlags(hosts.count)
         let results = Self.parallel(hosts.map(\.name), concurrency: concurrency, timeout: timeout) { index in
             let host = hosts[index]
-            if standby[index] {
+            if self.isStandby(host, previous: previousHosts[host.name], heldVMs: occupied.contains(host.name)) {
+                standbyFlags.set(index)
                 return Result<(HostInfo, [DomainInfo]), LibvirtError>.failure(LibvirtError(code: 0, domain: 0, message: "standby"))
             }
             guard let c = self.connection(host.name) else {
@@ -165,7 +170,7 @@ public final class FleetConnections: @unchecked Sendable {
         var warnings: [String] = []
         let lastPlace = Dictionary((previous?.vms ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for (index, (host, result)) in zip(hosts, results).enumerated() {
-            if standby[index] {
+            if standbyFlags.get(index) {
                 let before = previousHosts[host.name]
                 hostObs.append(HostObservation(name: host.name, status: .standby,
                                                cpus: before?.cpus ?? host.capacity.cpus ?? 0,
@@ -287,4 +292,13 @@ private final class ResultBox<T>: @unchecked Sendable {
         released[i] = true
         return true
     }
+}
+
+/// Which hosts a parallel inventory found in standby (written from the workers).
+private final class StandbyFlags: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flags: [Bool]
+    init(_ n: Int) { flags = Array(repeating: false, count: n) }
+    func set(_ i: Int) { lock.lock(); flags[i] = true; lock.unlock() }
+    func get(_ i: Int) -> Bool { lock.lock(); defer { lock.unlock() }; return flags[i] }
 }

@@ -81,7 +81,7 @@ struct Apply: ParsableCommand {
             defer { lock.release() }
             let state = try Engine.readState(loaded)
             Output.warnInterrupted(state)
-            let connections = FleetConnections(cluster: loaded)
+            let connections = FleetConnections(cluster: loaded, previous: state?.inventory)
             defer { connections.closeAll() }
 
             let document: PlanDocument

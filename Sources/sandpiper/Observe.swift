@@ -48,7 +48,7 @@ struct Observe: ParsableCommand {
             }
             defer { lock.release() }
             let previous = try Engine.readState(loaded)
-            let connections = FleetConnections(cluster: loaded, readOnly: true)
+            let connections = FleetConnections(cluster: loaded, readOnly: true, previous: previous?.inventory)
             defer { connections.closeAll() }
             var snapshot = try Engine.observe(loaded, connections: connections, state: previous,
                                               telemetry: telemetry.options(quiet: json))

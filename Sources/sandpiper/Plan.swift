@@ -55,7 +55,7 @@ struct Plan: ParsableCommand {
             let loaded = try gitBase?.cluster ?? Engine.load(cluster)
             let state = try gitBase?.readState() ?? Engine.readState(loaded)
             Output.warnInterrupted(state)
-            let connections = FleetConnections(cluster: loaded, readOnly: true)
+            let connections = FleetConnections(cluster: loaded, readOnly: true, previous: state?.inventory)
             defer { connections.closeAll() }
             let snapshot = try Engine.observe(loaded, connections: connections, state: state,
                                               telemetry: telemetry.options(quiet: json))
