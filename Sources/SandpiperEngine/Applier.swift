@@ -266,6 +266,9 @@ public final class Applier: @unchecked Sendable {
         state.record(observation)
     }
 
+    /// False in `simulate`: host power actions change the recorded power state without running any command.
+    public var runsPowerCommands = true
+
     /// How actions reach a host; tests replace it to inject failures around the real connections.
     public var host: @Sendable (String) -> (any FleetHost)?
 

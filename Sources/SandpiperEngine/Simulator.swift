@@ -98,6 +98,7 @@ public final class Simulator {
         let applier = Applier(cluster: cluster, connections: connections,
                               state: StateDocument(cluster: cluster.spec.name, lineage: "simulation"))
         applier.persistState = false
+        applier.runsPowerCommands = false
         applier.clock = { 0 }
 
         let first = connections.inventory(now: trace.times[0])
