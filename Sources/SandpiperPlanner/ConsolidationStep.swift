@@ -27,11 +27,16 @@ extension PlanningContext {
         }
     }
 
-    /// Powers on a standby host (the largest, then by name); nil when none is left.
-    mutating func wakeStandby(because why: String) -> Int? {
+    /// Powers on a standby host (the largest, then by name) — one where `vm`, when given, passes every filter once
+    /// the host is up, so no host is woken that the VM cannot use; nil when there is none.
+    mutating func wakeStandby(because why: String, for vm: Int? = nil) -> Int? {
         let standby = fleet.hosts.indices.filter { h in
-            fleet.hosts[h].status == .standby && fleet.hosts[h].declared && fleet.hosts[h].powerManaged
-                && !state.awake[h]
+            guard fleet.hosts[h].status == .standby && fleet.hosts[h].declared && fleet.hosts[h].powerManaged
+                    && !state.awake[h] else { return false }
+            guard let vm else { return true }
+            var trial = state
+            trial.wake(h, fleet: fleet)
+            return search.feasible.verdict(vm, on: h, state: trial).fits
         }
         guard let h = standby.min(by: { a, b in
             let ca = fleet.hosts[a].capacity, cb = fleet.hosts[b].capacity
@@ -114,8 +119,8 @@ extension PlanningContext {
                     var t = receiver(for: v, packing: false, state: state)
                     if t == nil {
                         let warmText = "\(hostName(h)) nears its threshold: \(text); no powered host holds \(fleet.vms[v].name) under the target \(Fmt.pct(target))"
-                        guard let w = wakeStandby(because: "wake ahead: \(warmText)")
-                        else { break }
+                        guard let w = wakeStandby(because: "wake ahead: \(warmText)", for: v)
+                        else { continue }
                         planned = true
                         t = receiver(for: v, packing: false, state: state) ?? w
                         if !search.feasible.verdict(v, on: t!, state: state).fits { t = nil }

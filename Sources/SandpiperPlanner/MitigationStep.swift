@@ -126,7 +126,8 @@ extension PlanningContext {
                 }
                 // No powered host fits: power a standby host on (consolidation left it off) and try again.
                 if !failures.isEmpty, let first = failures.first,
-                   wakeStandby(because: "\(hostName(h)) hot: \(detected); no powered host fits \(fleet.vms[first.0].name): \(summary(first.1.diagnostics))") != nil {
+                   wakeStandby(because: "\(hostName(h)) hot: \(detected); no powered host fits \(fleet.vms[first.0].name): \(summary(first.1.diagnostics))",
+                               for: first.0) != nil {
                     failedSearch = [:]
                     continue
                 }

@@ -204,6 +204,15 @@ final class ConsolidationTests: XCTestCase {
         none.spec.hosts[2].power = nil
         XCTAssertFalse(none.plan().unresolved.isEmpty)
         XCTAssertTrue(none.plan().drift.allSatisfy { $0.kind != .hostUnknown })
+        // A standby host the hot VMs may not use (labels) is not woken for nothing.
+        var elsewhere = w
+        for i in elsewhere.spec.vms.indices { elsewhere.spec.vms[i].placement = PlacementRule(labels: ["zone": "a"]) }
+        elsewhere.spec.hosts[0].labels = ["zone": "a"]
+        elsewhere.spec.hosts[1].labels = ["zone": "a"]
+        elsewhere.spec.hosts[2].labels = ["zone": "b"]
+        let useless = elsewhere.plan()
+        XCTAssertFalse(useless.actions.contains { $0.kind == .powerOn }, "\(useless.actions.map(\.reason))")
+        XCTAssertFalse(useless.unresolved.isEmpty)
     }
 }
 
