@@ -20,30 +20,61 @@ public enum DomainTemplate {
             ("memory", "<memory unit='KiB'>\(memoryKiB)</memory>"),
             ("currentMemory", "<currentMemory unit='KiB'>\(memoryKiB)</currentMemory>"),
             ("vcpu", "<vcpu>\(vm.vcpus)</vcpu>"),
-        ] + entitlementElements(vm)
+        ]
         for (tag, replacement) in elements {
             if let range = elementRange(tag, in: xml) {
                 xml.replaceSubrange(range, with: replacement)
-            } else if let start = xml.range(of: "<domain"), let end = xml[start.upperBound...].firstIndex(of: ">") {
-                xml.insert(contentsOf: "\n  " + replacement, at: xml.index(after: end))
+            } else {
+                insertInDomain(replacement, in: &xml)
             }
+        }
+        // Entitlements set only their own children: an operator's vcpupin, emulatorpin, swap_hard_limit... stay.
+        for (parent, children) in entitlementChildren(vm) {
+            setChildren(children, of: parent, in: &xml)
         }
         return xml
     }
 
-    /// `<cputune>` and `<memtune>` for the spec's resource controls, in the planner's terms.
-    static func entitlementElements(_ vm: VMSpec) -> [(String, String)] {
-        let cpu = vm.resources.cpu, mem = vm.resources.memory
-        var cputune = "<cputune><shares>\(cpu.shares.cpuShares(vcpus: vm.vcpus))</shares>"
-        if let limit = cpu.limit, limit > 0 {
-            cputune += "<period>100000</period><quota>\(Int((limit * 100_000).rounded()))</quota>"
+    private static func insertInDomain(_ element: String, in xml: inout String) {
+        if let start = xml.range(of: "<domain"), let end = xml[start.upperBound...].firstIndex(of: ">") {
+            xml.insert(contentsOf: "\n  " + element, at: xml.index(after: end))
         }
-        var out = [("cputune", cputune + "</cputune>")]
-        var memtune = ""
-        if let limit = mem.limit { memtune += "<hard_limit unit='KiB'>\(Int(limit * 1024))</hard_limit>" }
-        if mem.reservation > 0 { memtune += "<soft_limit unit='KiB'>\(Int(mem.reservation * 1024))</soft_limit>" }
-        if !memtune.isEmpty { out.append(("memtune", "<memtune>\(memtune)</memtune>")) }
-        return out
+    }
+
+    /// Sets `children` (tag, element) inside `<parent>`: each replaces a child of that tag or is appended;
+    /// `<parent/>` is expanded; an absent parent is added to the domain.
+    static func setChildren(_ children: [(String, String)], of parent: String, in xml: inout String) {
+        guard !children.isEmpty else { return }
+        if let empty = xml.range(of: "<\(parent)/>") ?? xml.range(of: "<\(parent) />") {
+            xml.replaceSubrange(empty, with: "<\(parent)>" + children.map(\.1).joined() + "</\(parent)>")
+            return
+        }
+        guard let range = elementRange(parent, in: xml),
+              let open = xml[range].firstIndex(of: ">"), let close = xml[range].range(of: "</\(parent)>") else {
+            insertInDomain("<\(parent)>" + children.map(\.1).joined() + "</\(parent)>", in: &xml)
+            return
+        }
+        var content = String(xml[xml.index(after: open)..<close.lowerBound])
+        for (tag, element) in children {
+            if let r = elementRange(tag, in: content) { content.replaceSubrange(r, with: element) }
+            else { content += element }
+        }
+        xml.replaceSubrange(xml.index(after: open)..<close.lowerBound, with: content)
+    }
+
+    /// The `<cputune>` and `<memtune>` children for the spec's resource controls, in the planner's terms.
+    static func entitlementChildren(_ vm: VMSpec) -> [(String, [(String, String)])] {
+        let cpu = vm.resources.cpu, mem = vm.resources.memory
+        var cputune = [("shares", "<shares>\(cpu.shares.cpuShares(vcpus: vm.vcpus))</shares>")]
+        if let limit = cpu.limit, limit > 0 {
+            cputune += [("period", "<period>100000</period>"), ("quota", "<quota>\(Int((limit * 100_000).rounded()))</quota>")]
+        }
+        var memtune: [(String, String)] = []
+        if let limit = mem.limit { memtune.append(("hard_limit", "<hard_limit unit='KiB'>\(Int(limit * 1024))</hard_limit>")) }
+        if mem.reservation > 0 {
+            memtune.append(("soft_limit", "<soft_limit unit='KiB'>\(Int(mem.reservation * 1024))</soft_limit>"))
+        }
+        return [("cputune", cputune), ("memtune", memtune)]
     }
 
     /// The range of `<tag ...>...</tag>` (first occurrence, direct text content only).

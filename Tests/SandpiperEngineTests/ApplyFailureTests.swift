@@ -141,3 +141,29 @@ final class PowerCommandTests: XCTestCase {
         XCTAssertThrowsError(try PowerCommand(argv: ["sh", "-c", "true"], timeoutSeconds: 1).run())
     }
 }
+
+final class DomainTemplateTests: XCTestCase {
+    func testEntitlementsMergeIntoTheOperatorsTuningElements() throws {
+        let template = """
+            <domain type='kvm'>
+              <name>NAME</name>
+              <cputune><vcpupin vcpu='0' cpuset='2'/><shares>10</shares></cputune>
+              <memtune><swap_hard_limit unit='KiB'>9</swap_hard_limit></memtune>
+              <devices><memoryBacking/></devices>
+            </domain>
+            """
+        let vm = VMSpec(name: "web1", vcpus: 2, memoryMiB: 2048,
+                        resources: ResourceControls(cpu: ResourceControl(reservation: 0.5, limit: 1.5, shares: .high),
+                                                    memory: ResourceControl(reservation: 1024, limit: 2048)))
+        let xml = try DomainTemplate.render(template, vm: vm, uuid: "u")
+        XCTAssertTrue(xml.contains("<cputune><vcpupin vcpu='0' cpuset='2'/><shares>4000</shares><period>100000</period><quota>150000</quota></cputune>"), xml)
+        XCTAssertTrue(xml.contains("<memtune><swap_hard_limit unit='KiB'>9</swap_hard_limit><hard_limit unit='KiB'>2097152</hard_limit><soft_limit unit='KiB'>1048576</soft_limit></memtune>"), xml)
+        XCTAssertTrue(xml.contains("<name>web1</name>"))
+        XCTAssertTrue(xml.contains("<memoryBacking/>"), "elements that merely start alike are left alone")
+        XCTAssertEqual(xml.components(separatedBy: "<cputune>").count, 2)
+
+        let empty = try DomainTemplate.render("<domain type='test'><cputune/></domain>", vm: vm, uuid: "u")
+        XCTAssertTrue(empty.contains("<cputune><shares>4000</shares><period>100000</period><quota>150000</quota></cputune>"), empty)
+        XCTAssertFalse(empty.contains("<cputune/>"))
+    }
+}
