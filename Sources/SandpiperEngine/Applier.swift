@@ -118,6 +118,15 @@ public final class Applier: @unchecked Sendable {
     /// action failures are in the report (and the journal).
     public func apply(_ document: PlanDocument) throws(EngineError) -> ApplyReport {
         let planID = document.id ?? Engine.planID(document)
+        // Refuse up front, before a single VM moves, a plan whose power actions the policy would refuse at the
+        // end (consolidation would empty a host and then leave it on).
+        let power = document.actions.filter { $0.kind == "power-on" || $0.kind == "power-off" }
+        if runsPowerCommands, !power.isEmpty, cluster.policy.consolidation.powerCommands != .allow {
+            throw .apply("the plan has \(power.count) host power action\(power.count == 1 ? "" : "s") "
+                + "(\(power.compactMap(\.host).joined(separator: ", "))) but policy \(cluster.policy.name) does not allow power "
+                + "commands (consolidation.powerCommands: deny); nothing was applied. Allow them, or power the hosts "
+                + "by hand and plan again")
+        }
         var report = ApplyReport(planID: planID, outcomes: [])
         state.lastPlan = .init(id: planID, status: "applying")
         try save()

@@ -105,7 +105,8 @@ public enum FleetGenerator {
                 let roll = rng.unit()
                 let sla: String? = roll < 0.10 ? "gold" : roll < 0.15 ? "batch" : roll < 0.16 ? "frozen" : nil
                 let pinned = rng.chance(options.pinnedFraction)
-                vmSpecs.append(VMSpec(name: n, vcpus: vcpus, memoryMiB: memory, sla: sla, resources: resources,
+                vmSpecs.append(VMSpec(name: n, vcpus: vcpus, memoryMiB: memory, sla: sla, template: "templates/vm.xml",
+                                      resources: resources,
                                       placement: pinned ? PlacementRule(host: hostSpecs[h].name) : nil))
                 var samples: [Sample] = []
                 samples.reserveCapacity(5)

@@ -14,6 +14,11 @@ extension PlanningContext {
                                                     reason: "\(spec.name) is declared but not observed; host \(list) unknown; VM may be there, so it is not defined elsewhere"))
                 continue
             }
+            guard spec.template != nil else {
+                unresolved.append(UnresolvedHotspot(vm: spec.name,
+                                                    reason: "\(spec.name) is declared but not observed and has no template in cluster.yaml, so it cannot be defined; add `template:` or define it by hand"))
+                continue
+            }
             let result = search.run(v, purpose: .initial, state: state, staticCounts: staticCounts)
             decisions.append(result.diagnostics)
             guard let t = result.chosen else {

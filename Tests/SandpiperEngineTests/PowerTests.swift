@@ -128,12 +128,14 @@ final class PowerTests: XCTestCase {
         let connections = FleetConnections(cluster: cluster)
         defer { connections.closeAll() }
         let applier = Applier(cluster: cluster, connections: connections, state: nil)
-        let report = try applier.apply(try document(cluster, connections, state: nil, [("power-off", "pm2")]))
-        XCTAssertFalse(report.succeeded)
-        let detail = report.outcomes[0].detail ?? ""
-        XCTAssertTrue(detail.contains("refusing to run pm2's power-off command") && detail.contains("powerCommands: deny"),
-                      detail)
-        XCTAssertEqual(status(applier.state, "pm2"), .up)
+        // Refused before anything runs: no VM is moved for a power-off that could not happen.
+        XCTAssertThrowsError(try applier.apply(try document(cluster, connections, state: nil, [("power-off", "pm2")]))) {
+            let text = "\($0)"
+            XCTAssertTrue(text.contains("1 host power action (pm2)") && text.contains("powerCommands: deny")
+                          && text.contains("nothing was applied"), text)
+        }
+        XCTAssertTrue(applier.state.journal.isEmpty)
+        XCTAssertNil(try StateFile(directory: cluster.directory).read(), "nothing ran, nothing was written")
     }
 
     func testFailedPowerCommandIsJournaledAndLeavesTheRecordedStateTrue() throws {

@@ -45,7 +45,7 @@ enum Fixture {
 
     static func vmSpec(_ name: String = "vm1", vcpus: Int = 4, memoryMiB: Double = 4096, sla: String? = nil,
                        placement: PlacementRule? = nil) -> VMSpec {
-        VMSpec(name: name, vcpus: vcpus, memoryMiB: memoryMiB, sla: sla, placement: placement)
+        VMSpec(name: name, vcpus: vcpus, memoryMiB: memoryMiB, sla: sla, template: "templates/vm.xml", placement: placement)
     }
 }
 

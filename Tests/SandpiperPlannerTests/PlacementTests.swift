@@ -312,6 +312,12 @@ final class DriftTests: XCTestCase {
         XCTAssertEqual(plan.actions[1].dependsOn, [plan.actions[0].id])
         XCTAssertEqual(plan.drift.map(\.kind), [.absent])
         XCTAssertEqual(plan.host("pm2")?.vmCount, 1)
+
+        // Without a template there is nothing to define it from: reported, not planned to fail.
+        w.spec.vms[w.spec.vms.count - 1].template = nil
+        let bare = w.plan()
+        XCTAssertTrue(bare.actions.isEmpty)
+        XCTAssertTrue(bare.unresolved.contains { $0.vm == "new" && $0.reason.contains("has no template") }, "\(bare.unresolved)")
     }
 
     func testUnknownHostBlocksInitialPlacement() {
