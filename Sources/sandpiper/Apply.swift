@@ -80,7 +80,7 @@ struct Apply: ParsableCommand {
             }
             defer { lock.release() }
             let state = try Engine.readState(loaded)
-            Output.warnInterrupted(state)
+            Output.warnInterrupted(state, directory: loaded.directory, ownLock: lock.info.id)
             let connections = FleetConnections(cluster: loaded, previous: state?.inventory)
             defer { connections.closeAll() }
 

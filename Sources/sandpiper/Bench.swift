@@ -109,7 +109,10 @@ struct BenchSampling: ParsableCommand {
             cleanup = dir
         }
         defer { if let cleanup { try? FileManager.default.removeItem(at: cleanup) } }
-        let result = try SamplingFixture.measure(uri: target!, rounds: rounds)
+        let result: (domains: Int, sandpiperMs: Double, virshMs: Double?)
+        do { result = try SamplingFixture.measure(uri: target!, rounds: rounds) } catch {
+            throw Output.failure(error, json: json)
+        }
         let report = Report(domains: result.domains, rounds: rounds, sandpiperMsPerRound: result.sandpiperMs,
                             virshMsPerRound: result.virshMs, ratio: result.virshMs.map { $0 / max(result.sandpiperMs, 1e-9) })
         if json { print(try Output.json(report)); return }

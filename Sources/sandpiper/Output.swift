@@ -24,8 +24,12 @@ enum Output {
     }
 
     /// Tells the operator that the last apply never finished, and which actions may be half done.
-    static func warnInterrupted(_ state: StateDocument?) {
+    static func warnInterrupted(_ state: StateDocument?, directory: URL, ownLock: String? = nil) {
         guard let state, !state.interruptedActions.isEmpty, let plan = state.lastPlan else { return }
+        if let holder = try? ClusterLock.current(directory: directory), holder.id != ownLock {
+            error("warning: an apply of plan \(plan.id) is in progress (\(holder)); the fleet may change under this run")
+            return
+        }
         error("warning: apply of plan \(plan.id) was interrupted; these actions started and never reported back "
             + "(libvirt shows what happened, and this plan starts from there):")
         for entry in state.interruptedActions { error("warning:   \(entry.actionID): \(entry.summary)") }

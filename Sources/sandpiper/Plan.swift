@@ -54,7 +54,7 @@ struct Plan: ParsableCommand {
             let gitBase = try gitSnapshot()
             let loaded = try gitBase?.cluster ?? Engine.load(cluster)
             let state = try gitBase?.readState() ?? Engine.readState(loaded)
-            Output.warnInterrupted(state)
+            Output.warnInterrupted(state, directory: loaded.directory)
             let connections = FleetConnections(cluster: loaded, readOnly: true, previous: state?.inventory)
             defer { connections.closeAll() }
             let snapshot = try Engine.observe(loaded, connections: connections, state: state,
