@@ -161,7 +161,12 @@ final class NodeReader {
             return nil
         }
         guard let value = parse(text) else {
-            error(node.mark, path, "\"\(text)\" is not \(what)")
+            let joined = text.filter { $0 != " " }
+            if joined != text, parse(joined) != nil {
+                error(node.mark, path, "\"\(text)\" is not \(what); write it without a space: \(joined)")
+            } else {
+                error(node.mark, path, "\"\(text)\" is not \(what)")
+            }
             return nil
         }
         guard value.isFinite, value <= max else {

@@ -126,3 +126,17 @@ final class SHA256Tests: XCTestCase {
                        "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
     }
 }
+
+final class FriendlyUnitErrorTests: XCTestCase {
+    func testASpaceBetweenNumberAndUnitGetsAHint() {
+        let yaml = """
+            apiVersion: sandpiper/v1
+            kind: Cluster
+            name: t
+            hosts: [{name: pm1, uri: "qemu:///system"}]
+            vms: [{name: a, vcpus: 1, memory: 4 GiB}]
+            """
+        let d = SpecDecoder.check(yaml, file: "c.yaml") { _ in true }.diagnostics.map(\.description)
+        XCTAssertEqual(d, ["c.yaml:5:35: vms[0].memory: \"4 GiB\" is not a size (use MiB, GiB or TiB, e.g. 512MiB or 2GiB); write it without a space: 4GiB"])
+    }
+}
