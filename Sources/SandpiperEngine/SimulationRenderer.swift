@@ -59,21 +59,25 @@ public struct SimulationRenderer: Sendable {
                 + (h.reason.map { ": \($0)" } ?? ""))
         }
 
-        // Per-host utilization per interval: one character per interval.
+        // Per-host utilization per interval: one character per interval, or per bucket of intervals (their
+        // maximum) so that a long trace still fits a terminal.
+        let bucket = max(1, (r.timeline.count + Self.maxColumns - 1) / Self.maxColumns)
+        let buckets = stride(from: 0, to: r.timeline.count, by: bucket).map { Array(r.timeline[$0..<min($0 + bucket, r.timeline.count)]) }
         out.append("")
-        out.append(bold("Utilization per interval") + " (one column per \(Self.n(r.intervalSeconds)) s; ▁▂▃▄▅▆▇█ = 0-100%, "
+        out.append(bold("Utilization per interval") + " (one column per \(Self.n(r.intervalSeconds * Double(bucket))) s"
+            + (bucket > 1 ? ", the highest of \(bucket) intervals" : "") + "; ▁▂▃▄▅▆▇█ = 0-100%, "
             + "! = above threshold, ^ = hotspot open):")
         let width = r.hosts.map(\.count).max() ?? 3
         for (i, host) in r.hosts.enumerated() {
             for resource in ["cpu", "mem"] {
                 var line = ""
                 var marks = ""
-                for iv in r.timeline {
-                    let s = iv.hosts[i]
-                    let u = resource == "cpu" ? s.cpu : s.mem
-                    let th = resource == "cpu" ? s.thresholds.cpu : s.thresholds.mem
-                    line += u > th ? "!" : Self.bar(u)
-                    marks += s.hot.contains(resource) ? "^" : " "
+                for group in buckets {
+                    let samples = group.map { $0.hosts[i] }
+                    let u = samples.map { resource == "cpu" ? $0.cpu : $0.mem }.max() ?? 0
+                    let over = samples.contains { resource == "cpu" ? $0.cpu > $0.thresholds.cpu : $0.mem > $0.thresholds.mem }
+                    line += over ? "!" : Self.bar(u)
+                    marks += samples.contains { $0.hot.contains(resource) } ? "^" : " "
                 }
                 out.append("  " + Self.pad(host, width, left: false) + " \(resource) " + line)
                 if marks.contains("^") { out.append("  " + String(repeating: " ", count: width + 5) + marks) }
@@ -101,6 +105,9 @@ public struct SimulationRenderer: Sendable {
         }
         return out.joined(separator: "\n")
     }
+
+    /// Widest utilization chart, in columns.
+    static let maxColumns = 120
 
     static func bar(_ u: Double) -> String {
         let blocks = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"]
