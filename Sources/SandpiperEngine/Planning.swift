@@ -121,6 +121,16 @@ public enum Engine {
             stateLineage: state?.lineage, stateSerial: state?.serial,
             inventoryDigest: inventoryDigest(snapshot.observation, state: state))
         var document = PlanDocument(plan: plan, basedOn: basedOn)
+        // The planner does not know drivers: say here what apply will do. libvirt's test driver cannot migrate
+        // live, so moves between test-driver hosts are cold (apply would fall back to cold anyway).
+        let testHosts = Set(cluster.spec.hosts.filter { cluster.connectionURI(for: $0).hasPrefix("test:") }.map(\.name))
+        for i in document.actions.indices where document.actions[i].kind == "migrate" && document.actions[i].mode == "live" {
+            if let from = document.actions[i].from, let to = document.actions[i].to,
+               testHosts.contains(from), testHosts.contains(to) {
+                document.actions[i].mode = "cold"
+                document.actions[i].reason += " (cold: the libvirt test driver cannot migrate live)"
+            }
+        }
         document.cluster = cluster.spec.name
         document.id = planID(document)
         return document
