@@ -24,7 +24,6 @@ public enum SimulationSVG {
         let top = Self.top + (powerPanel ? panelHeight + panelGap : 0)
         let height = top + Double(r.hosts.count) * (panelHeight + panelGap) + 40
         func x(_ t: Double) -> Double { left + (t - t0) / span * plotWidth }
-        func num(_ v: Double) -> String { String(format: "%.1f", v) }
 
         var s: [String] = []
         s.append("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>")
@@ -66,13 +65,7 @@ public enum SimulationSVG {
                 s.append("<line x1=\"\(num(left))\" y1=\"\(num(y(g)))\" x2=\"\(num(left + plotWidth))\" y2=\"\(num(y(g)))\" stroke=\"#e0e0e0\"/>"
                     + "<text x=\"\(num(left - 4))\" y=\"\(num(y(g) + 4))\" text-anchor=\"end\" fill=\"#777777\">\(Int(g))</text>")
             }
-            var points: [String] = []
-            for (k, iv) in r.timeline.enumerated() {
-                let on = Double(iv.hostsOn ?? r.hosts.count)
-                if k > 0 { points.append("\(num(x(iv.time))),\(num(y(Double(r.timeline[k - 1].hostsOn ?? r.hosts.count)))))") }
-                points.append("\(num(x(iv.time))),\(num(y(on)))")
-            }
-            s.append("<polyline class=\"hosts-on\" points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\"/>")
+            s.append(hostsOnPolyline(r, x: x, y: y))
             s.append("</g>")
         }
 
@@ -198,7 +191,6 @@ extension SimulationSVG {
         let total = Double(max(1, r.hosts.count))
         func x(_ t: Double) -> Double { left + (t - t0) / span * (w - left - 16) }
         func y(_ n: Double) -> Double { top + plot - n / total * plot }
-        func num(_ v: Double) -> String { String(format: "%.1f", v) }
         let all = total * Double(r.intervals) * r.intervalSeconds / 3600
         var s: [String] = []
         s.append("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>")
@@ -214,13 +206,7 @@ extension SimulationSVG {
                 + "<text x=\"\(num(left - 4))\" y=\"\(num(y(g) + 4))\" text-anchor=\"end\" fill=\"#777777\">\(Int(g))</text>")
         }
         s.append("<line class=\"all-on\" x1=\"\(num(left))\" y1=\"\(num(y(total)))\" x2=\"\(num(w - 16))\" y2=\"\(num(y(total)))\" stroke=\"#7f7f7f\" stroke-dasharray=\"4,3\"/>")
-        var points: [String] = []
-        for (k, iv) in r.timeline.enumerated() {
-            let on = Double(iv.hostsOn ?? r.hosts.count)
-            if k > 0 { points.append("\(num(x(iv.time))),\(num(y(Double(r.timeline[k - 1].hostsOn ?? r.hosts.count)))))") }
-            points.append("\(num(x(iv.time))),\(num(y(on)))")
-        }
-        s.append("<polyline class=\"hosts-on\" points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\"/>")
+        s.append(hostsOnPolyline(r, x: x, y: y))
         for iv in r.timeline where (iv.hostsOver ?? 0) > 0 {
             s.append("<line class=\"over\" x1=\"\(num(x(iv.time)))\" y1=\"\(num(top + plot))\" x2=\"\(num(x(iv.time)))\" y2=\"\(num(top + plot - 8))\" stroke=\"#d62728\" stroke-width=\"2\"/>")
         }
@@ -237,5 +223,19 @@ extension SimulationSVG {
         s.append("<text x=\"\(num(w - 16))\" y=\"\(num(h - 6))\" text-anchor=\"end\" fill=\"#555555\">orange: hosts on; dashed: all \(Int(total)) hosts; red ticks: a host above a threshold</text>")
         s.append("</svg>")
         return s.joined(separator: "\n") + "\n"
+    }
+
+    /// A coordinate with one decimal: SVG stays small and byte-stable.
+    static func num(_ v: Double) -> String { String(format: "%.1f", v) }
+
+    /// The number of hosts powered on over time, as a step line.
+    static func hostsOnPolyline(_ r: SimulationReport, x: (Double) -> Double, y: (Double) -> Double) -> String {
+        var points: [String] = []
+        for (k, iv) in r.timeline.enumerated() {
+            let on = Double(iv.hostsOn ?? r.hosts.count)
+            if k > 0 { points.append("\(num(x(iv.time))),\(num(y(Double(r.timeline[k - 1].hostsOn ?? r.hosts.count))))") }
+            points.append("\(num(x(iv.time))),\(num(y(on)))")
+        }
+        return "<polyline class=\"hosts-on\" points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\"/>"
     }
 }

@@ -45,6 +45,15 @@ final class ConsolidationSimulateTests: XCTestCase {
         let compact = SimulationSVG.hostsOn(on)
         XCTAssertTrue(XMLParser(data: Data(compact.utf8)).parse())
         XCTAssertTrue(compact.contains("class=\"hosts-on\"") && compact.contains("% saved"))
+        // Every polyline's points are "x,y" pairs of numbers (XMLParser does not check attribute syntax).
+        for chart in [svg, compact] {
+            for points in chart.components(separatedBy: "points=\"").dropFirst().map({ $0.prefix { $0 != "\"" } }) {
+                XCTAssertTrue(points.split(separator: " ").allSatisfy { pair in
+                    let xy = pair.split(separator: ",")
+                    return xy.count == 2 && xy.allSatisfy { Double($0) != nil }
+                }, "malformed points: \(points.prefix(80))")
+            }
+        }
         // JSON carries the new summary fields.
         let json = String(decoding: try on.encoded(), as: UTF8.self)
         XCTAssertTrue(json.contains("\"hostHoursOn\"") && json.contains("\"hotspotSeconds\""))
