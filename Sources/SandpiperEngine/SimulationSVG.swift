@@ -118,7 +118,7 @@ public enum SimulationSVG {
                     var points: [String] = []
                     for (k, iv) in r.timeline.enumerated() {
                         let v = value(iv.hosts[i].thresholds)
-                        if k > 0 { points.append("\(num(x(iv.time))),\(num(y(value(r.timeline[k - 1].hosts[i].thresholds)))))") }
+                        if k > 0 { points.append("\(num(x(iv.time))),\(num(y(value(r.timeline[k - 1].hosts[i].thresholds))))") }
                         points.append("\(num(x(iv.time))),\(num(y(v)))")
                     }
                     return points.joined(separator: " ")
