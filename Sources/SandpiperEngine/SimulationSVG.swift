@@ -161,8 +161,7 @@ public enum SimulationSVG {
         var t = (t0 / step).rounded(.up) * step
         s.append("<g id=\"time-axis\">")
         while t <= t1 + 1e-9 {
-            s.append("<line x1=\"\(num(x(t)))\" y1=\"\(num(ay - 6))\" x2=\"\(num(x(t)))\" y2=\"\(num(ay))\" stroke=\"#777777\"/>"
-                + "<text x=\"\(num(x(t)))\" y=\"\(num(ay + 12))\" text-anchor=\"middle\" fill=\"#555555\">\(Int(t)) s</text>")
+            s.append(timeTick(at: x(t), from: ay - 6, to: ay, labelY: ay + 12, label: "\(Int(t)) s"))
             t += step
         }
         s.append("</g>")
@@ -216,8 +215,7 @@ extension SimulationSVG {
         var t = 0.0
         while t <= hours + 1e-9 {
             let tx = x(t0 + t * 3600)
-            s.append("<line x1=\"\(num(tx))\" y1=\"\(num(top + plot))\" x2=\"\(num(tx))\" y2=\"\(num(top + plot + 5))\" stroke=\"#777777\"/>"
-                + "<text x=\"\(num(tx))\" y=\"\(num(top + plot + 17))\" text-anchor=\"middle\" fill=\"#555555\">\(Units.trim(t)) h</text>")
+            s.append(timeTick(at: tx, from: top + plot, to: top + plot + 5, labelY: top + plot + 17, label: "\(Units.trim(t)) h"))
             t += step
         }
         s.append("<text x=\"\(num(w - 16))\" y=\"\(num(h - 6))\" text-anchor=\"end\" fill=\"#555555\">orange: hosts on; dashed: all \(Int(total)) hosts; red ticks: a host above a threshold</text>")
@@ -227,6 +225,12 @@ extension SimulationSVG {
 
     /// A coordinate with one decimal: SVG stays small and byte-stable.
     static func num(_ v: Double) -> String { String(format: "%.1f", v) }
+
+    /// A tick on a time axis with its label below it.
+    static func timeTick(at x: Double, from y0: Double, to y1: Double, labelY: Double, label: String) -> String {
+        "<line x1=\"\(num(x))\" y1=\"\(num(y0))\" x2=\"\(num(x))\" y2=\"\(num(y1))\" stroke=\"#777777\"/>"
+            + "<text x=\"\(num(x))\" y=\"\(num(labelY))\" text-anchor=\"middle\" fill=\"#555555\">\(label)</text>"
+    }
 
     /// The number of hosts powered on over time, as a step line.
     static func hostsOnPolyline(_ r: SimulationReport, x: (Double) -> Double, y: (Double) -> Double) -> String {
