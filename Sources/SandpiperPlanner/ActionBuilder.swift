@@ -8,8 +8,11 @@ import SandpiperModel
 /// - at most `maxConcurrentPerHost` migrations touch a host at once: the next one waits for an earlier one.
 /// - migrations and definitions arriving on a host powered on by the plan wait for its power-on; a drain waits for
 ///   the migrations leaving its host, a power-off for its drain.
-/// Final order: tune/resize, power-on, migrate, define, start, stop, undefine, drain, power-off; creation order
-/// within each phase.
+/// - a tune or resize that makes a VM take more of its host (balloon, vCPUs, memory, CPU quota up) runs on the VM's
+///   final host after the moves that make room there and after the VM's own move; shrinks run first, where the VM
+///   is now, so the room they free is there before anything arrives.
+/// Final order: shrinking tune/resize, power-on, migrate, growing tune/resize, define, start, stop, undefine, drain,
+/// power-off; creation order within each phase.
 struct ActionBuilder: Sendable {
     struct Draft: Sendable {
         var kind: ActionKind
@@ -22,6 +25,8 @@ struct ActionBuilder: Sendable {
         var parameters: ActionParameters
         var reason: String
         var host: String? = nil
+        /// A growing tune/resize: ordered after the migrations it depends on.
+        var grows = false
     }
 
     private(set) var drafts: [Draft] = []
@@ -83,6 +88,18 @@ struct ActionBuilder: Sendable {
                   parameters: parameters, reason: reason))
     }
 
+    /// A tune or resize that raises what `vm` takes from `host` (its final host): it waits for the migrations
+    /// leaving that host, for the host's power-on, and for the VM's own last move.
+    @discardableResult
+    mutating func grow(_ kind: ActionKind, vm: String, on host: Int, parameters: ActionParameters,
+                       reason: String) -> Int {
+        var deps = departures[host] ?? []
+        if let on = poweredOn[host] { deps.append(on) }
+        if let own = lastMoveOfVM[vm] { deps.append(own) }
+        return add(Draft(kind: kind, vm: vm, from: hostNames[host], to: nil, mode: nil, deps: deps, swapGroup: nil,
+                         parameters: parameters, reason: reason, grows: true))
+    }
+
     /// Power a standby host on; later arrivals on it wait for this.
     @discardableResult
     mutating func powerOn(host: Int, reason: String) -> Int {
@@ -106,23 +123,23 @@ struct ActionBuilder: Sendable {
         return drafts.count - 1
     }
 
-    private static func phase(_ k: ActionKind) -> Int {
-        switch k {
-        case .tune, .resize: 0
+    private static func phase(_ d: Draft) -> Int {
+        switch d.kind {
+        case .tune, .resize: d.grows ? 3 : 0
         case .powerOn: 1
         case .migrate: 2
-        case .define: 3
-        case .start: 4
-        case .stop: 5
-        case .undefine: 6
-        case .drain: 7
-        case .powerOff: 8
+        case .define: 4
+        case .start: 5
+        case .stop: 6
+        case .undefine: 7
+        case .drain: 8
+        case .powerOff: 9
         }
     }
 
     func build() -> [PlannedAction] {
         let order = drafts.indices.sorted { a, b in
-            let pa = Self.phase(drafts[a].kind), pb = Self.phase(drafts[b].kind)
+            let pa = Self.phase(drafts[a]), pb = Self.phase(drafts[b])
             return pa != pb ? pa < pb : a < b
         }
         var idOf = [Int](repeating: 0, count: drafts.count)

@@ -76,9 +76,11 @@ extension PlanningContext {
 
         for v in fleet.vms.indices {
             guard let spec = fleet.spec(of: v), let o = fleet.observed(v) else { continue }
-            let at = o.host  // allocations run before migrations (ActionBuilder phases)
-            var p = ActionParameters()
-            var why: [String] = []
+            let at = o.host
+            // What shrinks (or only reweighs) runs first, where the VM is now; what grows runs on the VM's final
+            // host once the moves that make room there are done (ActionBuilder.grow).
+            var p = ActionParameters(), grown = ActionParameters()
+            var why: [String] = [], growWhy: [String] = []
             let t = o.tunables
             let cpu = spec.resources.cpu, mem = spec.resources.memory
 
@@ -96,12 +98,18 @@ extension PlanningContext {
             } else if let limit = cpu.limit, limit.isFinite, limit > 0 {
                 let quota = Int((limit * Double(Entitlements.cpuPeriodMicros)).rounded())
                 if curQuota != quota || (t.cpuPeriodMicros ?? Entitlements.cpuPeriodMicros) != Entitlements.cpuPeriodMicros {
-                    p.cpuPeriodMicros = Entitlements.cpuPeriodMicros; p.cpuQuotaMicros = quota
-                    why.append("cpu quota \(curQuota.map(String.init) ?? "unlimited") -> \(quota)/\(Entitlements.cpuPeriodMicros) us (limit \(Fmt.d(limit)) cores)")
+                    let curCores = curQuota.map { Double($0) / Double(t.cpuPeriodMicros ?? Entitlements.cpuPeriodMicros) }
+                    let raises = curCores.map { limit > $0 + 1e-9 } ?? false
+                    let text = "cpu quota \(curQuota.map(String.init) ?? "unlimited") -> \(quota)/\(Entitlements.cpuPeriodMicros) us (limit \(Fmt.d(limit)) cores)"
+                    if raises {
+                        grown.cpuPeriodMicros = Entitlements.cpuPeriodMicros; grown.cpuQuotaMicros = quota; growWhy.append(text)
+                    } else {
+                        p.cpuPeriodMicros = Entitlements.cpuPeriodMicros; p.cpuQuotaMicros = quota; why.append(text)
+                    }
                 }
             } else if let q = curQuota {
-                p.cpuQuotaMicros = -1
-                why.append("cpu quota \(q) -> unlimited (no limit in the spec)")
+                grown.cpuQuotaMicros = -1
+                growWhy.append("cpu quota \(q) -> unlimited (no limit in the spec)")
             }
             if let limit = mem.limit, t.memoryHardLimitMiB.map({ abs($0 - limit) > 0.5 }) ?? true {
                 p.memoryHardLimitMiB = limit
@@ -136,26 +144,55 @@ extension PlanningContext {
                                                     reason: "\(spec.name) runs at its allocation: demand at or above \(Fmt.pct(HotspotScan.vmCPUAtAllocation)) of \(Fmt.d(cpuCeiling)) cores (\(by)); profiling already provisions it fully; raise the limit or vCPUs in the spec"))
             }
             if abs(balloon - o.memoryMiB) > 0.5 {
-                p.balloonMiB = balloon.rounded()
-                why.append("balloon \(Fmt.mib(o.memoryMiB)) -> \(Fmt.mib(balloon.rounded())): \(balloonWhy)")
+                let text = "balloon \(Fmt.mib(o.memoryMiB)) -> \(Fmt.mib(balloon.rounded())): \(balloonWhy)"
+                if balloon > o.memoryMiB { grown.balloonMiB = balloon.rounded(); growWhy.append(text) }
+                else { p.balloonMiB = balloon.rounded(); why.append(text) }
             }
+            let final = state.hostOf[v] >= 0 ? state.hostOf[v] : nil
             if !why.isEmpty {
                 builder.add(.tune, vm: spec.name, at: at, parameters: p, reason: why.joined(separator: "; "))
             }
+            if !growWhy.isEmpty {
+                grow(.tune, vm: spec.name, at: at, final: final, parameters: grown, reason: growWhy.joined(separator: "; "))
+            }
 
-            var r = ActionParameters()
-            var rwhy: [String] = []
-            if spec.vcpus != o.vcpus { r.vcpus = spec.vcpus; rwhy.append("vCPUs \(o.vcpus) -> \(spec.vcpus)") }
+            var r = ActionParameters(), rGrown = ActionParameters()
+            var rwhy: [String] = [], rShrinks: [String] = [], rGrows: [String] = []
+            if spec.vcpus != o.vcpus {
+                let text = "vCPUs \(o.vcpus) -> \(spec.vcpus)"
+                rwhy.append(text)
+                if spec.vcpus > o.vcpus { rGrown.vcpus = spec.vcpus; rGrows.append(text) }
+                else { r.vcpus = spec.vcpus; rShrinks.append(text) }
+            }
             if abs(spec.memoryMiB - o.maxMemoryMiB) > 0.5 {
-                r.memoryMiB = spec.memoryMiB
-                rwhy.append("memory \(Fmt.mib(o.maxMemoryMiB)) -> \(Fmt.mib(spec.memoryMiB))")
+                let text = "memory \(Fmt.mib(o.maxMemoryMiB)) -> \(Fmt.mib(spec.memoryMiB))"
+                rwhy.append(text)
+                if spec.memoryMiB > o.maxMemoryMiB { rGrown.memoryMiB = spec.memoryMiB; rGrows.append(text) }
+                else { r.memoryMiB = spec.memoryMiB; rShrinks.append(text) }
             }
             if !rwhy.isEmpty {
                 drift.append(DriftNote(kind: .allocation, vm: spec.name, host: o.host,
                                        message: "\(spec.name): " + rwhy.joined(separator: ", ") + " (spec differs from the running allocation)"))
-                builder.add(.resize, vm: spec.name, at: at, parameters: r,
-                            reason: "spec differs from the running allocation: " + rwhy.joined(separator: ", "))
             }
+            if !rShrinks.isEmpty {
+                builder.add(.resize, vm: spec.name, at: at, parameters: r,
+                            reason: "spec differs from the running allocation: " + rShrinks.joined(separator: ", "))
+            }
+            if !rGrows.isEmpty {
+                grow(.resize, vm: spec.name, at: at, final: final, parameters: rGrown,
+                     reason: "spec differs from the running allocation: " + rGrows.joined(separator: ", "))
+            }
+        }
+    }
+
+    /// A growing tune/resize: on the VM's final host after the moves that make room there (or where it is, when
+    /// the plan does not place it).
+    private mutating func grow(_ kind: ActionKind, vm: String, at current: String, final: Int?,
+                               parameters: ActionParameters, reason: String) {
+        if let final {
+            builder.grow(kind, vm: vm, on: final, parameters: parameters, reason: reason)
+        } else {
+            builder.add(kind, vm: vm, at: current, parameters: parameters, reason: reason)
         }
     }
 }
