@@ -6,7 +6,7 @@ import PackageDescription
 // SandpiperModel and SandpiperPlanner never import a C module.
 let package = Package(
     name: "Sandpiper",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sandpiper", targets: ["sandpiper"]),
     ],
@@ -37,18 +37,18 @@ let package = Package(
         ]),
 
         .executableTarget(name: "sandpiper", dependencies: [
-            "SandpiperEngine",
+            "SandpiperEngine", "SandpiperModel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "SandpiperYAMLTests", dependencies: ["SandpiperYAML"]),
         .testTarget(name: "SandpiperModelTests", dependencies: ["SandpiperModel"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SandpiperPlannerTests", dependencies: ["SandpiperPlanner"]),
+        .testTarget(name: "SandpiperPlannerTests", dependencies: ["SandpiperPlanner", "SandpiperModel"]),
         // Test support: two real libvirtd/QEMU daemons on this machine (shared/labs recipe).
         .target(name: "SandpiperTestSupport", dependencies: ["SandpiperLibvirt"], path: "Tests/SandpiperTestSupport"),
         .testTarget(name: "SandpiperLibvirtTests", dependencies: ["SandpiperLibvirt", "SandpiperTestSupport"]),
         .testTarget(name: "SandpiperGitTests", dependencies: ["SandpiperGit"]),
-        .testTarget(name: "SandpiperEngineTests", dependencies: ["SandpiperEngine", "SandpiperTestSupport"]),
+        .testTarget(name: "SandpiperEngineTests", dependencies: ["SandpiperEngine", "SandpiperModel", "SandpiperTestSupport"]),
         // Runs the built `sandpiper` binary: exit codes, output formats, crash safety.
         .testTarget(name: "SandpiperCLITests", dependencies: ["sandpiper", "SandpiperModel", "SandpiperTestSupport"]),
     ]

@@ -1,28 +1,72 @@
 import Foundation
+import Synchronization
 import SandpiperLibvirt
 import SandpiperModel
 
-/// What happened to each action of an apply.
+/// What happened to each action of an apply, as data: callers (the CLI, the simulator, reconcile) decide on these
+/// fields, never on the display text in `summary` or `detail`.
 public struct ApplyReport: Sendable, Equatable {
     public struct Outcome: Sendable, Equatable {
         public var actionID: String
+        public var kind: ActionKind
+        /// For humans only.
         public var summary: String
         public var status: JournalEntry.Status
+        /// For humans only (an error, or a note such as "already on pm2").
         public var detail: String?
         /// Host power commands: what they printed (truncated), journaled.
         public var output: String? = nil
+        /// Migrations that ran: how the VM really moved (live, or cold where the driver cannot move it live).
+        public var mode: MoveMode? = nil
+        /// The dependency wave the action ran in (1 = first); 0 for an action skipped before any wave ran it.
+        /// Actions of one wave run concurrently; a wave starts when the previous one has finished.
+        public var wave: Int = 0
+        /// On the applier's clock: when the action started and finished (equal for a skipped one).
+        public var startedAt: Double = 0
+        public var finishedAt: Double = 0
         /// Host power actions: the host's power state as known after the action (true = on), failed or not.
         var powered: (host: String, on: Bool)? = nil
 
         public static func == (a: Outcome, b: Outcome) -> Bool {
-            a.actionID == b.actionID && a.summary == b.summary && a.status == b.status && a.detail == b.detail
-                && a.output == b.output && a.powered?.host == b.powered?.host && a.powered?.on == b.powered?.on
+            a.actionID == b.actionID && a.kind == b.kind && a.summary == b.summary && a.status == b.status
+                && a.detail == b.detail && a.output == b.output && a.mode == b.mode && a.wave == b.wave
+                && a.startedAt == b.startedAt && a.finishedAt == b.finishedAt
+                && a.powered?.host == b.powered?.host && a.powered?.on == b.powered?.on
         }
     }
     public var planID: String
     public var outcomes: [Outcome]
     public var succeeded: Bool { !outcomes.contains { $0.status == .failed } }
     public var done: Int { outcomes.filter { $0.status == .done }.count }
+}
+
+/// How an `Applier` runs: fixed for its lifetime (the CLI, reconcile and the simulator each build one).
+public struct ApplyOptions {
+    /// Called before each action with (index, total, summary) for progress output.
+    public var onStart: ((Int, Int, String) -> Void)?
+    /// Called after each action with its outcome.
+    public var onFinish: ((ApplyReport.Outcome) -> Void)?
+    /// Clock for journal timestamps and outcome timings; injectable so tests can pin it.
+    public var clock: @Sendable () -> Double = { Date().timeIntervalSince1970 }
+    /// The observation clock (trace time for replayed clusters, Unix time for live ones): moved VMs get
+    /// `lastMovedAt` on this clock so minimum residency compares like with like. nil = `clock`.
+    public var observationNow: Double?
+    /// Pause after journaling a wave as started and after each outcome (crash-safety tests kill the process there).
+    public var pauseAfterStart: Duration = .zero
+    /// False keeps the state in memory only (`sandpiper simulate`): the journal and inventory are updated as
+    /// usual but state.json is never written.
+    public var persistState = true
+    /// False in `simulate`: host power actions change the recorded power state without running any command.
+    public var runsPowerCommands = true
+    /// Most actions run at once in one wave.
+    public var maxParallel = 8
+    /// How actions reach a host; nil = the fleet connections. Tests wrap real connections to inject failures.
+    public var host: (@Sendable (String) -> (any FleetHost)?)?
+
+    public init(onStart: ((Int, Int, String) -> Void)? = nil, onFinish: ((ApplyReport.Outcome) -> Void)? = nil,
+                observationNow: Double? = nil) {
+        self.onStart = onStart; self.onFinish = onFinish; self.observationNow = observationNow
+    }
 }
 
 /// Executes a plan through libvirt (Terraform's apply): refuses a stale plan, runs actions in dependency order,
@@ -35,35 +79,26 @@ public final class Applier: @unchecked Sendable {
     public let cluster: LoadedCluster
     public let connections: FleetConnections
     public let stateFile: StateFile
+    public let options: ApplyOptions
     public private(set) var state: StateDocument
-    /// Called before each action with (index, total, summary) for progress output.
-    public var onStart: ((Int, Int, String) -> Void)?
-    /// Called after each action with its outcome.
-    public var onFinish: ((ApplyReport.Outcome) -> Void)?
-    /// Clock for journal timestamps; injectable so tests can pin it.
-    public var clock: () -> Double = { Date().timeIntervalSince1970 }
-    /// The observation clock (trace time for replayed clusters, Unix time for live ones): moved VMs get
-    /// `lastMovedAt` on this clock so minimum residency compares like with like.
-    public var observationNow: Double?
-    /// Pause after journaling a wave as started and after each outcome (crash-safety tests kill the process there).
-    public var pauseAfterStart: Duration = .zero
+    private let host: @Sendable (String) -> (any FleetHost)?
 
     private func pauseForTests() {
-        guard pauseAfterStart > .zero else { return }
-        Thread.sleep(forTimeInterval: Double(pauseAfterStart.components.seconds)
-            + Double(pauseAfterStart.components.attoseconds) / 1e18)
+        guard options.pauseAfterStart > .zero else { return }
+        Thread.sleep(forTimeInterval: options.pauseAfterStart / .seconds(1))
     }
-    /// False keeps the state in memory only (`sandpiper simulate`): the journal and inventory are updated as
-    /// usual but state.json is never written.
-    public var persistState = true
 
-    public init(cluster: LoadedCluster, connections: FleetConnections, state: StateDocument?) {
+    public init(cluster: LoadedCluster, connections: FleetConnections, state: StateDocument?,
+                options: ApplyOptions = ApplyOptions()) {
         self.cluster = cluster
         self.connections = connections
-        host = { [connections] name in connections.connection(name) }
+        self.options = options
+        host = options.host ?? { [connections] name in connections.connection(name) }
         self.stateFile = StateFile(directory: cluster.directory)
         self.state = state ?? StateDocument(cluster: cluster.spec.name)
     }
+
+    private var clock: Double { options.clock() }
 
     /// Why `document` no longer describes the fleet, or [] when it is fresh. Observes the inventory (not samples:
     /// utilization moves all the time and is re-checked per action instead).
@@ -89,7 +124,7 @@ public final class Applier: @unchecked Sendable {
                     + "\(stateBefore.map { String($0.serial) } ?? "none"))\(already)")
             }
         }
-        let inventory = connections.inventory(previous: stateBefore?.inventory, now: clock())
+        let inventory = connections.inventory(previous: stateBefore?.inventory, now: clock)
         // A host that stopped answering since the plan still holds the VMs the state last saw there: compare
         // with those (as `StateDocument.record` keeps them), so an unrelated outage does not make every plan stale.
         let digest = Engine.inventoryDigest(Observation(inventory: inventory, samples: [:], now: 0, intervalSeconds: 0),
@@ -114,14 +149,69 @@ public final class Applier: @unchecked Sendable {
         return reasons
     }
 
-    /// Runs every action of `document` (which must be fresh). Throws only when the state file cannot be written;
+    /// Why `document` cannot be applied at all, whatever the fleet looks like: an action that names a host or a
+    /// declared VM the spec does not have, lacks what its kind needs, or depends on an action that is not before it
+    /// in the plan. Checked before anything runs (a hand-edited or damaged plan fails whole, not half-way).
+    public func refusals(_ document: PlanDocument) -> [String] {
+        var problems: [String] = []
+        var seen = Set<String>()
+        for a in document.actions {
+            let what = "action \(a.id) (\(a.kind.rawValue))"
+            if seen.contains(a.id) { problems.append("\(what): the id is used twice") }
+            for d in a.dependsOn where !seen.contains(d) {
+                problems.append("\(what): depends on action \(d), which does not come before it in the plan")
+            }
+            seen.insert(a.id)
+            func needHost(_ name: String?, _ field: String) {
+                guard let name else { problems.append("\(what): no \(field) host"); return }
+                if cluster.spec.host(named: name) == nil {
+                    problems.append("\(what): \(field) host \(name) is not in cluster \(cluster.spec.name)")
+                }
+            }
+            if a.kind.isHostAction {
+                needHost(a.host, "its")
+                continue
+            }
+            if a.vm.isEmpty { problems.append("\(what): names no VM"); continue }
+            let declared = cluster.spec.vm(named: a.vm) != nil
+            switch a.kind {
+            case .define:
+                needHost(a.to, "target")
+                if !declared { problems.append("\(what): \(a.vm) is not declared in cluster.yaml") }
+            case .start:
+                needHost(a.to ?? a.from, "its")
+                if !declared { problems.append("\(what): \(a.vm) is not declared in cluster.yaml") }
+            case .migrate:
+                needHost(a.from, "source"); needHost(a.to, "target")
+                if a.mode == nil { problems.append("\(what): no mode (live or cold)") }
+                if !declared { problems.append("\(what): \(a.vm) is not declared in cluster.yaml") }
+            case .tune, .resize:
+                needHost(a.from, "its")
+                if !declared { problems.append("\(what): \(a.vm) is not declared in cluster.yaml") }
+            case .stop, .undefine:
+                needHost(a.from, "its")  // undeclared VMs are what prune stops
+            case .drain, .powerOff, .powerOn:
+                break
+            }
+        }
+        return problems
+    }
+
+    /// Runs every action of `document` (which must be fresh). Throws when the plan cannot be applied at all
+    /// (`refusals`, power actions the policy denies: nothing runs) or when the state file cannot be written;
     /// action failures are in the report (and the journal).
-    public func apply(_ document: PlanDocument) throws(EngineError) -> ApplyReport {
+    /// `observationNow` overrides the options' observation clock for this apply (the simulator's trace time).
+    public func apply(_ document: PlanDocument, observationNow: Double? = nil) throws(EngineError) -> ApplyReport {
         let planID = document.id ?? Engine.planID(document)
+        let problems = refusals(document)
+        if !problems.isEmpty {
+            throw .apply("plan \(planID) cannot be applied: " + problems.joined(separator: "; ")
+                + "; nothing was applied. Make a new plan with `sandpiper plan`")
+        }
         // Refuse up front, before a single VM moves, a plan whose power actions the policy would refuse at the
         // end (consolidation would empty a host and then leave it on).
-        let power = document.actions.filter { $0.kind == "power-on" || $0.kind == "power-off" }
-        if runsPowerCommands, !power.isEmpty, cluster.policy.consolidation.powerCommands != .allow {
+        let power = document.actions.filter { $0.kind == .powerOn || $0.kind == .powerOff }
+        if options.runsPowerCommands, !power.isEmpty, cluster.policy.consolidation.powerCommands != .allow {
             throw .apply("the plan has \(power.count) host power action\(power.count == 1 ? "" : "s") "
                 + "(\(power.compactMap(\.host).joined(separator: ", "))) but policy \(cluster.policy.name) does not allow power "
                 + "commands (consolidation.powerCommands: deny); nothing was applied. Allow them, or power the hosts "
@@ -137,6 +227,12 @@ public final class Applier: @unchecked Sendable {
         var status: [String: JournalEntry.Status] = [:]
         var pending = document.actions
         var started = 0
+        var waveNumber = 0
+        func skipped(_ action: PlanDocument.Action, _ why: String) -> ApplyReport.Outcome {
+            let now = clock
+            return ApplyReport.Outcome(actionID: action.id, kind: action.kind, summary: PlanRenderer().headline(action),
+                                       status: .skipped, detail: why, startedAt: now, finishedAt: now)
+        }
         while !pending.isEmpty {
             var wave: [PlanDocument.Action] = []
             var waiting: [PlanDocument.Action] = []
@@ -144,13 +240,11 @@ public final class Applier: @unchecked Sendable {
             for action in pending {
                 if let blocker = action.dependsOn.first(where: { status[$0] == .failed || status[$0] == .skipped }) {
                     started += 1
-                    onStart?(started, document.actions.count, PlanRenderer().headline(action))
-                    let outcome = ApplyReport.Outcome(actionID: action.id, summary: PlanRenderer().headline(action),
-                                                      status: .skipped,
-                                                      detail: "depends on action \(blocker), which did not complete")
+                    options.onStart?(started, document.actions.count, PlanRenderer().headline(action))
                     status[action.id] = .skipped
-                    try record(outcome, planID: planID, report: &report)
-                } else if action.dependsOn.allSatisfy({ status[$0] == .done }), wave.count < maxParallel,
+                    try record(skipped(action, "depends on action \(blocker), which did not complete"),
+                               planID: planID, report: &report)
+                } else if action.dependsOn.allSatisfy({ status[$0] == .done }), wave.count < options.maxParallel,
                           !vmsInWave.contains(Self.subject(action)) {
                     wave.append(action)
                     vmsInWave.insert(Self.subject(action))
@@ -159,23 +253,22 @@ public final class Applier: @unchecked Sendable {
                 }
             }
             if wave.isEmpty {
-                // Dependencies that can never complete (not in this plan): refuse to guess.
+                // Cannot happen for a plan that passed `refusals` (dependencies come first); kept as a guard.
                 for action in waiting {
-                    let outcome = ApplyReport.Outcome(actionID: action.id, summary: PlanRenderer().headline(action),
-                                                      status: .skipped, detail: "its dependencies are not in the plan")
                     status[action.id] = .skipped
-                    try record(outcome, planID: planID, report: &report)
+                    try record(skipped(action, "its dependencies are not in the plan"), planID: planID, report: &report)
                 }
                 break
             }
+            waveNumber += 1
             for action in wave {
                 started += 1
-                onStart?(started, document.actions.count, PlanRenderer().headline(action))
+                options.onStart?(started, document.actions.count, PlanRenderer().headline(action))
                 try journal(JournalEntry(planID: planID, actionID: action.id, summary: PlanRenderer().headline(action),
-                                         status: .started, at: clock()))
+                                         status: .started, at: clock))
             }
             pauseForTests()
-            let outcomes = run(wave)
+            let outcomes = run(wave, number: waveNumber)
             for outcome in outcomes {
                 status[outcome.actionID] = outcome.status
                 if let p = outcome.powered { recordPower(p.host, on: p.on) }
@@ -185,9 +278,9 @@ public final class Applier: @unchecked Sendable {
         }
         state.lastPlan = .init(id: planID, status: report.succeeded ? "applied" : "failed")
         // Only moves that completed start a VM's residency clock; a failed one left it where it was.
-        let completed = Set(report.outcomes.filter { $0.status == .done }.map(\.actionID))
-        try refreshInventory(movedNow: Set(document.actions.filter { $0.kind == "migrate" && completed.contains($0.id) }
-            .map(\.vm)))
+        let moved = Set(report.outcomes.filter { $0.kind == .migrate && $0.status == .done }.map(\.actionID))
+        try refreshInventory(movedNow: Set(document.actions.filter { moved.contains($0.id) }.map(\.vm)),
+                             now: observationNow ?? options.observationNow ?? clock)
         try save()
         return report
     }
@@ -208,32 +301,32 @@ public final class Applier: @unchecked Sendable {
     /// Changes the state in memory (saved with the next journal entry or apply; `simulate` never saves it).
     public func updateState(_ change: (inout StateDocument) -> Void) { change(&state) }
 
-    /// Most actions run at once in one wave.
-    public var maxParallel = 8
-
     /// Executes one wave's actions concurrently; outcomes in the wave's (plan) order.
-    private func run(_ wave: [PlanDocument.Action]) -> [ApplyReport.Outcome] {
-        let results = ResultSlots(wave.count)
+    private func run(_ wave: [PlanDocument.Action], number: Int) -> [ApplyReport.Outcome] {
+        let results = Mutex([ApplyReport.Outcome?](repeating: nil, count: wave.count))
         DispatchQueue.concurrentPerform(iterations: wave.count) { i in
             let action = wave[i]
-            let summary = PlanRenderer().headline(action)
+            var outcome = ApplyReport.Outcome(actionID: action.id, kind: action.kind,
+                                              summary: PlanRenderer().headline(action), status: .done, wave: number,
+                                              startedAt: clock)
             do {
-                if ActionKind(rawValue: action.kind)?.isHostAction == true {
+                if action.kind.isHostAction {
                     let r = try hostAction(action)
-                    results.set(i, .init(actionID: action.id, summary: summary, status: .done, detail: r.detail,
-                                         output: r.output, powered: r.powered))
+                    outcome.detail = r.detail; outcome.output = r.output; outcome.powered = r.powered
                 } else {
-                    let detail = try execute(action)
-                    results.set(i, .init(actionID: action.id, summary: summary, status: .done, detail: detail))
+                    let r = try execute(action)
+                    outcome.detail = r.detail; outcome.mode = r.mode
                 }
             } catch let e as PowerFailure {
-                results.set(i, .init(actionID: action.id, summary: summary, status: .failed, detail: e.message,
-                                     output: e.output, powered: e.powered))
+                outcome.status = .failed; outcome.detail = e.message; outcome.output = e.output
+                outcome.powered = e.powered
             } catch {
-                results.set(i, .init(actionID: action.id, summary: summary, status: .failed, detail: "\(error)"))
+                outcome.status = .failed; outcome.detail = "\(error)"
             }
+            outcome.finishedAt = clock
+            results.withLock { $0[i] = outcome }
         }
-        return results.values
+        return results.withLock { $0.compactMap { $0 } }
     }
 
     private func record(_ raw: ApplyReport.Outcome, planID: String,
@@ -244,10 +337,10 @@ public final class Applier: @unchecked Sendable {
         outcome.detail = outcome.detail.map { CommitScrubber.scrub($0, cluster: cluster) }
         outcome.output = outcome.output.map { CommitScrubber.scrub($0, cluster: cluster) }
         report.outcomes.append(outcome)
-        onFinish?(outcome)
+        options.onFinish?(outcome)
         try journal(JournalEntry(planID: planID, actionID: outcome.actionID, summary: outcome.summary,
                                  status: outcome.status, error: outcome.status == .failed ? outcome.detail : nil,
-                                 output: outcome.output, at: clock()))
+                                 output: outcome.output, at: clock))
     }
 
     private func journal(_ entry: JournalEntry) throws(EngineError) {
@@ -257,7 +350,7 @@ public final class Applier: @unchecked Sendable {
     }
 
     private func save() throws(EngineError) {
-        guard persistState else {
+        guard options.persistState else {
             state.advance()
             return
         }
@@ -265,8 +358,7 @@ public final class Applier: @unchecked Sendable {
     }
 
     /// The state's inventory becomes what libvirt shows now; VMs moved by this apply get `lastMovedAt` = now.
-    private func refreshInventory(movedNow: Set<String>) throws(EngineError) {
-        let now = observationNow ?? clock()
+    private func refreshInventory(movedNow: Set<String>, now: Double) throws(EngineError) {
         let inventory = connections.inventory(previous: state.inventory, now: now)
         var observation = Observation(inventory: inventory, samples: [:], now: now, intervalSeconds: 0)
         for i in observation.vms.indices where movedNow.contains(observation.vms[i].name) {
@@ -275,11 +367,7 @@ public final class Applier: @unchecked Sendable {
         state.record(observation)
     }
 
-    /// False in `simulate`: host power actions change the recorded power state without running any command.
-    public var runsPowerCommands = true
-
-    /// How actions reach a host; tests replace it to inject failures around the real connections.
-    public var host: @Sendable (String) -> (any FleetHost)?
+    var runsPowerCommands: Bool { options.runsPowerCommands }
 
     private func connection(_ host: String?) throws -> any FleetHost {
         guard let host else { throw ApplyError("the action names no host") }
@@ -289,17 +377,26 @@ public final class Applier: @unchecked Sendable {
         return c
     }
 
-    /// Runs one action after re-checking that the fleet still looks as the plan expects.
-    private func execute(_ action: PlanDocument.Action) throws -> String? {
+    /// What a VM action did, as data.
+    struct ExecutionResult {
+        var detail: String? = nil
+        var mode: MoveMode? = nil
+    }
+
+    /// Runs one action after re-checking that the fleet still looks as the plan expects. `refusals` has checked
+    /// that the hosts each kind needs are named.
+    private func execute(_ action: PlanDocument.Action) throws -> ExecutionResult {
         let p = action.parameters
         switch action.kind {
-        case "define":
+        case .define:
             guard let vm = cluster.spec.vm(named: action.vm) else { throw ApplyError("\(action.vm) is not in the spec") }
             guard let template = vm.template else {
                 throw ApplyError("\(vm.name) has no template in cluster.yaml, so it cannot be defined")
             }
             let target = try connection(action.to)
-            if try target.domainIfExists(named: vm.name) != nil { return "already defined on \(action.to!)" }
+            if try target.domainIfExists(named: vm.name) != nil {
+                return ExecutionResult(detail: "already defined on \(action.to!)")
+            }
             let text: String
             do { text = try String(contentsOf: cluster.resolve(template), encoding: .utf8) } catch {
                 throw ApplyError("cannot read template \(template): \(error)")
@@ -310,28 +407,28 @@ public final class Applier: @unchecked Sendable {
             let xml = try DomainTemplate.render(text, vm: spec, uuid: DomainTemplate.uuid(cluster: cluster.spec.name,
                                                                                             vm: vm.name))
             _ = try target.define(xml: xml)
-            return nil
-        case "start":
+            return ExecutionResult()
+        case .start:
             try connection(action.to ?? action.from).start(action.vm)
-            return nil
-        case "stop":
+            return ExecutionResult()
+        case .stop:
             try connection(action.from).destroy(action.vm)
-            return nil
-        case "undefine":
+            return ExecutionResult()
+        case .undefine:
             try connection(action.from).undefine(action.vm)
-            return nil
-        case "resize":
+            return ExecutionResult()
+        case .resize:
             let c = try connection(action.from)
             try expect(action.vm, on: c, host: action.from!)
             if let v = p.vcpus { try c.setVcpus(action.vm, count: v) }
             if let m = p.memoryMiB { try c.setMemory(action.vm, mib: try mib(m)) }
-            return nil
-        case "tune":
-            return try tune(action)
-        case "migrate":
+            return ExecutionResult()
+        case .tune:
+            return ExecutionResult(detail: try tune(action))
+        case .migrate:
             return try migrate(action)
-        default:
-            throw ApplyError("unknown action kind \(action.kind)")
+        case .drain, .powerOff, .powerOn:
+            throw ApplyError("\(action.kind.rawValue) is a host action")  // routed to hostAction by `run`
         }
     }
 
@@ -379,7 +476,7 @@ public final class Applier: @unchecked Sendable {
         return LibvirtURI.isTestDriver(cluster.connectionURI(for: h))
     }
 
-    private func migrate(_ action: PlanDocument.Action) throws -> String? {
+    private func migrate(_ action: PlanDocument.Action) throws -> ExecutionResult {
         let source = try connection(action.from)
         let target = try connection(action.to)
         if try source.domainIfExists(named: action.vm) == nil {
@@ -389,19 +486,21 @@ public final class Applier: @unchecked Sendable {
             // A cold move interrupted after the source stopped: finish it by starting the guest on the target.
             if there.state == .shutoff {
                 try target.start(action.vm)
-                return "resumed an interrupted move: started on \(action.to!)"
+                return ExecutionResult(detail: "resumed an interrupted move: started on \(action.to!)", mode: .cold)
             }
-            return "already on \(action.to!)"
+            return ExecutionResult(detail: "already on \(action.to!)")
         }
         try checkFits(action.vm, from: source, on: target, host: action.to!)
         let sla = cluster.spec.vm(named: action.vm)?.sla.flatMap { cluster.spec.sla(named: $0) }
         // Cold instead of live only where that disrupts nobody: SLA `any`, or test-driver hosts (no real guest).
         let testHosts = isTestDriver(action.from!) && isTestDriver(action.to!)
         let allowCold = sla == nil || sla?.migration == .any || testHosts
-        let mode: SandpiperLibvirt.MigrationMode = action.mode == "cold" ? .cold : .live
+        let mode: SandpiperLibvirt.MigrationMode = action.mode == .cold ? .cold : .live
         let report = try source.migrate(action.vm, to: target, mode: mode, allowCold: allowCold,
                                         options: LiveMigrationOptions(migrateURI: migrateURI(action.from!, action.to!)))
-        return report.mode == mode ? nil : "moved cold: the driver cannot migrate live"
+        let done: MoveMode = report.mode == .cold ? .cold : .live
+        return ExecutionResult(detail: report.mode == mode ? nil : "moved cold: the driver cannot migrate live",
+                               mode: done)
     }
 
     /// A MiB amount from a plan as libvirt takes it; out-of-range values (a hand-made plan) fail the action.
@@ -457,11 +556,3 @@ public struct ApplyError: Error, CustomStringConvertible, Sendable {
     public init(_ description: String) { self.description = description }
 }
 
-/// Outcomes written from concurrent actions.
-private final class ResultSlots: @unchecked Sendable {
-    private let lock = NSLock()
-    private var slots: [ApplyReport.Outcome?]
-    init(_ n: Int) { slots = Array(repeating: nil, count: n) }
-    func set(_ i: Int, _ v: ApplyReport.Outcome) { lock.lock(); slots[i] = v; lock.unlock() }
-    var values: [ApplyReport.Outcome] { lock.lock(); defer { lock.unlock() }; return slots.compactMap { $0 } }
-}

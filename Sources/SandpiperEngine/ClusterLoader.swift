@@ -12,6 +12,8 @@ public struct LoadedCluster: Sendable {
     /// SHA-256 of the exact bytes of cluster.yaml and of the policy file.
     public var specDigest: String
     public var policyDigest: String
+    /// The cluster directory relative to the repository root (`Clusters/demo`), recorded in plans.
+    public var repositoryPath: String = ""
 
     /// Absolute path of a file named relative to cluster.yaml.
     public func resolve(_ relative: String) -> URL {
@@ -74,6 +76,7 @@ public enum ClusterLoader {
                 return absolute.hasPrefix(cwd) ? String(absolute.dropFirst(cwd.count)) : absolute
             })
         var loaded = try load(files: files)
+        loaded.repositoryPath = relativeDirectory
         loaded.specFile = specFile
         loaded.policyFile = URL(fileURLWithPath: rootPath + "/" + files.policyPath(loaded.spec.policy))
         return loaded

@@ -114,7 +114,11 @@ public final class GitSnapshot: @unchecked Sendable {
             try? FileManager.default.removeItem(at: root)
             throw .plan("cannot read \(location.clusterDirectory) at \(revision): \(error)")
         }
-        do { cluster = try ClusterLoader.load(files: files) } catch {
+        do {
+            var loaded = try ClusterLoader.load(files: files)
+            loaded.repositoryPath = files.clusterDirectory
+            cluster = loaded
+        } catch {
             try? FileManager.default.removeItem(at: root)
             throw .load(error)
         }
@@ -205,13 +209,13 @@ public enum GitCommitMessage {
         }
         var parts: [String] = []
         let swaps = Set(all.compactMap(\.swapGroup))
-        let migrations = all.filter { $0.kind == "migrate" && $0.swapGroup == nil }.count
+        let migrations = all.filter { $0.kind == .migrate && $0.swapGroup == nil }.count
         func add(_ n: Int, _ one: String, _ many: String) { if n > 0 { parts.append("\(n) \(n == 1 ? one : many)") } }
         add(migrations, "migration", "migrations")
         add(swaps.count, "swap", "swaps")
-        for (kind, one, many) in [("define", "define", "defines"), ("start", "start", "starts"),
-                                  ("resize", "resize", "resizes"), ("tune", "tune", "tunes"),
-                                  ("stop", "stop", "stops"), ("undefine", "undefine", "undefines")] {
+        for (kind, one, many): (ActionKind, String, String) in [
+            (.define, "define", "defines"), (.start, "start", "starts"), (.resize, "resize", "resizes"),
+            (.tune, "tune", "tunes"), (.stop, "stop", "stops"), (.undefine, "undefine", "undefines")] {
             add(all.filter { $0.kind == kind }.count, one, many)
         }
         var subject = "sandpiper(\(cluster)): " + parts.joined(separator: ", ")

@@ -23,17 +23,17 @@ struct HostActionResult {
 extension Applier {
     func hostAction(_ action: PlanDocument.Action) throws -> HostActionResult {
         guard let host = action.host, let spec = cluster.spec.host(named: host) else {
-            throw ApplyError("\(action.kind): the action names no host of the spec")
+            throw ApplyError("\(action.kind.rawValue): the action names no host of the spec")
         }
         switch action.kind {
-        case "drain":
+        case .drain:
             let left = try residents(host)
             guard left.isEmpty else {
                 throw ApplyError("\(host) still holds \(left.joined(separator: ", ")); it is not powered off")
             }
             return HostActionResult(detail: "\(host) holds no VM")
-        case "power-off", "power-on":
-            let on = action.kind == "power-on"
+        case .powerOff, .powerOn:
+            let on = action.kind == .powerOn
             guard let power = spec.power else {
                 throw ApplyError("\(host) declares no power commands (hosts[].power in cluster.yaml)")
             }
@@ -97,8 +97,8 @@ extension Applier {
             }
             return HostActionResult(detail: detail,
                                     output: result.output.isEmpty ? nil : result.output, powered: (host, on))
-        default:
-            throw ApplyError("unknown host action \(action.kind)")
+        case .define, .start, .tune, .resize, .migrate, .stop, .undefine:
+            throw ApplyError("\(action.kind.rawValue) is not a host action")
         }
     }
 

@@ -93,21 +93,21 @@ public struct PlanRenderer {
     func headline(_ a: PlanDocument.Action) -> String {
         let p = a.parameters
         switch a.kind {
-        case "migrate":
+        case .migrate:
             let group = a.swapGroup.map { " [swap \($0)]" } ?? ""
-            return "migrate \(a.vm)  \(a.from ?? "?") -> \(a.to ?? "?") (\(a.mode ?? "live"))\(group)"
-        case "define":
+            return "migrate \(a.vm)  \(a.from ?? "?") -> \(a.to ?? "?") (\((a.mode ?? .live).rawValue))\(group)"
+        case .define:
             var s = "define \(a.vm) on \(a.to ?? "?")"
             if let v = p.vcpus { s += ", \(v) vCPUs" }
             if let m = p.memoryMiB { s += ", \(Units.formatMiB(m))" }
             return s
-        case "start": return "start \(a.vm) on \(a.to ?? a.from ?? "?")"
-        case "resize":
+        case .start: return "start \(a.vm) on \(a.to ?? a.from ?? "?")"
+        case .resize:
             var parts: [String] = []
             if let v = p.vcpus { parts.append("vCPUs \(v)") }
             if let m = p.memoryMiB { parts.append("memory \(Units.formatMiB(m))") }
             return "resize \(a.vm) on \(a.from ?? "?"): " + parts.joined(separator: ", ")
-        case "tune":
+        case .tune:
             var parts: [String] = []
             if let s = p.cpuShares { parts.append("cpu shares \(s)") }
             if let q = p.cpuQuotaMicros {
@@ -117,11 +117,11 @@ public struct PlanRenderer {
             if let h = p.memoryHardLimitMiB { parts.append("mem hard \(Units.formatMiB(h))") }
             if let s = p.memorySoftLimitMiB { parts.append("mem soft \(Units.formatMiB(s))") }
             return "tune \(a.vm) on \(a.from ?? "?"): " + parts.joined(separator: ", ")
-        case "drain": return "drain \(a.host ?? "?")"
-        case "power-off": return "power-off \(a.host ?? "?") (standby)"
-        case "power-on": return "power-on \(a.host ?? "?")"
-        default:
-            return "\(a.kind) \(a.vm) on \(a.from ?? a.to ?? "?")"
+        case .drain: return "drain \(a.host ?? "?")"
+        case .powerOff: return "power-off \(a.host ?? "?") (standby)"
+        case .powerOn: return "power-on \(a.host ?? "?")"
+        case .stop, .undefine:
+            return "\(a.kind.rawValue) \(a.vm) on \(a.from ?? a.to ?? "?")"
         }
     }
 
@@ -133,13 +133,12 @@ public struct PlanRenderer {
         return "\(part(h.cpu, "cpu")) \(part(h.net, "net")) \(part(h.mem, "mem"))  \(Units.trim(h.volume).leftPad(5))"
     }
 
-    func symbol(_ kind: String) -> String {
+    func symbol(_ kind: ActionKind) -> String {
         switch kind {
-        case "define", "start", "power-on": green("+")
-        case "drain": yellow("<")
-        case "tune", "resize": yellow("~")
-        case "migrate": cyan(">")
-        default: red("-")
+        case .define, .start, .powerOn: green(kind.symbol)
+        case .drain, .tune, .resize: yellow(kind.symbol)
+        case .migrate: cyan(kind.symbol)
+        case .stop, .undefine, .powerOff: red(kind.symbol)
         }
     }
 

@@ -22,13 +22,27 @@ public enum PlanStore {
 
     /// Decodes a saved plan and checks that it is what `plan` wrote: its id is the digest of its content, so a
     /// plan edited after review (by hand or by a bad merge) is refused instead of applied under the reviewed id.
+    /// The digest is taken of the plan's canonical JSON (`JSONValue.canonical`), so re-indenting the file or
+    /// another JSON library's spacing does not change it; a changed value does.
     public static func decode(_ data: Data, source: String) throws(EngineError) -> PlanDocument {
         let document: PlanDocument
         do { document = try PlanDocument.decode(data) } catch {
-            throw .plan("\(source): not a Sandpiper plan (\(error))")
+            throw .plan("\(source): not a Sandpiper plan (\(describe(error)))")
         }
-        let actual = Engine.planID(document)
         guard let id = document.id else { throw .plan("\(source): the plan has no id; it was not made by `sandpiper plan`") }
+        let actual: String
+        switch document.idAlgorithm {
+        case nil:
+            actual = document.legacyID
+        case PlanDocument.canonicalIDAlgorithm?:
+            do { actual = try PlanDocument.canonicalID(ofJSON: data) } catch {
+                throw .plan("\(source): not a Sandpiper plan (\(describe(error)))")
+            }
+        case let other?:
+            throw .plan("\(source): the plan's id algorithm \(other) is unknown to Sandpiper \(SandpiperVersion.current)"
+                + (document.sandpiperVersion.map { " (the plan was made by Sandpiper \($0))" } ?? "")
+                + "; make a new plan with this version")
+        }
         guard id == actual else {
             throw .plan("\(source): the plan was modified after it was made (its id is \(id), its content hashes to "
                 + "\(actual)); make a new plan with `sandpiper plan` and review that")
@@ -37,6 +51,57 @@ public enum PlanStore {
             throw .plan("\(source): \(problem); make a new plan with `sandpiper plan`")
         }
         return document
+    }
+
+    /// A decoding error as one line that names the field (`actions[2].kind: ...`).
+    static func describe(_ error: any Error) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.map { k in k.intValue.map { "[\($0)]" } ?? ".\(k.stringValue)" }.joined()
+                .trimmingCharacters(in: CharacterSet(charactersIn: "."))
+        }
+        switch error as? DecodingError {
+        case .dataCorrupted(let c)?:
+            return c.codingPath.isEmpty ? "not valid JSON" : "\(path(c.codingPath)): \(c.debugDescription)"
+        case .keyNotFound(let key, let c)?:
+            return "\(path(c.codingPath + [key])): missing"
+        case .typeMismatch(let type, let c)?:
+            return "\(path(c.codingPath)): expected \(type)"
+        case .valueNotFound(let type, let c)?:
+            return "\(path(c.codingPath)): expected \(type), found null"
+        default:
+            return "\(error)"
+        }
+    }
+
+    /// The cluster directory a saved plan belongs to: `--cluster` when given; else the directory the plan
+    /// records (`clusterDirectory`, relative to its repository root) found above the plan file or above the
+    /// current directory; else the plan file's `../..` (`Clusters/<name>/plans/<id>.json`).
+    public static func clusterDirectory(for document: PlanDocument, planPath: String,
+                                        override: String? = nil) throws(EngineError) -> String {
+        if let override { return override }
+        let fm = FileManager.default
+        func hasSpec(_ dir: URL) -> Bool { fm.fileExists(atPath: dir.appendingPathComponent("cluster.yaml").path) }
+        let planFile = URL(fileURLWithPath: planPath).standardizedFileURL
+        if let recorded = document.clusterDirectory, !recorded.isEmpty, !recorded.hasPrefix("/"),
+           !recorded.split(separator: "/").contains("..") {
+            for start in [planFile.deletingLastPathComponent(),
+                          URL(fileURLWithPath: fm.currentDirectoryPath).standardizedFileURL] {
+                var dir = start
+                while true {
+                    let candidate = dir.appendingPathComponent(recorded)
+                    if hasSpec(candidate) { return candidate.path }
+                    let parent = dir.deletingLastPathComponent()
+                    if parent.path == dir.path { break }
+                    dir = parent
+                }
+            }
+        }
+        let conventional = planFile.deletingLastPathComponent().deletingLastPathComponent()
+        if document.clusterDirectory == nil || hasSpec(conventional) { return conventional.path }
+        let name = document.cluster.map { "cluster \($0)" } ?? "its cluster"
+        let recorded = document.clusterDirectory.map { " (\($0) in its repository)" } ?? ""
+        throw .plan("\(planPath): cannot find \(name)\(recorded) above the plan file or the current directory; "
+            + "run apply from the repository, or pass --cluster DIR")
     }
 
     /// What `plan` never writes: values libvirt cannot take (a hand-made or damaged plan).

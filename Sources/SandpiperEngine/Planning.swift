@@ -124,14 +124,17 @@ public enum Engine {
         // The planner does not know drivers: say here what apply will do. libvirt's test driver cannot migrate
         // live, so moves between test-driver hosts are cold (apply would fall back to cold anyway).
         let testHosts = Set(cluster.spec.hosts.filter { cluster.connectionURI(for: $0).hasPrefix("test:") }.map(\.name))
-        for i in document.actions.indices where document.actions[i].kind == "migrate" && document.actions[i].mode == "live" {
+        for i in document.actions.indices where document.actions[i].kind == .migrate && document.actions[i].mode == .live {
             if let from = document.actions[i].from, let to = document.actions[i].to,
                testHosts.contains(from), testHosts.contains(to) {
-                document.actions[i].mode = "cold"
+                document.actions[i].mode = .cold
                 document.actions[i].reason += " (cold: the libvirt test driver cannot migrate live)"
             }
         }
         document.cluster = cluster.spec.name
+        document.clusterDirectory = cluster.repositoryPath.isEmpty ? nil : cluster.repositoryPath
+        document.sandpiperVersion = SandpiperVersion.current
+        document.idAlgorithm = PlanDocument.canonicalIDAlgorithm
         document.id = planID(document)
         return document
     }
@@ -146,12 +149,10 @@ public enum Engine {
         return SHA256.hex(PlanDocument.inventoryDigestInput(merged))
     }
 
-    /// A plan's id: the first 12 hex digits of the SHA-256 of its canonical JSON without the id.
+    /// A plan's id: the first 12 hex digits of the SHA-256 of its canonical JSON without the id
+    /// (`PlanDocument.canonicalID`; plans from before `idAlgorithm` existed keep their legacy id).
     public static func planID(_ document: PlanDocument) -> String {
-        var copy = document
-        copy.id = nil
-        let bytes = (try? copy.encoded()) ?? Data()
-        return String(SHA256.hex(bytes).prefix(12))
+        document.idAlgorithm == nil ? document.legacyID : document.canonicalID
     }
 
     /// Reads the state file, mapping its errors.

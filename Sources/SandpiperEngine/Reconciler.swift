@@ -116,7 +116,7 @@ public final class Reconciler {
     }
 
     /// Kinds `partial` applies; moves (and removals) are proposed.
-    static let partialKinds: Set<String> = ["tune", "resize", "define", "start"]
+    static let partialKinds: Set<ActionKind> = [.tune, .resize, .define, .start]
 
     func round(_ cluster: LoadedCluster, connections: FleetConnections, specCommit: String?) throws -> Round {
         let stateFile = StateFile(directory: cluster.directory)
@@ -142,10 +142,9 @@ public final class Reconciler {
         guard !full.actions.isEmpty else { return result }
 
         func apply(_ document: PlanDocument) throws {
-            let applier = Applier(cluster: cluster, connections: connections, state: state)
-            applier.observationNow = snapshot.observation.now
-            applier.onStart = onStart
-            applier.onFinish = onFinish
+            let applier = Applier(cluster: cluster, connections: connections, state: state,
+                                  options: ApplyOptions(onStart: onStart, onFinish: onFinish,
+                                                        observationNow: snapshot.observation.now))
             let report = try applier.apply(document)
             state = applier.state
             let id = document.id ?? report.planID
@@ -205,7 +204,7 @@ public final class Reconciler {
 
     /// The actions of `document` whose kind is in `kinds` and whose dependencies are kept, with counts and id
     /// recomputed.
-    static func subset(_ document: PlanDocument, kinds: Set<String>) -> PlanDocument {
+    static func subset(_ document: PlanDocument, kinds: Set<ActionKind>) -> PlanDocument {
         var kept = Set<String>()
         var copy = document
         copy.actions = document.actions.filter { a in
@@ -214,13 +213,8 @@ public final class Reconciler {
             return true
         }
         guard copy.actions.count != document.actions.count else { return document }
-        let count = { (ks: Set<String>) in copy.actions.filter { ks.contains($0.kind) }.count }
-        copy.summary.add = count(["define", "start"])
-        copy.summary.change = count(["tune", "resize"])
-        copy.summary.move = count(["migrate"])
-        copy.summary.remove = count(["stop", "undefine"])
-        let power = count(["drain", "power-off", "power-on"])
-        copy.summary.power = power == 0 ? nil : power
+        copy.summary = PlanDocument.Summary(counting: copy.actions.map(\.kind), hotspots: copy.summary.hotspots,
+                                            unresolved: copy.summary.unresolved)
         copy.id = Engine.planID(copy)
         return copy
     }
@@ -560,12 +554,11 @@ public enum GitPlanApply {
             guard attempt == 1 else { return GitSession.Work(touched: []) }
             let state = try snapshot.readState()
             let connections = connect(snapshot.cluster)
-            let applier = Applier(cluster: snapshot.cluster, connections: connections, state: state)
+            let applier = Applier(cluster: snapshot.cluster, connections: connections, state: state,
+                                  options: ApplyOptions(onStart: onStart, onFinish: onFinish,
+                                                        observationNow: try Engine.observationClock(snapshot.cluster)))
             let reasons = applier.staleness(of: document, stateBefore: state)
             if !reasons.isEmpty { throw EngineError.stale(reasons) }
-            applier.observationNow = try Engine.observationClock(snapshot.cluster)
-            applier.onStart = onStart
-            applier.onFinish = onFinish
             let r = try applier.apply(document)
             report = r
             try PlanStore.save(document, to: PlanStore.defaultURL(snapshot.cluster, id: id))

@@ -203,7 +203,7 @@ struct EpisodeLog {
     mutating func attribute(_ index: Int, _ a: SimulationReport.Action, document: PlanDocument) {
         guard a.status == "done" else { return }
         switch a.kind {
-        case "migrate":
+        case ActionKind.migrate.rawValue:
             var hosts = Set<String>()
             if let from = a.from { hosts.insert(from) }
             if let g = a.swapGroup {
@@ -213,7 +213,7 @@ struct EpisodeLog {
             for e in open.values.sorted() where episodes[e].vm == nil && hosts.contains(episodes[e].host) {
                 episodes[e].actions.append(index)
             }
-        case "tune":
+        case ActionKind.tune.rawValue where a.balloonMiB != nil:
             if let e = open["vm:\(a.vm)/mem"] { episodes[e].actions.append(index) }
         default: break
         }

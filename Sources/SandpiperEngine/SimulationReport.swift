@@ -80,10 +80,13 @@ public struct SimulationReport: Codable, Sendable, Equatable {
     public struct Action: Codable, Sendable, Equatable {
         /// Trace time of the plan that decided it.
         public var plannedAt: Double
-        /// Modelled start and end: migrations run one after another (as `apply` runs them), each taking
-        /// RAM / bandwidth; other actions take no time.
+        /// Modelled start and end. Apply runs a plan in dependency waves (`wave`): the actions of one wave run at
+        /// once and the next wave starts when the slowest of them has finished. A migration takes RAM / bandwidth,
+        /// a power-on the boot time; other actions take no time.
         public var startedAt: Double
         public var finishedAt: Double
+        /// The apply wave the action ran in (1 = first); absent for an action that was skipped.
+        public var wave: Int?
         public var plan: String
         public var kind: String
         /// Empty for host actions.
@@ -94,6 +97,8 @@ public struct SimulationReport: Codable, Sendable, Equatable {
         public var to: String?
         public var mode: String?
         public var swapGroup: String?
+        /// Tune: the balloon target it set, if it set one.
+        public var balloonMiB: Double?
         /// done | failed | skipped
         public var status: String
         public var detail: String?

@@ -49,9 +49,10 @@ public struct SimulationOptions: Sendable, Equatable {
 /// - **Demand follows the VM.** The trace is per VM; each interval's host load is the sum of the demand of the VMs
 ///   that are on it at that time.
 /// - **Migrations take time.** A migration takes RAM / bandwidth and costs `migrationCPUCores` on both hosts while
-///   it runs; the VM stays on (and its demand stays with) the source until it completes. The engine's apply runs
-///   actions one after another, so the loop is busy until the last one finishes and does not plan meanwhile
-///   (libvirt already shows the final placement; the next observation comes after the modelled end).
+///   it runs; the VM stays on (and its demand stays with) the source until it completes. Apply runs a plan in
+///   dependency waves (reported per action): the actions of a wave run at once, the next wave starts when the
+///   slowest has finished, and the loop is busy until the last wave ends and does not plan meanwhile (libvirt
+///   already shows the final placement; the next observation comes after the modelled end).
 /// - **Memory follows the allocation.** A VM *swaps* in an interval when its demand (trace mem_mib) is above its
 ///   allocation (balloon target in libvirt), so ballooning changes what later samples show. The monitoring sees
 ///   what the policy's profiling mode can see: black-box = the hypervisor's view (resident memory
@@ -95,11 +96,13 @@ public final class Simulator {
         let connections = FleetConnections(cluster: cluster)
         defer { connections.closeAll() }
         // A fixed lineage: plan ids depend on it, and two runs must print the same bytes.
+        var applyOptions = ApplyOptions()
+        applyOptions.persistState = false
+        applyOptions.runsPowerCommands = false
+        applyOptions.clock = { 0 }
         let applier = Applier(cluster: cluster, connections: connections,
-                              state: StateDocument(cluster: cluster.spec.name, lineage: "simulation"))
-        applier.persistState = false
-        applier.runsPowerCommands = false
-        applier.clock = { 0 }
+                              state: StateDocument(cluster: cluster.spec.name, lineage: "simulation"),
+                              options: applyOptions)
 
         let first = connections.inventory(now: trace.times[0])
         if let down = first.unknownHosts.first, case .unknown(let why) = down.status {
@@ -140,32 +143,51 @@ public final class Simulator {
                 episodes.detect(document, over: now.over, at: t)
                 if !document.actions.isEmpty {
                     applies += 1
-                    applier.observationNow = t
-                    let report = try applier.apply(document)
+                    let report = try applier.apply(document, observationNow: t)
                     let ram = Dictionary(uniqueKeysWithValues: snapshot.observation.vms.map { ($0.name, $0.memoryMiB) })
-                    // Apply runs the actions one after another: each migration takes RAM / bandwidth.
+                    let outcomes = Dictionary(uniqueKeysWithValues: report.outcomes.map { ($0.actionID, $0) })
+                    // Apply's waves: each lasts as long as its slowest action; the next starts when it ends.
+                    func seconds(_ a: PlanDocument.Action, _ o: ApplyReport.Outcome) -> Double {
+                        guard o.status == .done else { return 0 }
+                        switch a.kind {
+                        case .migrate: return migrationSeconds(ramMiB: ram[a.vm] ?? 0, from: a.from ?? "", to: a.to ?? "")
+                        case .powerOn: return options.powerOnSeconds
+                        default: return 0
+                        }
+                    }
+                    var waveLength: [Int: Double] = [:]
+                    for a in document.actions {
+                        guard let o = outcomes[a.id], o.wave > 0 else { continue }
+                        waveLength[o.wave] = max(waveLength[o.wave] ?? 0, seconds(a, o))
+                    }
+                    var waveStart: [Int: Double] = [:]
                     var clock = t
-                    for (action, outcome) in zip(document.actions, report.outcomes) {
-                        var end = clock
-                        if action.kind == "migrate", outcome.status == .done, let from = action.from, let to = action.to {
-                            end = clock + migrationSeconds(ramMiB: ram[action.vm] ?? 0, from: from, to: to)
-                            truth.moves.append(.init(vm: action.vm, from: from, to: to, start: clock, end: end))
+                    for w in waveLength.keys.sorted() {
+                        waveStart[w] = clock
+                        clock += waveLength[w]!
+                    }
+                    let planID = document.id ?? ""
+                    for action in document.actions {
+                        guard let outcome = outcomes[action.id] else { continue }
+                        let start = waveStart[outcome.wave] ?? t
+                        let end = start + seconds(action, outcome)
+                        if action.kind == .migrate, outcome.status == .done, let from = action.from, let to = action.to {
+                            truth.moves.append(.init(vm: action.vm, from: from, to: to, start: start, end: end))
                         }
-                        if action.kind == "power-on" || action.kind == "power-off", outcome.status == .done,
+                        if action.kind == .powerOn || action.kind == .powerOff, outcome.status == .done,
                            let host = action.host {
-                            let on = action.kind == "power-on"
-                            if on { end = clock + options.powerOnSeconds }
-                            truth.power.append(.init(host: host, at: clock, on: on))
+                            truth.power.append(.init(host: host, at: start, on: action.kind == .powerOn))
                         }
-                        let planID = document.id ?? ""
                         actions.append(SimulationReport.Action(
-                            plannedAt: t, startedAt: clock, finishedAt: end, plan: planID, kind: action.kind,
+                            plannedAt: t, startedAt: start, finishedAt: end, wave: outcome.wave > 0 ? outcome.wave : nil,
+                            plan: planID, kind: action.kind.rawValue,
                             vm: action.vm, host: action.host, from: action.from, to: action.to,
-                            mode: outcome.detail?.hasPrefix("moved cold") == true ? "cold" : action.mode,
-                            swapGroup: action.swapGroup.map { "\(planID)/\($0)" }, status: outcome.status.rawValue,
+                            mode: (outcome.mode ?? action.mode)?.rawValue,
+                            swapGroup: action.swapGroup.map { "\(planID)/\($0)" },
+                            balloonMiB: action.kind == .tune ? action.parameters.balloonMiB : nil,
+                            status: outcome.status.rawValue,
                             detail: outcome.detail, summary: outcome.summary, reason: action.reason))
                         episodes.attribute(actions.count - 1, actions[actions.count - 1], document: document)
-                        clock = end
                     }
                     busyUntil = max(busyUntil, clock)
                     // Balloon changes take effect at once: later samples see the new allocation.
@@ -202,8 +224,8 @@ public final class Simulator {
             let outcome: String
             if e.resolvedAt == nil { outcome = "unresolved" }
             else if acted.contains(where: { $0.swapGroup != nil }) { outcome = "swap" }
-            else if acted.contains(where: { $0.kind == "migrate" }) { outcome = "migration" }
-            else if acted.contains(where: { $0.kind == "tune" }) { outcome = "balloon" }
+            else if acted.contains(where: { $0.kind == ActionKind.migrate.rawValue }) { outcome = "migration" }
+            else if acted.contains(where: { $0.balloonMiB != nil }) { outcome = "balloon" }
             else { outcome = "load fell (no action)" }
             return SimulationReport.Hotspot(
                 host: e.host, vm: e.vm, resource: e.resource, threshold: Self.f(e.threshold), overSince: e.overSince,
@@ -212,9 +234,9 @@ public final class Simulator {
                 actions: acted.map(Self.describe), reason: e.resolvedAt == nil ? e.reason : nil)
         }
         let resolved = hotspots.compactMap(\.secondsToResolve)
-        let migrations = actions.filter { $0.kind == "migrate" && $0.status == "done" }
+        let migrations = actions.filter { $0.kind == ActionKind.migrate.rawValue && $0.status == "done" }
         let swaps = Set(migrations.compactMap(\.swapGroup)).count
-        let balloons = actions.filter { $0.kind == "tune" && $0.status == "done" && $0.summary.contains("balloon") }
+        let balloons = actions.filter { $0.balloonMiB != nil && $0.status == "done" }
         let hostSeconds = timeline.reduce(0.0) { $0 + Double($1.hostsOn ?? hosts.count) } * cluster.spec.telemetry.intervalSeconds
         let hotSeconds = timeline.reduce(0.0) { $0 + Double($1.hostsOver ?? 0) } * cluster.spec.telemetry.intervalSeconds
         return SimulationReport(
@@ -229,20 +251,18 @@ public final class Simulator {
             applyFailures: actions.filter { $0.status == "failed" }.count, balloonChanges: balloons.count,
             swappingIntervals: timeline.reduce(0) { $0 + $1.swapping.count }, transientIntervals: transientIntervals,
             hostHoursOn: Self.q(hostSeconds / 3600), hotspotSeconds: Self.q(hotSeconds),
-            powerOns: actions.filter { $0.kind == "power-on" && $0.status == "done" }.count,
-            powerOffs: actions.filter { $0.kind == "power-off" && $0.status == "done" }.count,
+            powerOns: actions.filter { $0.kind == ActionKind.powerOn.rawValue && $0.status == "done" }.count,
+            powerOffs: actions.filter { $0.kind == ActionKind.powerOff.rawValue && $0.status == "done" }.count,
             hotspots: hotspots, actions: actions, timeline: timeline)
     }
 
     /// "vm1 pm1 -> pm3 (swap)" / "db balloon 1392MiB".
     static func describe(_ a: SimulationReport.Action) -> String {
-        switch a.kind {
-        case "migrate": return "\(a.vm) \(a.from ?? "?") -> \(a.to ?? "?")" + (a.swapGroup != nil ? " (swap)" : "")
-        case "power-on", "power-off", "drain": return "\(a.kind) \(a.host ?? "?")"
+        switch ActionKind(rawValue: a.kind) {
+        case .migrate?: return "\(a.vm) \(a.from ?? "?") -> \(a.to ?? "?")" + (a.swapGroup != nil ? " (swap)" : "")
+        case .powerOn?, .powerOff?, .drain?: return "\(a.kind) \(a.host ?? "?")"
         default:
-            if let r = a.summary.range(of: "balloon ") {
-                return "\(a.vm) " + String(a.summary[r.lowerBound...].prefix { $0 != "," && $0 != ";" })
-            }
+            if let b = a.balloonMiB { return "\(a.vm) balloon \(Units.formatMiB(b))" }
             return a.summary
         }
     }

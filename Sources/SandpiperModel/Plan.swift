@@ -62,6 +62,11 @@ public enum ActionKind: String, Sendable, Equatable, Codable, CaseIterable {
 
 public enum MoveMode: String, Sendable, Equatable, Codable, CaseIterable { case live, cold }
 
+/// The Sandpiper release, recorded in every plan it makes.
+public enum SandpiperVersion {
+    public static let current = "0.2.0"
+}
+
 /// What an action sets. Only the fields relevant to the action's kind are present.
 public struct ActionParameters: Sendable, Equatable {
     public var cpuShares: Int?

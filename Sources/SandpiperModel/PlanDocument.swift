@@ -10,9 +10,18 @@ public struct PlanDocument: Sendable, Equatable, Codable {
     /// Filled by the engine: what the plan was computed from; apply refuses a stale plan.
     public var basedOn: BasedOn?
     /// Set by the engine: the cluster's name and the plan's id (a digest of the document without its id,
-    /// so the same plan always gets the same id).
+    /// so the same plan always gets the same id; `idAlgorithm` says how it was computed).
     public var cluster: String?
     public var id: String?
+    /// `sha256-canonical-1`: the first 12 hex digits of the SHA-256 of the document's canonical JSON
+    /// (`JSONValue.canonical`) without `id`. Absent in plans made before it existed (their id hashed the bytes
+    /// JSONEncoder printed; they still verify with the toolchain that made them).
+    public var idAlgorithm: String?
+    /// The Sandpiper release that made the plan (informational: apply reads any plan of this formatVersion).
+    public var sandpiperVersion: String?
+    /// The cluster directory relative to the root of the repository that holds it (`Clusters/demo`), so a plan
+    /// saved anywhere applies without naming the cluster again.
+    public var clusterDirectory: String?
     public var summary: Summary
     public var actions: [Action]
     public var hostsBefore: [Host]
@@ -54,9 +63,32 @@ public struct PlanDocument: Sendable, Equatable, Codable {
             self.add = add; self.change = change; self.move = move; self.remove = remove
             self.hotspots = hotspots; self.unresolved = unresolved; self.power = power
         }
+
+        /// The counts of a list of actions (the one place that says which kind counts where).
+        public init(counting kinds: [ActionKind], hotspots: Int, unresolved: Int) {
+            var add = 0, change = 0, move = 0, remove = 0, power = 0
+            for k in kinds {
+                switch k {
+                case .define, .start: add += 1
+                case .tune, .resize: change += 1
+                case .migrate: move += 1
+                case .stop, .undefine: remove += 1
+                case .drain, .powerOff, .powerOn: power += 1
+                }
+            }
+            self.init(add: add, change: change, move: move, remove: remove, hotspots: hotspots,
+                      unresolved: unresolved, power: power > 0 ? power : nil)
+        }
     }
 
     public struct Parameters: Sendable, Equatable, Codable {
+        public init(cpuShares: Int? = nil, cpuPeriodMicros: Int? = nil, cpuQuotaMicros: Int? = nil,
+                    memoryHardLimitMiB: Double? = nil, memorySoftLimitMiB: Double? = nil, balloonMiB: Double? = nil,
+                    vcpus: Int? = nil, memoryMiB: Double? = nil, template: String? = nil) {
+            self.cpuShares = cpuShares; self.cpuPeriodMicros = cpuPeriodMicros; self.cpuQuotaMicros = cpuQuotaMicros
+            self.memoryHardLimitMiB = memoryHardLimitMiB; self.memorySoftLimitMiB = memorySoftLimitMiB
+            self.balloonMiB = balloonMiB; self.vcpus = vcpus; self.memoryMiB = memoryMiB; self.template = template
+        }
         public var cpuShares: Int?
         public var cpuPeriodMicros: Int?
         public var cpuQuotaMicros: Int?
@@ -68,10 +100,12 @@ public struct PlanDocument: Sendable, Equatable, Codable {
         public var template: String?
     }
 
+    /// One action. `kind` and `mode` are closed enums: a plan naming a kind this Sandpiper does not know is refused
+    /// when it is read, before anything runs (Terraform's ActionFromProto).
     public struct Action: Sendable, Equatable, Codable {
         public var id: String
         /// define | start | tune | resize | migrate | stop | undefine | drain | power-off | power-on
-        public var kind: String
+        public var kind: ActionKind
         /// Empty for host actions.
         public var vm: String
         /// Host actions: the host (absent for VM actions).
@@ -79,11 +113,53 @@ public struct PlanDocument: Sendable, Equatable, Codable {
         public var from: String?
         public var to: String?
         /// live | cold
-        public var mode: String?
+        public var mode: MoveMode?
         public var dependsOn: [String]
         public var swapGroup: String?
         public var parameters: Parameters
+        /// For humans only; apply never decides on it.
         public var reason: String
+
+        public init(id: String, kind: ActionKind, vm: String, host: String? = nil, from: String? = nil,
+                    to: String? = nil, mode: MoveMode? = nil, dependsOn: [String] = [], swapGroup: String? = nil,
+                    parameters: Parameters = Parameters(), reason: String) {
+            self.id = id; self.kind = kind; self.vm = vm; self.host = host; self.from = from; self.to = to
+            self.mode = mode; self.dependsOn = dependsOn; self.swapGroup = swapGroup; self.parameters = parameters
+            self.reason = reason
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case id, kind, vm, host, from, to, mode, dependsOn, swapGroup, parameters, reason
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            id = try c.decode(String.self, forKey: .id)
+            let kindText = try c.decode(String.self, forKey: .kind)
+            guard let kind = ActionKind(rawValue: kindText) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .kind, in: c, debugDescription: "action \(id): unknown kind \"\(kindText)\" (this Sandpiper "
+                        + "knows \(ActionKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            self.kind = kind
+            vm = try c.decode(String.self, forKey: .vm)
+            host = try c.decodeIfPresent(String.self, forKey: .host)
+            from = try c.decodeIfPresent(String.self, forKey: .from)
+            to = try c.decodeIfPresent(String.self, forKey: .to)
+            if let modeText = try c.decodeIfPresent(String.self, forKey: .mode) {
+                guard let mode = MoveMode(rawValue: modeText) else {
+                    throw DecodingError.dataCorruptedError(
+                        forKey: .mode, in: c, debugDescription: "action \(id): unknown mode \"\(modeText)\" (live or cold)")
+                }
+                self.mode = mode
+            } else {
+                mode = nil
+            }
+            dependsOn = try c.decode([String].self, forKey: .dependsOn)
+            swapGroup = try c.decodeIfPresent(String.self, forKey: .swapGroup)
+            parameters = try c.decode(Parameters.self, forKey: .parameters)
+            reason = try c.decode(String.self, forKey: .reason)
+        }
     }
 
     public struct Thresholds: Sendable, Equatable, Codable {
@@ -176,16 +252,6 @@ public struct PlanDocument: Sendable, Equatable, Codable {
 extension PlanDocument {
     public init(plan: Plan, basedOn: BasedOn? = nil) {
         let f = PlanDocument.fraction, q = PlanDocument.quantity
-        var add = 0, change = 0, move = 0, remove = 0, power = 0
-        for a in plan.actions {
-            switch a.kind {
-            case .define, .start: add += 1
-            case .tune, .resize: change += 1
-            case .migrate: move += 1
-            case .stop, .undefine: remove += 1
-            case .drain, .powerOff, .powerOn: power += 1
-            }
-        }
         func host(_ h: HostUtilization) -> Host {
             Host(name: h.name, status: h.status.rawValue, cpu: f(h.cpu), net: f(h.net), mem: f(h.mem),
                  volume: f(h.volume), hot: h.hot.map(\.rawValue),
@@ -194,12 +260,12 @@ extension PlanDocument {
         }
         self.init(
             basedOn: basedOn,
-            summary: Summary(add: add, change: change, move: move, remove: remove, hotspots: plan.hotspots.count,
-                             unresolved: plan.unresolved.count, power: power > 0 ? power : nil),
+            summary: Summary(counting: plan.actions.map(\.kind), hotspots: plan.hotspots.count,
+                             unresolved: plan.unresolved.count),
             actions: plan.actions.map { a in
                 let p = a.parameters
-                return Action(id: a.id, kind: a.kind.rawValue, vm: a.vm, host: a.host, from: a.from, to: a.to,
-                              mode: a.mode?.rawValue, dependsOn: a.dependsOn, swapGroup: a.swapGroup,
+                return Action(id: a.id, kind: a.kind, vm: a.vm, host: a.host, from: a.from, to: a.to,
+                              mode: a.mode, dependsOn: a.dependsOn, swapGroup: a.swapGroup,
                               parameters: Parameters(cpuShares: p.cpuShares, cpuPeriodMicros: p.cpuPeriodMicros,
                                                      cpuQuotaMicros: p.cpuQuotaMicros,
                                                      memoryHardLimitMiB: p.memoryHardLimitMiB.map(q),
@@ -263,6 +329,28 @@ extension PlanDocument {
 
     /// Any action to apply (`plan --detailed-exitcode` exits 2).
     public var hasChanges: Bool { !actions.isEmpty }
+
+    public static let canonicalIDAlgorithm = "sha256-canonical-1"
+
+    /// The plan's id under `sha256-canonical-1`, computed from the JSON text of a plan (as saved): independent of
+    /// how that text is spaced or ordered, and of the `id` field itself.
+    public static func canonicalID(ofJSON data: Data) throws -> String {
+        String(SHA256.hex(try JSONValue.parse(data).removing("id").canonical).prefix(12))
+    }
+
+    /// This document's id under `sha256-canonical-1`.
+    public var canonicalID: String {
+        var copy = self
+        copy.id = nil
+        return (try? Self.canonicalID(ofJSON: copy.encoded(pretty: false))) ?? ""
+    }
+
+    /// The id plans made before `idAlgorithm` existed carry: the SHA-256 of this toolchain's JSONEncoder bytes.
+    public var legacyID: String {
+        var copy = self
+        copy.id = nil
+        return String(SHA256.hex((try? copy.encoded()) ?? Data()).prefix(12))
+    }
 
     public static func decode(_ data: Data) throws -> PlanDocument {
         let doc = try JSONDecoder().decode(PlanDocument.self, from: data)

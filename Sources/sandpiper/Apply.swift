@@ -24,7 +24,7 @@ struct Apply: ParsableCommand {
     @Flag(help: "With a cluster directory: plan and apply without a separate review step.")
     var autoApprove = false
 
-    @Option(help: "The cluster directory of the plan (default: the plan file's ../..).")
+    @Option(help: "The cluster directory of the plan (default: the directory the plan records, found above the plan file or the current directory; else the plan file's ../..).")
     var cluster: String?
 
     @Flag(help: "Also stop and undefine undeclared VMs (with --auto-approve).")
@@ -72,7 +72,11 @@ struct Apply: ParsableCommand {
         if let fromRef { return try runFromRef(fromRef) }
         let targetIsCluster = self.targetIsCluster
         do {
-            let clusterPath = targetIsCluster ? target : (cluster ?? planClusterDirectory(target))
+            // A saved plan is read first: it names its cluster (relative to the repository root), so it applies
+            // from wherever it was saved.
+            let saved = targetIsCluster ? nil : try PlanStore.load(target)
+            let clusterPath = try saved.map { try PlanStore.clusterDirectory(for: $0, planPath: target, override: cluster) }
+                ?? target
             let loaded = try Engine.load(clusterPath)
             let lock: ClusterLock
             do { lock = try ClusterLock.acquire(directory: loaded.directory, operation: "apply") } catch {
@@ -86,24 +90,29 @@ struct Apply: ParsableCommand {
 
             let document: PlanDocument
             var observedAt: Double? = nil
-            if targetIsCluster {
+            if let saved {
+                document = saved
+            } else {
                 let snapshot = try Engine.observe(loaded, connections: connections, state: state,
                                                   telemetry: TelemetryOptions(progress: Progress.sampling(quiet: json)))
                 document = Engine.plan(loaded, snapshot: snapshot, state: state, prune: prune)
                 observedAt = snapshot.observation.now
                 if !json { print(PlanRenderer(color: Output.isTerminal).render(document)); print("") }
-            } else {
-                document = try PlanStore.load(target)
             }
             if commit {
                 try GitPlanApply.checkCommitPreconditions(loaded, author: identity.author, committer: identity.committer)
             }
-            let applier = Applier(cluster: loaded, connections: connections, state: state)
-            applier.observationNow = try observedAt ?? Engine.observationClock(loaded)
+            var options = ApplyOptions(observationNow: try observedAt ?? Engine.observationClock(loaded))
             // Testing aid for crash-safety tests: pause after each action is journaled as started.
             if let ms = ProcessInfo.processInfo.environment["SANDPIPER_APPLY_PAUSE_MS"].flatMap(Int.init) {
-                applier.pauseAfterStart = .milliseconds(ms)
+                options.pauseAfterStart = .milliseconds(ms)
             }
+            if !json {
+                let progress = ApplyProgress()
+                options.onStart = progress.onStart
+                options.onFinish = progress.onFinish
+            }
+            let applier = Applier(cluster: loaded, connections: connections, state: state, options: options)
             if !targetIsCluster {
                 let reasons = applier.staleness(of: document, stateBefore: state)
                 if !reasons.isEmpty { throw EngineError.stale(reasons) }
@@ -112,11 +121,6 @@ struct Apply: ParsableCommand {
                 if json { print(try Output.json(ApplyJSON(planID: document.id ?? "", report: nil))) }
                 else { print("Nothing to apply.") }
                 return
-            }
-            if !json {
-                let progress = ApplyProgress()
-                applier.onStart = progress.onStart
-                applier.onFinish = progress.onFinish
             }
             let report = try applier.apply(document)
             if json { print(try Output.json(ApplyJSON(planID: report.planID, report: report))) }
@@ -176,16 +180,29 @@ struct Apply: ParsableCommand {
             throw Output.failure(error, json: json)
         }
     }
-
-    /// `Clusters/<name>/plans/<id>.json` -> `Clusters/<name>`.
-    private func planClusterDirectory(_ planPath: String) -> String {
-        URL(fileURLWithPath: planPath).deletingLastPathComponent().deletingLastPathComponent().path
-    }
 }
 
 /// The `apply --json` report.
 struct ApplyJSON: Encodable {
-    struct Outcome: Encodable { var action: String; var summary: String; var status: String; var detail: String? }
+    struct Outcome: Encodable {
+        var action: String
+        var kind: String
+        var summary: String
+        var status: String
+        var detail: String?
+        /// Migrations: how the VM really moved (live | cold).
+        var mode: String?
+        /// The dependency wave the action ran in (absent when skipped) and how long it took.
+        var wave: Int?
+        var seconds: Double?
+
+        init(_ o: ApplyReport.Outcome) {
+            action = o.actionID; kind = o.kind.rawValue; summary = o.summary; status = o.status.rawValue
+            detail = o.detail; mode = o.mode?.rawValue
+            wave = o.wave > 0 ? o.wave : nil
+            seconds = o.wave > 0 ? PlanDocument.quantity(o.finishedAt - o.startedAt) : nil
+        }
+    }
     var formatVersion = 1
     var planID: String
     var succeeded: Bool
@@ -197,8 +214,6 @@ struct ApplyJSON: Encodable {
     init(planID: String, report: ApplyReport?) {
         self.planID = planID
         succeeded = report?.succeeded ?? true
-        outcomes = (report?.outcomes ?? []).map {
-            Outcome(action: $0.actionID, summary: $0.summary, status: $0.status.rawValue, detail: $0.detail)
-        }
+        outcomes = (report?.outcomes ?? []).map(Outcome.init)
     }
 }

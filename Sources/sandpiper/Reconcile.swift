@@ -174,10 +174,7 @@ struct ReconcileJSON: Encodable {
         unresolved = o.plan?.summary.unresolved
         applied = zip(o.applied, o.reports).map { doc, r in
             Applied(planID: doc.id ?? r.planID, succeeded: r.succeeded, done: r.done, actions: doc.actions.count,
-                    outcomes: r.outcomes.map {
-                        ApplyJSON.Outcome(action: $0.actionID, summary: $0.summary, status: $0.status.rawValue,
-                                          detail: $0.detail)
-                    })
+                    outcomes: r.outcomes.map(ApplyJSON.Outcome.init))
         }
         pending = o.pending
         proposal = o.proposal.map { Proposal(planID: $0.id ?? "", actions: $0.actions.count, branch: o.proposalBranch,

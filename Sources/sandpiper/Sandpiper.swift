@@ -1,4 +1,5 @@
 import ArgumentParser
+import SandpiperModel
 
 @main
 struct Sandpiper: ParsableCommand {
@@ -13,7 +14,7 @@ struct Sandpiper: ParsableCommand {
         Exit codes: 0 success (or no changes), 1 error or invalid input, 2 changes present \
         (plan/reconcile --detailed-exitcode), 64 argument mistakes.
         """,
-        version: "0.1.0",
+        version: SandpiperVersion.current,
         subcommands: [Validate.self, Observe.self, Plan.self, Show.self, Apply.self, Reconcile.self, Simulate.self,
                       ForceUnlock.self, Bench.self])
 }

@@ -56,14 +56,15 @@ final class ApplyFailureTests: XCTestCase {
     func testARefusedTuneFailsItsActionAndNothingElse() throws {
         let (cluster, connections, _, document) = try demo()
         let broken = LibvirtError(code: LibvirtError.Code.rpc, domain: 7, message: "End of file while reading data")
-        let applier = Applier(cluster: cluster, connections: connections, state: nil)
-        applier.host = { name in
+        var options = ApplyOptions()
+        options.host = { name in
             guard let real = connections.connection(name) else { return nil }
             return name == "pm2" ? FaultyHost(real, [.memoryTune(broken)]) : real
         }
+        let applier = Applier(cluster: cluster, connections: connections, state: nil, options: options)
         let report = try applier.apply(document)
         XCTAssertFalse(report.succeeded)
-        let web2 = try XCTUnwrap(document.actions.first { $0.kind == "tune" && $0.vm == "web2" })
+        let web2 = try XCTUnwrap(document.actions.first { $0.kind == .tune && $0.vm == "web2" })
         let outcome = try XCTUnwrap(report.outcomes.first { $0.actionID == web2.id })
         XCTAssertEqual(outcome.status, .failed)
         XCTAssertTrue(outcome.detail?.contains("End of file while reading data") == true, outcome.detail ?? "")
@@ -77,13 +78,14 @@ final class ApplyFailureTests: XCTestCase {
     func testABrokenMigrationLeavesStateTrueToTheFleet() throws {
         let (cluster, connections, _, document) = try demo()
         let aborted = LibvirtError(code: LibvirtError.Code.operationAborted, domain: 10, message: "migration job: canceled by client")
-        let applier = Applier(cluster: cluster, connections: connections, state: nil)
-        applier.host = { name in
+        var options = ApplyOptions()
+        options.host = { name in
             guard let real = connections.connection(name) else { return nil }
             return name == "pm2" ? FaultyHost(real, [.migrate(aborted)]) : real
         }
+        let applier = Applier(cluster: cluster, connections: connections, state: nil, options: options)
         let report = try applier.apply(document)
-        let move = try XCTUnwrap(document.actions.first { $0.kind == "migrate" })
+        let move = try XCTUnwrap(document.actions.first { $0.kind == .migrate })
         XCTAssertEqual(report.outcomes.first { $0.actionID == move.id }?.status, .failed)
         XCTAssertEqual(try connections.connection("pm2")!.domain(named: "batch1").state, .running)
         let state = try XCTUnwrap(try StateFile(directory: cluster.directory).read())

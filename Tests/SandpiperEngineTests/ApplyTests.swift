@@ -27,7 +27,7 @@ final class ApplyTests: XCTestCase {
 
     func testDemoPlanMovesBatch1OffTheHotHost() throws {
         let s = try makeDemo()
-        let moves = s.document.actions.filter { $0.kind == "migrate" }
+        let moves = s.document.actions.filter { $0.kind == .migrate }
         XCTAssertEqual(moves.map { "\($0.vm) \($0.from!)->\($0.to!)" }, ["batch1 pm2->pm3"])
         XCTAssertEqual(s.document.hotspots.map { "\($0.host) \($0.resource)" }, ["pm2 cpu"])
         XCTAssertEqual(s.document.id?.count, 12)
@@ -39,8 +39,8 @@ final class ApplyTests: XCTestCase {
 
     func testApplyExecutesThePlanAndJournalsEveryAction() throws {
         let s = try makeDemo()
-        let applier = Applier(cluster: s.cluster, connections: s.connections, state: nil)
-        applier.observationNow = s.snapshot.observation.now
+        let applier = Applier(cluster: s.cluster, connections: s.connections, state: nil,
+                              options: ApplyOptions(observationNow: s.snapshot.observation.now))
         XCTAssertEqual(applier.staleness(of: s.document, stateBefore: nil), [])
         let report = try applier.apply(s.document)
         XCTAssertTrue(report.succeeded, "\(report.outcomes)")
@@ -65,7 +65,7 @@ final class ApplyTests: XCTestCase {
         // A second plan from the new fleet does not move batch1 back.
         let snapshot = try Engine.observe(s.cluster, connections: s.connections, state: state)
         let next = Engine.plan(s.cluster, snapshot: snapshot, state: state)
-        XCTAssertFalse(next.actions.contains { $0.kind == "migrate" }, "\(next.actions.map(\.reason))")
+        XCTAssertFalse(next.actions.contains { $0.kind == .migrate }, "\(next.actions.map(\.reason))")
     }
 
     func testStalePlanIsRefusedNamingWhatChanged() throws {
@@ -116,7 +116,7 @@ final class ApplyTests: XCTestCase {
         let applier = Applier(cluster: s.cluster, connections: s.connections, state: nil)
         let report = try applier.apply(s.document)
         XCTAssertFalse(report.succeeded)
-        let migrate = try XCTUnwrap(s.document.actions.first { $0.kind == "migrate" })
+        let migrate = try XCTUnwrap(s.document.actions.first { $0.kind == .migrate })
         let outcome = try XCTUnwrap(report.outcomes.first { $0.actionID == migrate.id })
         XCTAssertEqual(outcome.status, .failed)
         XCTAssertTrue(outcome.detail?.contains("batch1 is no longer on pm2") == true, outcome.detail ?? "")
@@ -147,7 +147,7 @@ final class ApplyTests: XCTestCase {
         XCTAssertFalse(reason.isEmpty)
         let document = Engine.plan(cluster, snapshot: snapshot, state: nil)
         // batch2 lived on pm3: it must not be re-defined elsewhere just because pm3 did not answer.
-        XCTAssertFalse(document.actions.contains { $0.vm == "batch2" && ($0.kind == "define" || $0.kind == "start") },
+        XCTAssertFalse(document.actions.contains { $0.vm == "batch2" && ($0.kind == .define || $0.kind == .start) },
                        "\(document.actions.map { "\($0.kind) \($0.vm)" })")
         XCTAssertEqual(document.hostsBefore.first { $0.name == "pm3" }?.status, "unknown")
     }
@@ -217,7 +217,7 @@ final class ActuationThroughEngineTests: XCTestCase {
         let report = try applier.apply(document)
         XCTAssertTrue(report.succeeded, "\(report.outcomes)")
 
-        let target = try XCTUnwrap(document.actions.first { $0.kind == "define" }?.to)
+        let target = try XCTUnwrap(document.actions.first { $0.kind == .define }?.to)
         let api1 = try connections.connection(target)!.domain(named: "api1")
         XCTAssertEqual(api1.state, .running)
         XCTAssertEqual(api1.memoryMiB, 512)
@@ -231,7 +231,7 @@ final class ActuationThroughEngineTests: XCTestCase {
         let state = try StateFile(directory: cluster.directory).read()
         let next = Engine.plan(cluster, snapshot: try Engine.observe(cluster, connections: connections, state: state),
                                state: state)
-        XCTAssertFalse(next.actions.contains { $0.vm == "api1" || ($0.vm == "web1" && $0.kind != "migrate") },
+        XCTAssertFalse(next.actions.contains { $0.vm == "api1" || ($0.vm == "web1" && $0.kind != .migrate) },
                        "\(next.actions.map { "\($0.kind) \($0.vm): \($0.reason)" })")
     }
 }

@@ -117,7 +117,7 @@ final class GitWorkflowTests: XCTestCase {
         let observed = try Engine.observe(snapshot.cluster, connections: fleet, state: nil)
         let plan = Engine.plan(snapshot.cluster, snapshot: observed, state: nil, specCommit: snapshot.commit.hex)
         XCTAssertEqual(plan.basedOn?.specCommit, snapshot.commit.hex)
-        XCTAssertTrue(plan.actions.contains { $0.kind == "migrate" && $0.vm == "batch1" })
+        XCTAssertTrue(plan.actions.contains { $0.kind == .migrate && $0.vm == "batch1" })
     }
 
     func testDiagnosticsAtRefNameTheRevisionAndPath() throws {
@@ -159,7 +159,7 @@ final class GitWorkflowTests: XCTestCase {
         XCTAssertEqual(info.author.name, "Sandpiper Bot")
         XCTAssertEqual(info.author.email, "bot@sandpiper.example")
         let applied = try XCTUnwrap(outcome.applied.first)
-        XCTAssertTrue(applied.actions.contains { $0.kind == "migrate" && $0.vm == "batch1" })
+        XCTAssertTrue(applied.actions.contains { $0.kind == .migrate && $0.vm == "batch1" })
         let subject = String(info.message.split(separator: "\n").first ?? "")
         XCTAssertEqual(subject, GitCommitMessage.subject(cluster: "demo", applied: outcome.applied,
                                                          reports: outcome.reports, recordedInventory: true))
@@ -239,11 +239,11 @@ final class GitWorkflowTests: XCTestCase {
         var o = options()
         o.propose = true
         let outcome = try reconciler(repo, o, fleet: fleet).run()
-        XCTAssertTrue(outcome.applied.flatMap(\.actions).allSatisfy { ["tune", "resize", "define", "start"].contains($0.kind) },
+        XCTAssertTrue(outcome.applied.flatMap(\.actions).allSatisfy { [ActionKind.tune, .resize, .define, .start].contains($0.kind) },
                       "\(outcome.applied.flatMap(\.actions).map(\.kind))")
         XCTAssertNotNil(try fleet.connections!.connection("pm2")!.domainIfExists(named: "batch1"), "batch1 not moved")
         let proposal = try XCTUnwrap(outcome.proposal)
-        XCTAssertTrue(proposal.actions.contains { $0.kind == "migrate" && $0.vm == "batch1" })
+        XCTAssertTrue(proposal.actions.contains { $0.kind == .migrate && $0.vm == "batch1" })
         let branch = try XCTUnwrap(outcome.proposalBranch)
         XCTAssertEqual(branch, GitProposals.branch(proposal.id!))
         // The proposal sits on top of the decisions commit, whose state it is based on.

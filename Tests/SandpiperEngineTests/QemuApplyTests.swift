@@ -34,8 +34,8 @@ final class QemuApplyTests: XCTestCase {
         let snapshot = try Engine.observe(cluster, connections: connections, state: nil)
         XCTAssertEqual(snapshot.observation.vms.map { "\($0.name)@\($0.host)" }, ["tiny@a"])
         let document = Engine.plan(cluster, snapshot: snapshot, state: nil)
-        let moves = document.actions.filter { $0.kind == "migrate" }
-        XCTAssertEqual(moves.map { "\($0.vm) \($0.from ?? "") -> \($0.to ?? "") \($0.mode ?? "")" }, ["tiny a -> b live"])
+        let moves = document.actions.filter { $0.kind == .migrate }
+        XCTAssertEqual(moves.map { "\($0.vm) \($0.from ?? "") -> \($0.to ?? "") \($0.mode?.rawValue ?? "")" }, ["tiny a -> b live"])
 
         let applier = Applier(cluster: cluster, connections: connections, state: nil)
         XCTAssertEqual(applier.staleness(of: document, stateBefore: nil), [])
@@ -55,6 +55,6 @@ final class QemuApplyTests: XCTestCase {
         // Converged: the next plan moves nothing.
         let next = Engine.plan(cluster, snapshot: try Engine.observe(cluster, connections: connections, state: state),
                                state: state)
-        XCTAssertFalse(next.actions.contains { $0.kind == "migrate" })
+        XCTAssertFalse(next.actions.contains { $0.kind == .migrate })
     }
 }

@@ -46,7 +46,7 @@ final class ConsolidationTests: XCTestCase {
         // The JSON contract: host actions carry `host`, summary counts them.
         let doc = PlanDocument(plan: plan)
         XCTAssertEqual(doc.summary.power, 2)
-        XCTAssertEqual(doc.actions[3].kind, "power-off")
+        XCTAssertEqual(doc.actions[3].kind, .powerOff)
         XCTAssertEqual(doc.actions[3].host, "pm3")
     }
 
