@@ -22,14 +22,7 @@ public struct PlanRenderer {
 
         if !doc.hotspots.isEmpty {
             out.append(bold("Hotspots:"))
-            for h in doc.hotspots {
-                let subject = h.vm.map { "\($0) on \(h.host)" } ?? h.host
-                let last = h.samples.last.map { pct($0) } ?? "-"
-                var line = "  \(red("!")) \(subject) \(h.resource): \(h.over) samples over \(pct(h.threshold))"
-                    + " (last \(last)"
-                if let p = h.predicted { line += ", predicted \(pct(p))" }
-                out.append(line + ")")
-            }
+            for h in doc.hotspots { out.append("  " + hotspotLine(h)) }
             out.append("")
         }
 
@@ -88,6 +81,27 @@ public struct PlanRenderer {
             + (s.power.map { " \($0) host power action\($0 == 1 ? "" : "s")." } ?? "")
             + " \(s.hotspots) hotspot\(s.hotspots == 1 ? "" : "s"), \(s.unresolved) unresolved.")
         return out.joined(separator: "\n")
+    }
+
+    /// One hotspot, named by what triggered it (a VM under memory pressure is not "over 100%").
+    func hotspotLine(_ h: PlanDocument.HotspotEntry) -> String {
+        let subject = h.vm.map { "\($0) on \(h.host)" } ?? h.host
+        switch h.trigger {
+        case Hotspot.Trigger.swapping.rawValue?:
+            return "\(red("!")) \(subject) memory pressure: swapping in \(h.over) samples"
+        case Hotspot.Trigger.guestFree.rawValue?:
+            let target = h.targetMiB.map { " \(Units.formatMiB($0))" } ?? ""
+            return "\(red("!")) \(subject) memory pressure: guest free memory under its target\(target) in \(h.over) samples"
+        case Hotspot.Trigger.atAllocation.rawValue?:
+            let last = h.samples.last.map { pct($0) } ?? "-"
+            return "\(yellow("i")) \(subject) \(h.resource) at its allocation: \(h.over) samples at or above "
+                + "\(pct(h.threshold)) of it (last \(last)); a notice, not a hotspot"
+        default:
+            let last = h.samples.last.map { pct($0) } ?? "-"
+            var line = "\(red("!")) \(subject) \(h.resource): \(h.over) samples over \(pct(h.threshold)) (last \(last)"
+            if let p = h.predicted { line += ", predicted \(pct(p))" }
+            return line + ")"
+        }
     }
 
     func headline(_ a: PlanDocument.Action) -> String {

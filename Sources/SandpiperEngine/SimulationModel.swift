@@ -184,7 +184,7 @@ struct EpisodeLog {
 
     mutating func detect(_ document: PlanDocument, over: Set<String>, at t: Double) {
         for hs in document.hotspots {
-            if hs.vm != nil && hs.resource != "mem" { continue }  // a VM's CPU at its allocation: a notice only
+            guard hs.counts else { continue }  // a VM's CPU at its allocation: a notice only
             let key = hs.vm.map { "vm:\($0)/mem" } ?? "\(hs.host)/\(hs.resource)"
             guard open[key] == nil, over.contains(key) else { continue }
             transientRun[key] = nil

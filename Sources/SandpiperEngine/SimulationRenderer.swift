@@ -13,6 +13,10 @@ public struct SimulationRenderer: Sendable {
 
     public func render(_ r: SimulationReport) -> String {
         var out: [String] = []
+        guard r.intervals > 0 else {
+            return bold("Simulating \(r.cluster)") + ": the trace has no samples (no VM is declared or traced), "
+                + "so there is nothing to replay and nothing to do."
+        }
         let span = (r.timeline.last?.time ?? 0) - (r.timeline.first?.time ?? 0) + r.intervalSeconds
         let bw = r.bandwidthMbps.map { "\(Self.n($0)) Mbit/s" } ?? "the hosts' network capacity (cluster.yaml)"
         out.append(bold("Simulating \(r.cluster)") + ": \(r.hosts.count) host\(r.hosts.count == 1 ? "" : "s"), \(r.intervals) intervals of "

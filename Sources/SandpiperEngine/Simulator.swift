@@ -89,7 +89,6 @@ public final class Simulator {
         self.cluster = c
         self.options = options
         self.trace = try Engine.loadTrace(c)
-        guard !trace.times.isEmpty else { throw .trace("the trace has no intervals") }
     }
 
     public func run() throws(EngineError) -> SimulationReport {
@@ -104,6 +103,11 @@ public final class Simulator {
                               state: StateDocument(cluster: cluster.spec.name, lineage: "simulation"),
                               options: applyOptions)
 
+        // A cluster without VMs has a trace without rows: nothing to replay, nothing to do.
+        guard !trace.times.isEmpty else {
+            return report(episodes: [], actions: [], timeline: [], plans: 0, applies: 0,
+                          hosts: cluster.spec.hosts.map(\.name), transientIntervals: 0, intervals: 0)
+        }
         let first = connections.inventory(now: trace.times[0])
         if let down = first.unknownHosts.first, case .unknown(let why) = down.status {
             throw .trace("host \(down.name) cannot be reached: \(why)")

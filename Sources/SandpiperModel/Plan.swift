@@ -156,6 +156,17 @@ extension ResolvedThresholds {
 /// (black-box) or guest free memory under the target (gray-box) in k of n samples; `samples` are used / allocated
 /// memory for reference and `threshold` is 1.
 public struct Hotspot: Sendable, Equatable {
+    /// What made it hot: what a reviewer is told, and whether it counts as a hotspot.
+    public enum Trigger: String, Sendable, Equatable, Codable {
+        /// A host's utilization over its threshold in k of n samples, confirmed by the AR prediction.
+        case threshold
+        /// A VM's CPU demand at its own allocation (vCPUs or limit): a notice, not a hotspot a move can fix.
+        case atAllocation = "at-allocation"
+        /// Memory pressure seen as swapping (black-box).
+        case swapping
+        /// Memory pressure seen as guest free memory under `profiling.guestFreeTarget` (gray-box).
+        case guestFree = "guest-free"
+    }
     public var host: String
     /// Set for a VM-level hotspot (demand at its allocation).
     public var vm: String?
@@ -167,12 +178,20 @@ public struct Hotspot: Sendable, Equatable {
     /// AR(p) one-step prediction; nil when prediction is off or does not apply.
     public var predicted: Double?
     public var threshold: Double
+    public var trigger: Trigger
+    /// Guest-free trigger: the free-memory target the guest fell under.
+    public var targetMiB: Double?
 
     public init(host: String, vm: String? = nil, resource: ResourceKind, samplesOver: Int, window: Int,
-                samples: [Double], predicted: Double?, threshold: Double) {
+                samples: [Double], predicted: Double?, threshold: Double, trigger: Trigger = .threshold,
+                targetMiB: Double? = nil) {
         self.host = host; self.vm = vm; self.resource = resource; self.samplesOver = samplesOver
         self.window = window; self.samples = samples; self.predicted = predicted; self.threshold = threshold
+        self.trigger = trigger; self.targetMiB = targetMiB
     }
+
+    /// Counted as a hotspot (in a plan's summary and in `simulate`): everything but a VM at its own allocation.
+    public var counts: Bool { trigger != .atAllocation }
 
     /// "4 of 5".
     public var overSummary: String { "\(samplesOver) of \(window)" }

@@ -190,6 +190,16 @@ public struct PlanDocument: Sendable, Equatable, Codable {
         public var samples: [Double]
         public var predicted: Double?
         public var threshold: Double
+        /// threshold | at-allocation | swapping | guest-free (absent in plans made before it existed).
+        public var trigger: String?
+        /// guest-free: the free-memory target in MiB.
+        public var targetMiB: Double?
+
+        /// Counted as a hotspot (summary, simulate): everything but a VM's CPU at its own allocation.
+        public var counts: Bool {
+            if let trigger { return trigger != Hotspot.Trigger.atAllocation.rawValue }
+            return vm == nil || resource == ResourceKind.mem.rawValue
+        }
     }
 
     public struct Unresolved: Sendable, Equatable, Codable {
@@ -260,7 +270,7 @@ extension PlanDocument {
         }
         self.init(
             basedOn: basedOn,
-            summary: Summary(counting: plan.actions.map(\.kind), hotspots: plan.hotspots.count,
+            summary: Summary(counting: plan.actions.map(\.kind), hotspots: plan.hotspots.filter(\.counts).count,
                              unresolved: plan.unresolved.count),
             actions: plan.actions.map { a in
                 let p = a.parameters
@@ -278,7 +288,8 @@ extension PlanDocument {
             hostsAfter: plan.hostsAfter.map(host),
             hotspots: plan.hotspots.map {
                 HotspotEntry(host: $0.host, vm: $0.vm, resource: $0.resource.rawValue, over: $0.overSummary,
-                             samples: $0.samples.map(f), predicted: $0.predicted.map(f), threshold: f($0.threshold))
+                             samples: $0.samples.map(f), predicted: $0.predicted.map(f), threshold: f($0.threshold),
+                             trigger: $0.trigger.rawValue, targetMiB: $0.targetMiB.map(q))
             },
             unresolved: plan.unresolved.map {
                 Unresolved(host: $0.host, vm: $0.vm, resources: $0.resources.map(\.rawValue), reason: $0.reason)

@@ -66,7 +66,7 @@ enum HotspotScan {
                     vmHot[v, default: []].append(.cpu)
                     hotspots.append(Hotspot(host: hostName, vm: o.name, resource: .cpu, samplesOver: j.over,
                                             window: j.window, samples: series, predicted: j.predicted,
-                                            threshold: vmCPUAtAllocation))
+                                            threshold: vmCPUAtAllocation, trigger: .atAllocation))
                 }
             }
             let flags: [Bool]
@@ -77,9 +77,12 @@ enum HotspotScan {
             let j = detector.judge(flags: flags[...])
             if j.hot {
                 vmHot[v, default: []].append(.mem)
+                // Gray-box judges guest free memory where the guest reports it, else swapping.
+                let byGuest = mode == .grayBox && w.contains { $0.guestFreeMiB != nil }
                 hotspots.append(Hotspot(host: hostName, vm: o.name, resource: .mem, samplesOver: j.over,
                                         window: j.window, samples: w.map { $0.memMiB / max(o.memoryMiB, 1) },
-                                        predicted: nil, threshold: 1))
+                                        predicted: nil, threshold: 1, trigger: byGuest ? .guestFree : .swapping,
+                                        targetMiB: byGuest ? freeTarget : nil))
             }
         }
         hotspots.sort { a, b in
