@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (docs/DESIGN.md section 5): CLI -> Engine -> Planner / Model; the C libraries
+// Layering (docs/DESIGN.md section 5): CLI -> GitOps / Simulation -> Engine -> Planner / Model; the C libraries
 // (libvirt, libgit2, libyaml) sit at the edge behind Swift adapter modules.
 // SandpiperModel and SandpiperPlanner never import a C module.
 let package = Package(
@@ -36,8 +36,15 @@ let package = Package(
             "SandpiperModel", "SandpiperPlanner", "SandpiperLibvirt", "SandpiperGit", "SandpiperRedaction",
         ]),
 
+        // Git as the record and the lock: reconcile's loop, sessions, ref locks, proposals, commits.
+        .target(name: "SandpiperGitOps", dependencies: [
+            "SandpiperEngine", "SandpiperModel", "SandpiperPlanner", "SandpiperGit", "SandpiperRedaction",
+        ]),
+        // `sandpiper simulate`: the loop replayed over a trace, with ground truth, episodes, report and charts.
+        .target(name: "SandpiperSimulation", dependencies: ["SandpiperEngine", "SandpiperModel", "SandpiperPlanner"]),
+
         .executableTarget(name: "sandpiper", dependencies: [
-            "SandpiperEngine", "SandpiperModel",
+            "SandpiperEngine", "SandpiperGitOps", "SandpiperSimulation", "SandpiperModel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -48,7 +55,9 @@ let package = Package(
         .target(name: "SandpiperTestSupport", dependencies: ["SandpiperLibvirt"], path: "Tests/SandpiperTestSupport"),
         .testTarget(name: "SandpiperLibvirtTests", dependencies: ["SandpiperLibvirt", "SandpiperTestSupport"]),
         .testTarget(name: "SandpiperGitTests", dependencies: ["SandpiperGit"]),
-        .testTarget(name: "SandpiperEngineTests", dependencies: ["SandpiperEngine", "SandpiperModel", "SandpiperTestSupport"]),
+        .testTarget(name: "SandpiperEngineTests", dependencies: [
+            "SandpiperEngine", "SandpiperGitOps", "SandpiperSimulation", "SandpiperModel", "SandpiperTestSupport",
+        ]),
         // Runs the built `sandpiper` binary: exit codes, output formats, crash safety.
         .testTarget(name: "SandpiperCLITests", dependencies: ["sandpiper", "SandpiperModel", "SandpiperTestSupport"]),
     ]

@@ -10,6 +10,10 @@ public struct LockInfo: Codable, Sendable, Equatable, CustomStringConvertible {
     public var createdAt: Double
     public var pid: Int32
 
+    package init(id: String, owner: String, operation: String, createdAt: Double, pid: Int32) {
+        self.id = id; self.owner = owner; self.operation = operation; self.createdAt = createdAt; self.pid = pid
+    }
+
     public var description: String {
         let when = Date(timeIntervalSince1970: createdAt).formatted(.iso8601)
         return "\(operation) by \(owner) (pid \(pid)) since \(when), lock ID \(id)"

@@ -84,7 +84,7 @@ public struct PlanRenderer {
     }
 
     /// One hotspot, named by what triggered it (a VM under memory pressure is not "over 100%").
-    func hotspotLine(_ h: PlanDocument.HotspotEntry) -> String {
+    public func hotspotLine(_ h: PlanDocument.HotspotEntry) -> String {
         let subject = h.vm.map { "\($0) on \(h.host)" } ?? h.host
         switch h.trigger {
         case Hotspot.Trigger.swapping.rawValue?:
@@ -104,7 +104,7 @@ public struct PlanRenderer {
         }
     }
 
-    func headline(_ a: PlanDocument.Action) -> String {
+    public func headline(_ a: PlanDocument.Action) -> String {
         let p = a.parameters
         switch a.kind {
         case .migrate:

@@ -44,6 +44,10 @@ public enum EngineError: Error, CustomStringConvertible, Sendable {
 public struct FleetSnapshot: Sendable {
     public var observation: Observation
     public var inventory: FleetInventory
+
+    package init(observation: Observation, inventory: FleetInventory) {
+        self.observation = observation; self.inventory = inventory
+    }
 }
 
 /// The steps shared by plan, apply, reconcile and observe.
@@ -106,7 +110,7 @@ public enum Engine {
         }
     }
 
-    static func loadTrace(_ cluster: LoadedCluster) throws(EngineError) -> Trace {
+    package static func loadTrace(_ cluster: LoadedCluster) throws(EngineError) -> Trace {
         guard let path = cluster.spec.telemetry.trace else { throw .trace("telemetry source is trace but no trace file is named") }
         do { return try Trace.load(cluster.resolve(path), shown: path) } catch { throw .trace("\(error)") }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SandpiperEngine
+import SandpiperGitOps
 import SandpiperModel
 
 struct Apply: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SandpiperEngine
+import SandpiperSimulation
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import SandpiperEngine
+import SandpiperGitOps
 
 struct ForceUnlock: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SandpiperEngine
+import SandpiperSimulation
 import SandpiperModel
 
 struct Simulate: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import SandpiperEngine
+import SandpiperGitOps
 import SandpiperModel
 
 struct Validate: ParsableCommand {

@@ -1,5 +1,6 @@
 import Foundation
 import SandpiperEngine
+import SandpiperGitOps
 import SandpiperGit
 import SandpiperModel
 import XCTest

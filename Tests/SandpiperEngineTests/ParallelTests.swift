@@ -1,5 +1,6 @@
 import Foundation
 @testable import SandpiperEngine
+import SandpiperSimulation
 import XCTest
 
 final class ParallelObservationTests: XCTestCase {

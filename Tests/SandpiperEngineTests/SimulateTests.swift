@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import SandpiperEngine
+import SandpiperSimulation
 import SandpiperModel
 import XCTest
 

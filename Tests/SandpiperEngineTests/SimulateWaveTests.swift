@@ -1,5 +1,6 @@
 import Foundation
 import SandpiperEngine
+import SandpiperSimulation
 import SandpiperModel
 import XCTest
 

@@ -1,5 +1,6 @@
 import Foundation
 import SandpiperGit
+import SandpiperEngine
 import SandpiperModel
 
 /// How `sandpiper reconcile` runs.

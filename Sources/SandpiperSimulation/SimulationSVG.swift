@@ -1,4 +1,5 @@
 import Foundation
+import SandpiperEngine
 import SandpiperModel
 
 /// `simulate --svg`: one panel per host (small multiples, legible for a 20-host fleet) with CPU (solid) and memory

@@ -1,6 +1,7 @@
 import Foundation
 import SandpiperRedaction
 import SandpiperGit
+import SandpiperEngine
 import SandpiperModel
 
 /// Failures of the git-driven workflow (issue 7), with the message an operator or CI log needs.

@@ -1,4 +1,5 @@
 import Foundation
+import SandpiperEngine
 import SandpiperModel
 
 /// The simulator's ground truth: where each VM's demand really runs, its memory allocation, the migrations in

@@ -1,5 +1,6 @@
 import Foundation
 import SandpiperGit
+import SandpiperEngine
 import SandpiperModel
 
 /// `apply --from-ref` and `apply --commit`: executing a reviewed plan with git as the record.

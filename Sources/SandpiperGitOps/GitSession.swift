@@ -1,5 +1,6 @@
 import Foundation
 import SandpiperGit
+import SandpiperEngine
 import SandpiperModel
 
 /// The git side shared by `reconcile --commit/--ci` and `apply --from-ref`: lock, read the branch tip, let the

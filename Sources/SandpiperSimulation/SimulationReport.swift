@@ -1,4 +1,5 @@
 import Foundation
+import SandpiperEngine
 
 /// The versioned JSON contract of `sandpiper simulate --json` (formatVersion 1). Its own types, like
 /// `PlanDocument`: the simulator may change, this may only grow. Fractions are rounded to 4 decimals and times to

@@ -1,4 +1,5 @@
 import Foundation
+import SandpiperEngine
 import SandpiperGit
 
 /// The cluster lock in git: `refs/sandpiper/locks/<cluster>` pointing at a record commit whose message holds the

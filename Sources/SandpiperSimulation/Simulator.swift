@@ -1,4 +1,5 @@
 import Foundation
+import SandpiperEngine
 import SandpiperModel
 
 /// How `sandpiper simulate` models what a trace alone cannot say.

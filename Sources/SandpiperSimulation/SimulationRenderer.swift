@@ -1,4 +1,5 @@
 import Foundation
+import SandpiperEngine
 
 /// Human output of `sandpiper simulate`, built only from the `SimulationReport` (like `PlanRenderer` reads only
 /// the plan document): what the loop did over the trace, interval by interval, then per-host utilization and a
