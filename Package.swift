@@ -50,6 +50,7 @@ let package = Package(
         .testTarget(name: "SandpiperGitTests", dependencies: ["SandpiperGit"]),
         .testTarget(name: "SandpiperEngineTests", dependencies: ["SandpiperEngine", "SandpiperTestSupport"]),
         // Runs the built `sandpiper` binary: exit codes, output formats, crash safety.
-        .testTarget(name: "SandpiperCLITests", dependencies: ["sandpiper", "SandpiperModel", "SandpiperTestSupport"]),
+        .testTarget(name: "SandpiperCLITests", dependencies: ["sandpiper", "SandpiperModel", "SandpiperTestSupport"],
+                    exclude: ["Golden"]),
     ]
 )
