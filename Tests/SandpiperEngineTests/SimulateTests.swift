@@ -8,6 +8,8 @@ import XCTest
 
 /// `sandpiper simulate` end to end: the bundled scenario clusters replayed through observe -> plan -> apply on
 /// their libvirt test-driver hosts. Simulate writes nothing, so the bundled clusters are used in place.
+/// Exact counts and times here are regression pins (taken from running the code and checked by hand against the
+/// traces), not independent oracles: a change to the loop's model may move them, and then they are re-pinned.
 final class SimulateTests: XCTestCase {
     func simulate(_ name: String, _ options: SimulationOptions = SimulationOptions()) throws -> SimulationReport {
         let cluster = try ClusterLoader.load(repositoryRoot.appendingPathComponent("Clusters/\(name)").path)
