@@ -54,11 +54,12 @@ let package = Package(
         // Test support: two real libvirtd/QEMU daemons on this machine (shared/labs recipe).
         .target(name: "SandpiperTestSupport", dependencies: ["SandpiperLibvirt"], path: "Tests/SandpiperTestSupport"),
         .testTarget(name: "SandpiperLibvirtTests", dependencies: ["SandpiperLibvirt", "SandpiperTestSupport"]),
-        .testTarget(name: "SandpiperGitTests", dependencies: ["SandpiperGit"]),
+        .testTarget(name: "SandpiperGitTests", dependencies: ["SandpiperGit", "SandpiperTestSupport"]),
         .testTarget(name: "SandpiperEngineTests", dependencies: [
             "SandpiperEngine", "SandpiperGitOps", "SandpiperSimulation", "SandpiperModel", "SandpiperTestSupport",
         ]),
         // Runs the built `sandpiper` binary: exit codes, output formats, crash safety.
-        .testTarget(name: "SandpiperCLITests", dependencies: ["sandpiper", "SandpiperModel", "SandpiperTestSupport"]),
+        .testTarget(name: "SandpiperCLITests", dependencies: ["sandpiper", "SandpiperModel", "SandpiperTestSupport"],
+                    exclude: ["Golden"]),
     ]
 )

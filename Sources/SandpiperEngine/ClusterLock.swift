@@ -1,7 +1,8 @@
 import Foundation
 
-/// One reconciler per cluster at a time. The lock is a file created with O_EXCL in the cluster
-/// directory (git-ignored), holding who took it, when and for what, so a second run can name the holder.
+/// One reconciler per cluster at a time. The lock is a file in the cluster directory (git-ignored), written to a
+/// private temp file and link(2)ed into place (link fails with EEXIST when held), holding who took it, when and
+/// for what, so a second run can name the holder.
 public struct LockInfo: Codable, Sendable, Equatable, CustomStringConvertible {
     public var id: String
     public var owner: String

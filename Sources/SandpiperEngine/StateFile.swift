@@ -3,7 +3,7 @@ import SandpiperModel
 
 /// `Clusters/<name>/state.json`: what must survive between runs and be reviewed in git
 /// (DESIGN.md section 3): observed inventory, lineage and serial, the last plan and the apply journal.
-/// Sample windows are telemetry, not decisions: they live in `.samples/` (git-ignored), not here.
+/// Sample windows are telemetry, not decisions: they are never stored here (each run samples its own window).
 public struct StateDocument: Codable, Sendable, Equatable {
     public static let currentFormatVersion = 1
     /// Journal entries kept; older ones are dropped (git history keeps them).

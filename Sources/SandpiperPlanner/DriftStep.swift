@@ -31,7 +31,8 @@ extension PlanningContext {
         }
     }
 
-    /// Stop (when running or paused) and undefine every undeclared VM.
+    /// Stop (when running or paused) and undefine every undeclared VM; its load leaves its host (the after column
+    /// and the allocations that follow see the host without it).
     mutating func pruneUndeclared() {
         for v in fleet.vms.indices where fleet.vms[v].declared == nil {
             guard let o = fleet.observed(v) else { continue }
@@ -42,6 +43,7 @@ extension PlanningContext {
             }
             builder.add(.undefine, vm: o.name, at: o.host, deps: deps,
                         reason: "\(o.name) is not declared in the spec; --prune")
+            state.remove(v, fleet: fleet)
         }
     }
 }

@@ -35,24 +35,41 @@ public enum Planner {
     /// against the ProposedLoad built so far.
     public static func plan(spec: ClusterSpec, observation: Observation, policy: Policy,
                             options: PlanOptions = PlanOptions()) -> Plan {
+        plan(spec: spec, observation: observation, policy: policy, options: options, onStep: { _ in })
+    }
+
+    /// `plan`, reporting each step of the pipeline as it finishes (a benchmark times the steps with its own
+    /// clock; the planner reads none). The plan is the same with or without an observer.
+    public static func plan(spec: ClusterSpec, observation: Observation, policy: Policy, options: PlanOptions,
+                            onStep finished: (PlanStep) -> Void) -> Plan {
         let fleet = Fleet(spec: spec, observation: observation, policy: policy)
         var ctx = PlanningContext(fleet: fleet, options: options)
+        finished(.index)
         let detection = HotspotScan.run(fleet: fleet, state: ctx.state)
         let before = ctx.hostUtilization(detected: detection.hostHot)
+        finished(.detect)
 
-        ctx.reportDrift()
-        ctx.repairConstraints()
-        ctx.relieveHotspots(detection)
-        ctx.placeAbsentVMs()
-        ctx.consolidate(detection)
-        if options.prune { ctx.pruneUndeclared() }
-        ctx.allocate(detection)
+        ctx.reportDrift(); finished(.drift)
+        ctx.repairConstraints(); finished(.repair)
+        ctx.relieveHotspots(detection); finished(.relieve)
+        ctx.placeAbsentVMs(); finished(.placeAbsent)
+        ctx.consolidate(detection); finished(.consolidate)
+        if options.prune { ctx.pruneUndeclared(); finished(.prune) }
+        ctx.allocate(detection); finished(.allocate)
 
         let after = ctx.hostUtilization(detected: detection.hostHot, before: before)
-        return Plan(actions: ctx.builder.build(), hostsBefore: before, hostsAfter: ctx.powerStatus(after),
-                    hotspots: detection.hotspots, unresolved: ctx.unresolved, drift: ctx.drift,
-                    decisions: ctx.decisions, entitlements: ctx.entitlements)
+        let plan = Plan(actions: ctx.builder.build(), hostsBefore: before, hostsAfter: ctx.powerStatus(after),
+                        hotspots: detection.hotspots, unresolved: ctx.unresolved, drift: ctx.drift,
+                        decisions: ctx.decisions, entitlements: ctx.entitlements)
+        finished(.build)
+        return plan
     }
+}
+
+/// The steps of `Planner.plan`, in the order they run (numbered as in the pipeline comment above; `build`
+/// orders the actions and computes the after column).
+public enum PlanStep: String, Sendable, CaseIterable {
+    case index, detect, drift, repair, relieve, placeAbsent = "place-absent", consolidate, prune, allocate, build
 }
 
 extension Planner {

@@ -26,16 +26,6 @@ struct Profiler: Sendable {
         mode = p.mode; n = max(1, policy.window.n)
     }
 
-    /// Linear-interpolation percentile (numpy's default) of unsorted values.
-    static func percentile(_ values: [Double], _ p: Double) -> Double {
-        guard !values.isEmpty else { return 0 }
-        let s = values.sorted()
-        if s.count == 1 { return s[0] }
-        let rank = p / 100 * Double(s.count - 1)
-        let lo = Int(rank.rounded(.down)), hi = min(lo + 1, s.count - 1)
-        return s[lo] + (s[hi] - s[lo]) * (rank - Double(lo))
-    }
-
     /// Clamp to [reservation, limit]; the limit wins if they conflict.
     static func clamp(_ x: Double, reservation: Double, limit: Double?) -> Double {
         var v = max(x, reservation)
@@ -61,7 +51,8 @@ struct Profiler: Sendable {
         profile(vm, cpu: cpu, memory: memory).demand
     }
 
-    /// Percentile of one field over the window, without heap allocation for usual window sizes.
+    /// Linear-interpolation percentile (numpy's default) of one field over the window, without heap allocation
+    /// for usual window sizes.
     func windowPercentile(_ w: ArraySlice<Sample>, _ field: (Sample) -> Double) -> Double {
         withUnsafeTemporaryAllocation(of: Double.self, capacity: w.count) { buf in
             var n = 0

@@ -9,8 +9,8 @@ struct Observe: ParsableCommand {
         discussion: """
         Reads every host's inventory through libvirt (in parallel, with a deadline per host; a host that does \
         not answer is shown as unknown, never as empty) and a window of samples from the cluster's telemetry \
-        source (live libvirt sampling or the trace). The inventory goes to state.json; the sample windows to \
-        Clusters/<name>/.samples/windows.json, which is git-ignored: git history shows decisions, not telemetry.
+        source (live libvirt sampling or the trace). The inventory goes to state.json; the sample windows are \
+        printed, not stored: git history shows decisions, not telemetry, and every run samples its own window.
         """)
 
     @Argument(help: "Cluster directory (Clusters/<name>) or its cluster.yaml.")
@@ -57,7 +57,6 @@ struct Observe: ParsableCommand {
             state.record(snapshot.observation)
             let written: StateDocument
             do { written = try StateFile(directory: loaded.directory).write(state) } catch { throw EngineError.state(error) }
-            try SampleStore.save(snapshot.observation, directory: loaded.directory)
 
             let report = Self.report(loaded, snapshot: snapshot, serial: written.serial)
             if json { print(try Output.json(report)); return }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SandpiperTestSupport
 
 /// The result of running the `sandpiper` binary.
 struct Run {
@@ -18,14 +19,7 @@ enum CLI {
         return dir.appendingPathComponent("sandpiper")
     }
 
-    static let repositoryRoot: URL = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-        }
-        fatalError("no Package.swift above \(#filePath)")
-    }()
+    static var repositoryRoot: URL { SandpiperTestSupport.repositoryRoot }
 
     /// Runs sandpiper with `arguments` in `directory` and waits (at most `timeout` seconds).
     @discardableResult

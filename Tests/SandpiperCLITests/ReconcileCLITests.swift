@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SandpiperTestSupport
 
 /// `reconcile`, `plan --propose`, `apply --from-ref`, `validate --ref`, `force-unlock --git` on the real binary
 /// against real repositories. The `git` command builds the operator's fixtures and cross-checks what Sandpiper
@@ -10,21 +11,9 @@ final class ReconcileCLITests: XCTestCase {
     /// `git args` in `dir` as the operator, with an isolated configuration.
     @discardableResult
     func git(_ args: String..., in dir: URL, expect: Int32? = 0) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
-        process.arguments = args
-        process.currentDirectoryURL = dir
-        process.environment = ["HOME": dir.path, "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin",
-                               "GIT_AUTHOR_NAME": "Operator", "GIT_AUTHOR_EMAIL": "op@example.org",
-                               "GIT_COMMITTER_NAME": "Operator", "GIT_COMMITTER_EMAIL": "op@example.org"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = Pipe()
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        if let expect { XCTAssertEqual(process.terminationStatus, expect, "git \(args.joined(separator: " "))") }
-        return String(decoding: data, as: UTF8.self)
+        let r = try GitCLI.run(args, in: dir, home: dir)
+        if let expect { XCTAssertEqual(r.status, expect, "git \(args.joined(separator: " "))") }
+        return r.stdout
     }
 
     /// The bundled clusters committed on `main`, with `automation` in the default policy.

@@ -3,6 +3,7 @@ import SandpiperEngine
 import SandpiperGitOps
 import SandpiperGit
 import SandpiperModel
+import SandpiperTestSupport
 import XCTest
 
 /// Real repositories in temp dirs, written through libgit2; the `git` command only cross-checks what libgit2 wrote.
@@ -55,19 +56,9 @@ final class GitWorkflowTests: XCTestCase {
     /// `git args` in `dir` with an isolated configuration; returns stdout.
     @discardableResult
     func git(_ args: String..., in dir: URL) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
-        process.arguments = args
-        process.currentDirectoryURL = dir
-        process.environment = ["HOME": dir.path, "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = Pipe()
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "git \(args.joined(separator: " "))")
-        return String(decoding: data, as: UTF8.self)
+        let r = try GitCLI.run(args, in: dir, home: dir)
+        XCTAssertEqual(r.status, 0, "git \(args.joined(separator: " "))")
+        return r.stdout
     }
 
     func options(commit: Bool = true, remote: String? = nil) -> ReconcileOptions {

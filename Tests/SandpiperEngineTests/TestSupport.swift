@@ -1,15 +1,9 @@
 import Foundation
 import XCTest
+import SandpiperTestSupport
 
-/// The repository root (for the bundled Clusters/ and Policies/).
-let repositoryRoot: URL = {
-    var url = URL(fileURLWithPath: #filePath)
-    while url.path != "/" {
-        url.deleteLastPathComponent()
-        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-    }
-    fatalError("Package.swift not found above \(#filePath)")
-}()
+/// The repository root (for the bundled Clusters/ and Policies/); one definition, in SandpiperTestSupport.
+let repositoryRoot = SandpiperTestSupport.repositoryRoot
 
 /// A fresh temporary directory, removed when the test ends.
 func temporaryDirectory(_ test: XCTestCase) throws -> URL {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import SandpiperGit
+import SandpiperTestSupport
 
 /// Real repositories in temporary directories. The `git` CLI is used only to build fixtures
 /// and to cross-check what libgit2 wrote; it runs with an isolated HOME and no system config.
@@ -34,24 +35,8 @@ final class Fixture {
     }
 
     private func run(_ args: [String], in dir: String) throws -> (Int32, String, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
-        process.arguments = args
-        process.currentDirectoryURL = URL(fileURLWithPath: dir)
-        process.environment = [
-            "HOME": root + "/home", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin",
-            "GIT_AUTHOR_NAME": "Operator", "GIT_AUTHOR_EMAIL": "op@example.org",
-            "GIT_COMMITTER_NAME": "Operator", "GIT_COMMITTER_EMAIL": "op@example.org",
-        ]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self),
-                String(decoding: errData, as: UTF8.self))
+        let r = try GitCLI.run(args, in: URL(fileURLWithPath: dir), home: URL(fileURLWithPath: root + "/home"))
+        return (r.status, r.stdout, r.stderr)
     }
 
     /// A working repository on `main` with two commits of an operator's cluster layout.

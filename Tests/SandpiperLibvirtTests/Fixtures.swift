@@ -5,6 +5,14 @@ import XCTest
 /// Test-driver node files written to a temp dir. Each file is one independent in-process "host".
 enum Fixture {
     /// A domain for a node file or for define. `running` uses the test driver's runstate extension.
+    /// The last MAC byte for a domain name: FNV-1a of its UTF-8, so the same name gets the same MAC in every
+    /// process (`hashValue` is seeded per process).
+    static func stableByte(_ name: String) -> Int {
+        var h: UInt32 = 2_166_136_261
+        for b in name.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
+        return Int(h % 200)
+    }
+
     static func domainXML(name: String, uuid: String, memoryMiB: Int = 512, maxMemoryMiB: Int = 1024,
                           vcpus: Int = 1, maxVcpus: Int = 2, running: Bool? = nil) -> String {
         let ns = running == nil ? "" : " xmlns:test='http://libvirt.org/schemas/domain/test/1.0'"
@@ -21,7 +29,7 @@ enum Fixture {
           <on_reboot>restart</on_reboot>
           <on_crash>destroy</on_crash>
           <devices>
-            <interface type='network'><source network='default'/><mac address='52:54:00:00:00:\(String(format: "%02x", abs(name.hashValue) % 200))'/></interface>
+            <interface type='network'><source network='default'/><mac address='52:54:00:00:00:\(String(format: "%02x", stableByte(name)))'/></interface>
             <memballoon model='virtio'/>
           </devices>\(runstate)
         </domain>

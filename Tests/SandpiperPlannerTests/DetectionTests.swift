@@ -95,7 +95,31 @@ final class ProfilingTests: XCTestCase {
         var reserved = Fixture.vmSpec("v")
         reserved.resources.cpu = ResourceControl(reservation: 3.5)
         XCTAssertEqual(profiler.profile(obs, spec: reserved).demand.cpu, 3.5, accuracy: 1e-9)
-        XCTAssertEqual(Profiler.percentile([1, 2, 3, 4, 5], 50), 3)
+    }
+
+    /// `windowPercentile` (what every profile uses) against values worked out by hand from the definition of the
+    /// linear-interpolation percentile (numpy's default): rank = p/100 x (n-1) between the two closest samples.
+    func testWindowPercentileByHand() {
+        func percentile(_ values: [Double], _ p: Double) -> Double {
+            var policy = Policy()
+            policy.profiling.percentile = p
+            let window = values.map { Sample(cpu: $0) }
+            return Profiler(policy: policy).windowPercentile(window[...]) { $0.cpu }
+        }
+        XCTAssertEqual(percentile([5, 1, 4, 2, 3], 50), 3)                       // rank 2: the median
+        XCTAssertEqual(percentile([5, 1, 4, 2, 3], 95), 4.8, accuracy: 1e-12)    // rank 3.8: 4 + 0.8 x (5 - 4)
+        XCTAssertEqual(percentile([5, 1, 4, 2, 3], 0), 1)
+        XCTAssertEqual(percentile([5, 1, 4, 2, 3], 100), 5)
+        XCTAssertEqual(percentile([20, 10], 95), 19.5, accuracy: 1e-12)          // rank 0.95: 10 + 0.95 x 10
+        XCTAssertEqual(percentile([3, 3, 1, 3, 9, 3], 90), 6, accuracy: 1e-12)   // sorted 1 3 3 3 3 9, rank 4.5
+        XCTAssertEqual(percentile([7], 95), 7)
+        // Only the window counts: a profile of 8 samples with n = 5 reads the last five.
+        var policy = Policy()
+        policy.profiling.headroom = 0
+        policy.profiling.percentile = 100
+        var vm = Fixture.vm("v", vcpus: 16)
+        vm.samples = Fixture.samples(cpu: [15, 14, 13, 1, 2, 3, 4, 5])
+        XCTAssertEqual(Profiler(policy: policy).profile(vm, spec: nil).demand.cpu, 5)
     }
 
     func testBlackBoxVersusGrayBoxMemory() {

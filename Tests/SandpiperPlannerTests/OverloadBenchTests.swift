@@ -2,6 +2,8 @@ import XCTest
 import Foundation
 @testable import SandpiperPlanner
 /// `SANDPIPER_BENCH=1 [HOT=0.6] swift test -c release --filter OverloadBenchTests`: 30% and 60% of 10k hosts hot.
+/// A benchmark, not a check: it prints timings and counts and asserts nothing (PropertyTests covers overloaded
+/// fleets with assertions).
 final class OverloadBenchTests: XCTestCase {
     func testHeavy() throws {
         guard ProcessInfo.processInfo.environment["SANDPIPER_BENCH"] != nil else {

@@ -1,29 +1,43 @@
 import XCTest
 import Foundation
 import SandpiperModel
-@testable import SandpiperPlanner
-/// `SANDPIPER_BENCH=1 swift test -c release --filter StepTimingTests`: time of each planner step at 10k hosts / 200k VMs.
+import SandpiperPlanner
+
+/// The real `Planner.plan` reports its steps through the `onStep` observer; the test (never the planner) reads
+/// the clock. `SANDPIPER_BENCH=1 swift test -c release --filter StepTimingTests` times each step at 10k hosts /
+/// 200k VMs.
 final class StepTimingTests: XCTestCase {
-    func testSteps() throws {
+    /// Every step is reported once, in pipeline order; prune only when asked; observing does not change the plan.
+    func testStepsAreReportedInPipelineOrder() throws {
+        var o = FleetGenerator.Options()
+        o.hotFraction = 0.3
+        o.undeclaredFraction = 0.05
+        let (spec, obs, policy) = FleetGenerator.generate(hosts: 20, vms: 300, seed: 3, options: o)
+        for prune in [false, true] {
+            var steps: [PlanStep] = []
+            let options = PlanOptions(prune: prune)
+            let observed = Planner.plan(spec: spec, observation: obs, policy: policy, options: options) { steps.append($0) }
+            XCTAssertEqual(steps, PlanStep.allCases.filter { prune || $0 != .prune }, "prune \(prune)")
+            let plain = Planner.plan(spec: spec, observation: obs, policy: policy, options: options)
+            XCTAssertEqual(try PlanDocument(plan: observed).encoded(), try PlanDocument(plan: plain).encoded())
+        }
+    }
+
+    /// A benchmark, not a check: prints how long each step took.
+    func testStepTimes() throws {
         guard ProcessInfo.processInfo.environment["SANDPIPER_BENCH"] != nil else {
             throw XCTSkip("a benchmark: run with SANDPIPER_BENCH=1 swift test -c release")
         }
         let (spec, obs, policy) = FleetGenerator.generate(hosts: 10_000, vms: 200_000, seed: 1)
         let clock = ContinuousClock()
-        var t = clock.now
-        func lap(_ s: String) { let n = clock.now; print("step \(s): \(n - t)"); t = n }
-        let fleet = Fleet(spec: spec, observation: obs, policy: policy); lap("fleet")
-        var ctx = PlanningContext(fleet: fleet, options: PlanOptions()); lap("context")
-        let d = HotspotScan.run(fleet: fleet, state: ctx.state); lap("detect")
-        let before = ctx.hostUtilization(detected: d.hostHot); lap("before")
-        ctx.reportDrift(); lap("drift")
-        ctx.repairConstraints(); lap("repair")
-        ctx.relieveHotspots(d); lap("relieve")
-        ctx.placeAbsentVMs(); lap("initial")
-        ctx.allocate(d); lap("allocate")
-        let after = ctx.hostUtilization(detected: d.hostHot, before: before); lap("after")
-        let actions = ctx.builder.build(); lap("build")
-        let plan = Plan(actions: actions, hostsBefore: before, hostsAfter: after, hotspots: d.hotspots)
-        _ = try! PlanDocument(plan: plan).encoded(); lap("encode")
+        var last = clock.now
+        var steps: [PlanStep] = []
+        _ = Planner.plan(spec: spec, observation: obs, policy: policy, options: PlanOptions()) { step in
+            let now = clock.now
+            print("step \(step.rawValue): \(now - last)")
+            steps.append(step)
+            last = now
+        }
+        XCTAssertEqual(steps, PlanStep.allCases.filter { $0 != .prune })
     }
 }

@@ -34,8 +34,8 @@ def demo_demand(vm, t):
     # hotspot A on pm1 (db1 + web1 rise, t=100..190), then calm
     if 100 <= t < 200 and vm == "db1": base = 3.8
     if 100 <= t < 200 and vm == "web1": base = 1.9
-    # a transient spike on pm3 that must not trigger anything
-    if t == 60 and vm == "batch2": base = 5.5
+    # a transient spike on pm2: one interval above its 70% (gold) threshold, fewer than k=3, so nothing moves
+    if t == 60 and vm == "batch1": base = 4.6
     # hotspot B on pm2: batch1 sustained from t=250 to the end
     if t >= 250 and vm == "batch1": base = 4.6
     mem = {"web1": 1400, "web2": 1400, "db1": 3300, "batch1": 2500, "batch2": 1200}[vm]
