@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Sandpiper: ParsableCommand {
@@ -16,6 +17,14 @@ struct Sandpiper: ParsableCommand {
         version: "0.1.0",
         subcommands: [Validate.self, Observe.self, Plan.self, Show.self, Apply.self, Reconcile.self, Simulate.self,
                       ForceUnlock.self, Bench.self])
+
+    /// SIGPIPE is ignored process-wide before anything runs: libvirt's ssh transport writes to a pipe whose
+    /// reader (ssh) may already have exited (host unreachable, refused, wrong key). The write then fails with
+    /// EPIPE and the host is reported unknown, instead of the signal killing the run with its lock held.
+    static func main() {
+        signal(SIGPIPE, SIG_IGN)
+        main(nil)
+    }
 }
 
 /// Exit codes shared by every command (docs/DESIGN.md section 4).
