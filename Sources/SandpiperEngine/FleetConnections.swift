@@ -37,13 +37,17 @@ public final class FleetConnections: @unchecked Sendable {
     private var failures: [String: String] = [:]
     /// Power state set by apply in this process (true = on); otherwise the previous inventory says.
     private var powered: [String: Bool] = [:]
+    /// False for `simulate`: it acts only on test-driver hosts and must never run a host's `power.status`
+    /// command (a host whose node file fails to open would otherwise be asked whether it is on).
+    public let runsStatusCommands: Bool
 
     /// Opens every host of `cluster` (at most `concurrency` at once, each within `timeout`), except hosts the
     /// previous inventory (state.json) records as standby: a powered-off host is not contacted (its `status`
     /// command, when declared and allowed, decides whether it is on again; see `isStandby`).
     public init(cluster: LoadedCluster, readOnly: Bool = false, concurrency: Int = 8,
-                timeout: Duration = .seconds(15), previous: Observation? = nil) {
+                timeout: Duration = .seconds(15), previous: Observation? = nil, runsStatusCommands: Bool = true) {
         self.cluster = cluster
+        self.runsStatusCommands = runsStatusCommands
         self.timeout = timeout
         self.concurrency = concurrency
         let asleep = Set((previous?.hosts ?? []).filter { $0.status == .standby }.map(\.name))
@@ -124,7 +128,7 @@ public final class FleetConnections: @unchecked Sendable {
         lock.unlock()
         if let known { return !known }
         let recorded = previous?.status == .standby
-        guard let status = host.power?.status, cluster.policy.consolidation.powerCommands == .allow,
+        guard runsStatusCommands, let status = host.power?.status, cluster.policy.consolidation.powerCommands == .allow,
               recorded || connection(host.name) == nil else { return recorded }
         let timeout = min(cluster.policy.consolidation.commandTimeoutSeconds, 30)
         guard let result = try? PowerCommand(argv: status, timeoutSeconds: timeout).run(), result.succeeded,
