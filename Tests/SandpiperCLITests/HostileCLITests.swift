@@ -41,3 +41,30 @@ final class HostileCLITests: XCTestCase {
         XCTAssertEqual(try String(contentsOf: cluster.appendingPathComponent("state.json"), encoding: .utf8), state)
     }
 }
+
+final class GarbageLockCLITests: XCTestCase {
+    func testForceUnlockRemovesAGarbageLockEvenWithABrokenSpec() throws {
+        let root = try CLI.sandbox(self)
+        let lock = root.appendingPathComponent("Clusters/demo/.sandpiper.lock")
+        try Data("\u{0}\u{1}garbage".utf8).write(to: lock)
+        let refused = try CLI.run(["observe", "Clusters/demo"], in: root)
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("the lock file is not a Sandpiper lock"), refused.stderr)
+        let id = try XCTUnwrap(refused.stderr.components(separatedBy: "sandpiper force-unlock ").dropFirst().first?
+            .split(separator: " ").first.map(String.init))
+        XCTAssertTrue(id.hasPrefix("damaged-"), id)
+        // The run that died may have died over a broken spec: force-unlock does not need a valid one.
+        let spec = root.appendingPathComponent("Clusters/demo/cluster.yaml")
+        let good = try String(contentsOf: spec, encoding: .utf8)
+        try (good + "\nbogus: [").write(to: spec, atomically: true, encoding: .utf8)
+        let wrong = try CLI.run(["force-unlock", "damaged-0000000000000000", "Clusters/demo"], in: root)
+        XCTAssertEqual(wrong.status, 1)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: lock.path))
+        let unlock = try CLI.run(["force-unlock", id, "Clusters/demo"], in: root)
+        XCTAssertEqual(unlock.status, 0, unlock.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: lock.path))
+        try good.write(to: spec, atomically: true, encoding: .utf8)
+        let observe = try CLI.run(["observe", "Clusters/demo"], in: root)
+        XCTAssertEqual(observe.status, 0, observe.stderr)
+    }
+}
