@@ -62,7 +62,7 @@ public final class FleetConnections: @unchecked Sendable {
         for (host, result) in zip(hosts, results) {
             switch result {
             case .some(.success(let c)): open[host.name] = c
-            case .some(.failure(let e)): failures[host.name] = e.message
+            case .some(.failure(let e)): failures[host.name] = Self.oneLine(e.message)
             case .none: failures[host.name] = "no answer within \(timeout)"
             }
         }
@@ -113,7 +113,7 @@ public final class FleetConnections: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         switch results.first ?? nil {
         case .some(.success(let c)): open[host] = c; failures[host] = nil
-        case .some(.failure(let e)): failures[host] = e.message
+        case .some(.failure(let e)): failures[host] = Self.oneLine(e.message)
         case .none: failures[host] = "no answer within \(timeout)"
         }
     }
@@ -206,8 +206,9 @@ public final class FleetConnections: @unchecked Sendable {
                     candidates[d.name, default: []].append(vm)
                 }
             case .some(.failure(let e)):
-                markUnknown(host.name, reason: e.message)
-                hostObs.append(HostObservation(name: host.name, status: .unknown(reason: e.message),
+                let reason = Self.oneLine(e.message)
+                markUnknown(host.name, reason: reason)
+                hostObs.append(HostObservation(name: host.name, status: .unknown(reason: reason),
                                                cpus: host.capacity.cpus ?? 0, memoryMiB: host.capacity.memoryMiB ?? 0,
                                                networkMbps: host.capacity.networkMbps ?? 0))
             case .none:
@@ -231,6 +232,13 @@ public final class FleetConnections: @unchecked Sendable {
             vms.append(chosen)
         }
         return FleetInventory(hosts: hostObs, vms: vms, warnings: warnings)
+    }
+
+    /// A libvirt message on one line: the ssh transport passes ssh's stderr through, newlines and all, and an
+    /// unknown host's reason is printed in a table row.
+    static func oneLine(_ message: String) -> String {
+        message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.joined(separator: "; ")
     }
 
     static func state(_ s: DomainState) -> VMObservation.State {
