@@ -125,15 +125,17 @@ public final class ClusterLock: @unchecked Sendable {
         return nil
     }
 
-    /// Removes private lock files (`.sandpiper.lock.<pid>.<id>.tmp`) whose process is gone, and ones in older
-    /// formats (no pid) more than a minute old: a run killed between writing and linking leaves one behind.
+    /// Removes private lock files a run killed between writing and linking left behind: those whose process
+    /// (`.sandpiper.lock.<pid>.<id>.tmp`) is gone, and any more than a minute old (a live acquire keeps its file
+    /// for microseconds; older formats have no pid; a pid may have been reused).
     static func sweepOrphanTemps(_ directory: URL) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         for name in names where name.hasSuffix(".tmp") && name.contains(".sandpiper.lock.") {
             let path = directory.appendingPathComponent(name).path
             let parts = name.split(separator: ".")  // ["sandpiper", "lock", pid, id, "tmp"] in the current format
-            if name.hasPrefix(".sandpiper.lock."), parts.count == 5, let pid = Int32(parts[2]) {
-                if pid > 0, kill(pid, 0) != 0, errno == ESRCH { unlink(path) }
+            if name.hasPrefix(".sandpiper.lock."), parts.count == 5, let pid = Int32(parts[2]), pid > 0,
+               kill(pid, 0) != 0, errno == ESRCH {
+                unlink(path)
                 continue
             }
             let modified = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate]) as? Date

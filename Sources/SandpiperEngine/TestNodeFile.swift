@@ -26,7 +26,8 @@ public enum TestNodeFile {
         if let doctype = text.range(of: "<!DOCTYPE", options: .caseInsensitive) {
             let before = text[..<doctype.lowerBound]
             let line = before.count(where: { $0 == "\n" }) + 1
-            let column = before.count - (before.lastIndex(of: "\n").map { before.distance(from: before.startIndex, to: $0) + 1 } ?? 0) + 1
+            let lineStart = before.lastIndex(of: "\n").map(before.index(after:)) ?? before.startIndex
+            let column = before[lineStart...].count + 1
             return [SpecDiagnostic(file: file, line: line, column: column, field: "",
                                    message: "a node file may not declare a DTD or entities (<!DOCTYPE ...>)")]
         }
