@@ -37,13 +37,17 @@ public final class FleetConnections: @unchecked Sendable {
     private var failures: [String: String] = [:]
     /// Power state set by apply in this process (true = on); otherwise the previous inventory says.
     private var powered: [String: Bool] = [:]
+    /// False for `simulate`: it acts only on test-driver hosts and must never run a host's `power.status`
+    /// command (a host whose node file fails to open would otherwise be asked whether it is on).
+    public let runsStatusCommands: Bool
 
     /// Opens every host of `cluster` (at most `concurrency` at once, each within `timeout`), except hosts the
     /// previous inventory (state.json) records as standby: a powered-off host is not contacted (its `status`
     /// command, when declared and allowed, decides whether it is on again; see `isStandby`).
     public init(cluster: LoadedCluster, readOnly: Bool = false, concurrency: Int = 8,
-                timeout: Duration = .seconds(15), previous: Observation? = nil) {
+                timeout: Duration = .seconds(15), previous: Observation? = nil, runsStatusCommands: Bool = true) {
         self.cluster = cluster
+        self.runsStatusCommands = runsStatusCommands
         self.timeout = timeout
         self.concurrency = concurrency
         let asleep = Set((previous?.hosts ?? []).filter { $0.status == .standby }.map(\.name))
@@ -58,7 +62,7 @@ public final class FleetConnections: @unchecked Sendable {
         for (host, result) in zip(hosts, results) {
             switch result {
             case .some(.success(let c)): open[host.name] = c
-            case .some(.failure(let e)): failures[host.name] = e.message
+            case .some(.failure(let e)): failures[host.name] = Self.oneLine(e.message)
             case .none: failures[host.name] = "no answer within \(timeout)"
             }
         }
@@ -109,7 +113,7 @@ public final class FleetConnections: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         switch results.first ?? nil {
         case .some(.success(let c)): open[host] = c; failures[host] = nil
-        case .some(.failure(let e)): failures[host] = e.message
+        case .some(.failure(let e)): failures[host] = Self.oneLine(e.message)
         case .none: failures[host] = "no answer within \(timeout)"
         }
     }
@@ -124,7 +128,7 @@ public final class FleetConnections: @unchecked Sendable {
         lock.unlock()
         if let known { return !known }
         let recorded = previous?.status == .standby
-        guard let status = host.power?.status, cluster.policy.consolidation.powerCommands == .allow,
+        guard runsStatusCommands, let status = host.power?.status, cluster.policy.consolidation.powerCommands == .allow,
               recorded || connection(host.name) == nil else { return recorded }
         let timeout = min(cluster.policy.consolidation.commandTimeoutSeconds, 30)
         guard let result = try? PowerCommand(argv: status, timeoutSeconds: timeout).run(), result.succeeded,
@@ -202,8 +206,9 @@ public final class FleetConnections: @unchecked Sendable {
                     candidates[d.name, default: []].append(vm)
                 }
             case .some(.failure(let e)):
-                markUnknown(host.name, reason: e.message)
-                hostObs.append(HostObservation(name: host.name, status: .unknown(reason: e.message),
+                let reason = Self.oneLine(e.message)
+                markUnknown(host.name, reason: reason)
+                hostObs.append(HostObservation(name: host.name, status: .unknown(reason: reason),
                                                cpus: host.capacity.cpus ?? 0, memoryMiB: host.capacity.memoryMiB ?? 0,
                                                networkMbps: host.capacity.networkMbps ?? 0))
             case .none:
@@ -227,6 +232,13 @@ public final class FleetConnections: @unchecked Sendable {
             vms.append(chosen)
         }
         return FleetInventory(hosts: hostObs, vms: vms, warnings: warnings)
+    }
+
+    /// A libvirt message on one line: the ssh transport passes ssh's stderr through, newlines and all, and an
+    /// unknown host's reason is printed in a table row.
+    static func oneLine(_ message: String) -> String {
+        message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.joined(separator: "; ")
     }
 
     static func state(_ s: DomainState) -> VMObservation.State {

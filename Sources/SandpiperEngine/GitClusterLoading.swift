@@ -44,7 +44,7 @@ extension ClusterLoader {
             guard let path = normalize(files.clusterDirectory + "/" + relative) else { return false }
             return files.read(path) != nil
         }
-        var diagnostics = checked.diagnostics
+        var diagnostics = checked.diagnostics + nodeFileDiagnostics(checked.spec, files)
         var policy: Policy?
         var policyPath = files.policyPath("default")
         var policyDigest = ""

@@ -161,7 +161,7 @@ public enum Engine {
 
     /// Reads the state file, mapping its errors.
     public static func readState(_ cluster: LoadedCluster) throws(EngineError) -> StateDocument? {
-        do { return try StateFile(directory: cluster.directory).read() } catch { throw .state(error) }
+        do { return try StateFile(directory: cluster.directory).read(cluster: cluster.spec.name) } catch { throw .state(error) }
     }
 
     public static func load(_ path: String) throws(EngineError) -> LoadedCluster {

@@ -62,6 +62,8 @@ public enum StateError: Error, CustomStringConvertible, Sendable {
     case corrupt(path: String, reason: String)
     case newerFormat(path: String, found: Int)
     case writeFailed(path: String, reason: String)
+    /// The file names another cluster (copied from another cluster's directory).
+    case otherCluster(path: String, found: String, expected: String)
 
     public var description: String {
         switch self {
@@ -72,6 +74,9 @@ public enum StateError: Error, CustomStringConvertible, Sendable {
             "\(path): formatVersion \(found) was written by a newer Sandpiper (this one reads "
                 + "\(StateDocument.currentFormatVersion)); upgrade Sandpiper."
         case .writeFailed(let path, let reason): "\(path): cannot write the state file: \(reason)"
+        case .otherCluster(let path, let found, let expected):
+            "\(path): cluster: the state file belongs to cluster \"\(found)\", not \"\(expected)\" (copied from "
+                + "another cluster?); it was left untouched. Move it away to start a new lineage."
         }
     }
 }
@@ -84,8 +89,10 @@ public struct StateFile: Sendable {
 
     public var exists: Bool { FileManager.default.fileExists(atPath: url.path) }
 
-    /// The stored state, or nil when there is none yet. A damaged or newer file is refused, never reset.
-    public func read() throws(StateError) -> StateDocument? {
+    /// The stored state, or nil when there is none yet. A damaged or newer file is refused, never reset; so is one
+    /// whose fields no Sandpiper writes (formatVersion below 1, a serial out of range, an empty lineage) and, when
+    /// `cluster` is given, one that names another cluster.
+    public func read(cluster: String? = nil) throws(StateError) -> StateDocument? {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             if exists { throw .corrupt(path: url.path, reason: "unreadable") }
             return nil
@@ -97,17 +104,26 @@ public struct StateFile: Sendable {
         guard version.formatVersion <= StateDocument.currentFormatVersion else {
             throw .newerFormat(path: url.path, found: version.formatVersion)
         }
+        let state: StateDocument
         do {
-            return try JSONDecoder().decode(StateDocument.self, from: data)
+            state = try JSONDecoder().decode(StateDocument.self, from: data)
         } catch {
             throw .corrupt(path: url.path, reason: "\(error)")
         }
+        if let reason = state.implausibility { throw .corrupt(path: url.path, reason: reason) }
+        if let cluster, state.cluster != cluster {
+            throw .otherCluster(path: url.path, found: state.cluster, expected: cluster)
+        }
+        return state
     }
 
     /// Writes `state` with its serial incremented: temp file, fsync, rename, fsync of the directory.
     @discardableResult
     public func write(_ state: StateDocument) throws(StateError) -> StateDocument {
         var next = state
+        guard state.serial >= 0, state.serial < StateDocument.maxSerial else {
+            throw .writeFailed(path: url.path, reason: "serial \(state.serial) cannot advance (0 to \(StateDocument.maxSerial - 1))")
+        }
         next.advance()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -163,6 +179,20 @@ public enum AtomicFile {
 }
 
 extension StateDocument {
+    /// Largest serial: 2^53 - 1, exact in every JSON reader, and far from `Int.max` so `advance` never overflows.
+    public static let maxSerial = (1 << 53) - 1
+
+    /// Why the decoded fields cannot have been written by Sandpiper, or nil when they are plausible.
+    var implausibility: String? {
+        if formatVersion < 1 { return "formatVersion: \(formatVersion) is not a version Sandpiper writes (1 or later)" }
+        if serial < 0 || serial >= Self.maxSerial {
+            return "serial: \(serial) is out of range (0 to \(Self.maxSerial - 1))"
+        }
+        if lineage.trimmingCharacters(in: .whitespaces).isEmpty { return "lineage: empty" }
+        if cluster.isEmpty { return "cluster: empty" }
+        return nil
+    }
+
     /// What every write does: the serial moves on and the journal keeps its last `journalLimit` entries.
     public mutating func advance() {
         serial += 1

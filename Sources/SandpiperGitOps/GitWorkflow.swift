@@ -138,7 +138,7 @@ public final class GitSnapshot: @unchecked Sendable {
 
     /// state.json as committed (or as written since into the snapshot by an apply).
     public func readState() throws(EngineError) -> StateDocument? {
-        do { return try StateFile(directory: cluster.directory).read() } catch { throw .state(error) }
+        do { return try StateFile(directory: cluster.directory).read(cluster: cluster.spec.name) } catch { throw .state(error) }
     }
 
     /// Current bytes of a file of the cluster directory in the snapshot (`state.json`, `plans/<id>.json`).

@@ -122,7 +122,7 @@ public final class Reconciler {
     func round(_ cluster: LoadedCluster, connections: FleetConnections, specCommit: String?) throws -> Round {
         let stateFile = StateFile(directory: cluster.directory)
         var state: StateDocument?
-        do { state = try stateFile.read() } catch { throw EngineError.state(error) }
+        do { state = try stateFile.read(cluster: cluster.spec.name) } catch { throw EngineError.state(error) }
         var snapshot = try Engine.observe(cluster, connections: connections, state: state, telemetry: options.telemetry)
         var touched = Set<String>()
         var recorded = false

@@ -30,6 +30,7 @@ final class NodeReader {
                 error(pair.key.mark, path, "keys must be plain names")
                 continue
             }
+            _ = untagged(pair.key, join(path, key))
             guard allowed.contains(key) else {
                 let field = join(path, key)
                 var message = "unknown field \"\(key)\""
@@ -40,6 +41,7 @@ final class NodeReader {
             }
             values[key] = pair.value
             sourceMap.record(join(path, key), pair.value.mark)
+            _ = untagged(pair.value, join(path, key))
         }
         return MappingReader(reader: self, node: node, path: path, values: values)
     }
@@ -51,7 +53,17 @@ final class NodeReader {
             return nil
         }
         for (i, item) in items.enumerated() { sourceMap.record("\(path)[\(i)]", item.mark) }
+        for (i, item) in items.enumerated() { _ = untagged(item, "\(path)[\(i)]") }
         return items
+    }
+
+    /// Explicit tags (`!!str 2`, `!foo 2`) would change what a value means; the spec has no use for them, so any
+    /// tag is an error rather than silently ignored (the value is still read, so one tag gives one error).
+    /// True when `node` has none.
+    func untagged(_ node: YAMLNode, _ path: String) -> Bool {
+        guard let tag = node.tag else { return true }
+        error(node.mark, path, "YAML tags are not supported (found \(tag)); remove the tag")
+        return false
     }
 
     func string(_ node: YAMLNode, _ path: String) -> String? {
@@ -103,7 +115,9 @@ final class NodeReader {
 
     func int(_ node: YAMLNode, _ path: String, min: Int? = nil, max: Int? = nil) -> Int? {
         guard let text = plainScalar(node, path, expected: "a whole number") else { return nil }
-        guard let value = Int(text) else {
+        // Digits with an optional minus, as `number` reads them: Swift's `Int("+2")` would accept a plus sign.
+        let digits = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text) else {
             error(node.mark, path, "\"\(text)\" is not a whole number")
             return nil
         }
@@ -193,7 +207,10 @@ final class NodeReader {
         }
         var out: [String: String] = [:]
         for pair in pairs {
-            guard let key = name(pair.key, path), let value = string(pair.value, join(path, key)) else { continue }
+            _ = untagged(pair.key, path)
+            guard let key = name(pair.key, path) else { continue }
+            _ = untagged(pair.value, join(path, key))
+            guard let value = string(pair.value, join(path, key)) else { continue }
             out[key] = value
         }
         return out

@@ -53,6 +53,7 @@ public enum SpecDecoder {
                 throw SpecErrors([SpecDiagnostic(file: reader.file, line: 1, column: 1, field: "",
                                                  message: "the file is empty")])
             }
+            _ = reader.untagged(root, "")
             return root
         } catch let e as YAMLError {
             let m = e.mark ?? Mark(line: 1, column: 1)

@@ -93,7 +93,7 @@ public final class Simulator {
     }
 
     public func run() throws(EngineError) -> SimulationReport {
-        let connections = FleetConnections(cluster: cluster)
+        let connections = FleetConnections(cluster: cluster, runsStatusCommands: false)
         defer { connections.closeAll() }
         // A fixed lineage: plan ids depend on it, and two runs must print the same bytes.
         var applyOptions = ApplyOptions()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SandpiperEngine
 import SandpiperGitOps
 
@@ -27,9 +28,16 @@ struct ForceUnlock: ParsableCommand {
                 print("Released the git lock \(id) of \(location.clusterName).")
                 return
             }
-            let loaded = try Engine.load(cluster)
-            try ClusterLock.forceUnlock(directory: loaded.directory, id: id)
-            print("Released the lock \(id) of \(loaded.spec.name).")
+            // The lock file is found from the path alone: a run may have died over a broken spec or node file,
+            // and its lock must still be releasable.
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: cluster, isDirectory: &isDirectory) else {
+                throw ValidationError("\(cluster): no such directory")
+            }
+            let url = URL(fileURLWithPath: cluster).standardizedFileURL
+            let directory = isDirectory.boolValue ? url : url.deletingLastPathComponent()
+            try ClusterLock.forceUnlock(directory: directory, id: id)
+            print("Released the lock \(id) of \(directory.lastPathComponent).")
         } catch {
             Output.error("error: \(error)")
             throw ExitCode.invalid

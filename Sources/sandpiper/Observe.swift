@@ -21,6 +21,8 @@ struct Observe: ParsableCommand {
 
     @OptionGroup var telemetry: TelemetryFlags
 
+    @OptionGroup var deadline: HostDeadlineFlags
+
     struct Report: Encodable {
         struct Host: Encodable {
             var name: String; var status: String; var reason: String?
@@ -48,7 +50,7 @@ struct Observe: ParsableCommand {
             }
             defer { lock.release() }
             let previous = try Engine.readState(loaded)
-            let connections = FleetConnections(cluster: loaded, readOnly: true, previous: previous?.inventory)
+            let connections = FleetConnections(cluster: loaded, readOnly: true, timeout: deadline.timeout, previous: previous?.inventory)
             defer { connections.closeAll() }
             var snapshot = try Engine.observe(loaded, connections: connections, state: previous,
                                               telemetry: telemetry.options(quiet: json))

@@ -32,6 +32,8 @@ struct Plan: ParsableCommand {
 
     @OptionGroup var telemetry: TelemetryFlags
 
+    @OptionGroup var deadline: HostDeadlineFlags
+
     @Option(help: "Plan from the spec, policy and state committed at this revision (libgit2, no checkout); the plan records the commit.")
     var ref: String?
 
@@ -56,7 +58,7 @@ struct Plan: ParsableCommand {
             let loaded = try gitBase?.cluster ?? Engine.load(cluster)
             let state = try gitBase?.readState() ?? Engine.readState(loaded)
             Output.warnInterrupted(state, directory: loaded.directory)
-            let connections = FleetConnections(cluster: loaded, readOnly: true, previous: state?.inventory)
+            let connections = FleetConnections(cluster: loaded, readOnly: true, timeout: deadline.timeout, previous: state?.inventory)
             defer { connections.closeAll() }
             let snapshot = try Engine.observe(loaded, connections: connections, state: state,
                                               telemetry: telemetry.options(quiet: json))

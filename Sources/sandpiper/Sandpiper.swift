@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SandpiperModel
 
 @main
@@ -17,6 +18,14 @@ struct Sandpiper: ParsableCommand {
         version: SandpiperVersion.current,
         subcommands: [Validate.self, Observe.self, Plan.self, Show.self, Apply.self, Reconcile.self, Simulate.self,
                       ForceUnlock.self, Bench.self])
+
+    /// SIGPIPE is ignored process-wide before anything runs: libvirt's ssh transport writes to a pipe whose
+    /// reader (ssh) may already have exited (host unreachable, refused, wrong key). The write then fails with
+    /// EPIPE and the host is reported unknown, instead of the signal killing the run with its lock held.
+    static func main() {
+        signal(SIGPIPE, SIG_IGN)
+        main(nil)
+    }
 }
 
 /// Exit codes shared by every command (docs/DESIGN.md section 4).

@@ -33,3 +33,15 @@ struct GitIdentityFlags: ParsableArguments {
     @Option(help: "Committer \"Name <email>\" (default: $SANDPIPER_GIT_COMMITTER, then the author).")
     var committer: String?
 }
+
+/// How long observation waits for each host, shared by observe and plan.
+struct HostDeadlineFlags: ParsableArguments {
+    @Option(help: "Seconds each host has to connect and answer (default 15); a host that does not is unknown, with the reason.")
+    var hostTimeout: Double = 15
+
+    func validate() throws {
+        guard hostTimeout > 0, hostTimeout <= 3600 else { throw ValidationError("--host-timeout must be in (0, 3600]") }
+    }
+
+    var timeout: Duration { .milliseconds(Int((hostTimeout * 1000).rounded(.up))) }
+}

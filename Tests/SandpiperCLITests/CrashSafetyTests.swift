@@ -80,6 +80,9 @@ final class CrashSafetyTests: XCTestCase {
             let rerun = try CLI.run(["apply", "Clusters/demo", "--auto-approve"], in: root)
             XCTAssertEqual(rerun.status, 0, rerun.stdout + rerun.stderr)
             XCTAssertTrue(rerun.stdout.contains("Apply complete"), rerun.stdout)
+            // Temp files a killed run left (state or lock) are gone once a run has completed.
+            let after = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Clusters/demo").path)
+            XCTAssertEqual(after.filter { $0.hasSuffix(".tmp") }, [], label)
         }
     }
 }

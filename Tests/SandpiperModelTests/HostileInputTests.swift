@@ -45,6 +45,44 @@ final class HostileInputTests: XCTestCase {
         XCTAssertTrue(errors[0].message.contains("deeper than"), errors[0].message)
     }
 
+    private func diagnostics(vm: String, policy: Bool = false) -> [String] {
+        let yaml = """
+            apiVersion: sandpiper/v1
+            kind: Cluster
+            name: t
+            hosts: [{name: pm1, uri: "qemu:///system", labels: {rack: a}}]
+            vms: [{\(vm)}]
+            """
+        return SpecDecoder.check(yaml, file: "c.yaml") { _ in true }.diagnostics.map(\.description)
+    }
+
+    func testYAMLTagsAreRefusedWhereverTheyAppear() {
+        XCTAssertEqual(diagnostics(vm: "name: a, vcpus: !!str 2, memory: 1GiB"),
+                       ["c.yaml:5:24: vms[0].vcpus: YAML tags are not supported (found !!str); remove the tag"])
+        XCTAssertEqual(diagnostics(vm: "name: a, vcpus: !foo 2, memory: 1GiB"),
+                       ["c.yaml:5:24: vms[0].vcpus: YAML tags are not supported (found !foo); remove the tag"])
+        XCTAssertEqual(diagnostics(vm: "name: !!str a, vcpus: 2, memory: 1GiB"),
+                       ["c.yaml:5:14: vms[0].name: YAML tags are not supported (found !!str); remove the tag"])
+        XCTAssertEqual(diagnostics(vm: "name: a, vcpus: 2, memory: 1GiB, placement: !!map {host: pm1}"),
+                       ["c.yaml:5:52: vms[0].placement: YAML tags are not supported (found !!map); remove the tag"])
+        XCTAssertEqual(diagnostics(vm: "name: a, vcpus: 2, !!str memory: 1GiB").count, 1)
+        // A tagged document root and a tagged list item.
+        let root = SpecDecoder.check("--- !cluster\napiVersion: sandpiper/v1\nkind: Cluster\nname: t\nhosts: []\nvms: []\n",
+                                     file: "r.yaml") { _ in true }.diagnostics.map(\.description)
+        XCTAssertTrue(root.contains { $0.contains("YAML tags are not supported (found !cluster)") }, "\(root)")
+        let item = SpecDecoder.check("apiVersion: sandpiper/v1\nkind: Cluster\nname: t\nhosts: [!h {name: pm1, uri: \"qemu:///system\"}]\nvms: []\n",
+                                     file: "i.yaml") { _ in true }.diagnostics.map(\.description)
+        XCTAssertTrue(item.contains { $0.hasPrefix("i.yaml:4:9: hosts[0]: YAML tags are not supported (found !h)") }, "\(item)")
+    }
+
+    func testAPlusSignIsRefusedForWholeNumbersAsForOtherNumbers() {
+        XCTAssertEqual(diagnostics(vm: "name: a, vcpus: +2, memory: 1GiB"),
+                       ["c.yaml:5:24: vms[0].vcpus: \"+2\" is not a whole number"])
+        XCTAssertEqual(diagnostics(vm: "name: a, vcpus: 2, memory: 1GiB"), [])
+        XCTAssertEqual(diagnostics(vm: "name: a, vcpus: 0x2, memory: 1GiB"),
+                       ["c.yaml:5:24: vms[0].vcpus: \"0x2\" is not a whole number"])
+    }
+
     func testEmptyFileIsAnError() {
         XCTAssertEqual(rejection("# nothing here\n").map(\.description), ["evil.yaml:1:1: the file is empty"])
     }
