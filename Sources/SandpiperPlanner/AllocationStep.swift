@@ -1,6 +1,6 @@
 import SandpiperModel
 
-/// Step 3 of the brief / "Beyond the paper": allocations on the final placement.
+/// Step 9 of `Planner.plan` ("Beyond the paper"): allocations on the final placement.
 /// Entitlements (VMware semantics): reservation <= entitlement <= min(limit, demand); capacity above reservations
 /// is divided in proportion to shares, water-filling past VMs that are capped. Tunables are emitted only where they
 /// differ from what libvirt reports (nil = not exposed by the driver: left alone, so plans converge).

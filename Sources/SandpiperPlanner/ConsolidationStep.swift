@@ -1,6 +1,6 @@
 import SandpiperModel
 
-/// Step 7: the dynamic data center (VMware DPM). Two halves, both only when `policy.consolidation.enabled`:
+/// Step 7 of `Planner.plan`: the dynamic data center (VMware DPM). Two halves, both only when `policy.consolidation.enabled`:
 ///
 /// - **Wake ahead.** A powered host is *warm* when its newest sample or its AR(p) prediction crosses the wake level
 ///   (halfway from `targetUtilization` to the host's threshold) for a resource: the load is rising towards a

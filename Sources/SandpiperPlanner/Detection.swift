@@ -1,6 +1,6 @@
 import SandpiperModel
 
-// Step 1 of DESIGN.md section 1: *when* to act. A host (or a VM against its own allocation) is hot for a resource
+// Step 2 of `Planner.plan` (the paper's *when*): A host (or a VM against its own allocation) is hot for a resource
 // when its utilization exceeds the threshold in at least k of the last n samples AND the AR(p) one-step
 // prediction fitted on that window also exceeds it. Transient spikes fail the first test; a load that is already
 // falling away fails the second.

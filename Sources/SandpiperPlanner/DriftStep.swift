@@ -1,6 +1,6 @@
 import SandpiperModel
 
-/// Step 3 and 7: what differs from the spec besides load. A host that cannot be reached is unknown, never empty.
+/// Steps 3 (drift) and 8 (prune) of `Planner.plan`: what differs from the spec besides load. A host that cannot be reached is unknown, never empty.
 extension PlanningContext {
     var unknownHosts: [Int] { fleet.hosts.indices.filter { fleet.hosts[$0].status == .unknown } }
 

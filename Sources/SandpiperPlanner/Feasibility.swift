@@ -1,6 +1,6 @@
 import SandpiperModel
 
-// Step 4a: FeasibleHosts. Filters answer with a typed Verdict (Kubernetes' framework Status): fits, or rejected
+// Placement, used by steps 4-7 of `Planner.plan` (PlacementSearch, part 1 of 2): FeasibleHosts. Filters answer with a typed Verdict (Kubernetes' framework Status): fits, or rejected
 // with reasons that carry numbers. Constraint rejections are unresolvable; capacity rejections are resolvable
 // (a swap could make room), so swaps only look at resolvable hosts.
 // Rejections keep their numbers as data and are turned into text only when shown (a failing scan may reject

@@ -1,6 +1,6 @@
 import SandpiperModel
 
-/// Step 1 applied to the fleet: host series (sum of residents' samples / capacity, newest samples aligned) and
+/// Step 2 of `Planner.plan`, applied to the fleet: host series (sum of residents' samples / capacity, newest samples aligned) and
 /// VM-level hotspots (demand at the VM's own allocation).
 struct DetectionResult: Sendable {
     /// Confirmed hotspots, sorted by host, vm, resource.

@@ -1,6 +1,6 @@
 import SandpiperModel
 
-/// Step 5: declared VMs that were not observed are placed with the same pipeline and defined + started.
+/// Step 6 of `Planner.plan`: declared VMs that were not observed are placed with the same pipeline and defined + started.
 /// When any host is unknown the VM may be running there: it is not defined elsewhere, but reported.
 /// A VM never observed is assumed to use its full allocation (Profiler.initialDemand).
 extension PlanningContext {

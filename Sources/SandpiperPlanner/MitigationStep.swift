@@ -1,6 +1,6 @@
 import SandpiperModel
 
-/// Step 6: *where*. Hot hosts in decreasing Volume; from each, move the movable VM with the highest
+/// Step 5 of `Planner.plan` (the paper's *where*): Hot hosts in decreasing Volume; from each, move the movable VM with the highest
 /// VSR (Volume / RAM) to the lowest-Volume host where it fits under every threshold; repeat until the host is no
 /// longer hot. When no single move works, try a swap (SwapStep). Never creates a hotspot: every target is checked
 /// against its thresholds on the ProposedLoad.

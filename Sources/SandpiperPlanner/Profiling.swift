@@ -1,6 +1,6 @@
 import SandpiperModel
 
-// Step 2: *how much*. Per VM and resource, the demand estimate used for fit checks is the policy's percentile
+// Step 1 of `Planner.plan` (the paper's *how much*), done once per VM when the fleet is indexed: Per VM and resource, the demand estimate used for fit checks is the policy's percentile
 // of the window plus headroom, clamped to [reservation, limit]. Memory adds the black-box swap step or the
 // gray-box free-memory target instead of a proportional headroom.
 

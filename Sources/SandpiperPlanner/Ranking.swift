@@ -1,6 +1,6 @@
 import SandpiperModel
 
-// Step 4b-d: VolumeRank -> soft-rule penalties -> Select, and the search that wires them to FeasibleHosts
+// Placement, used by steps 4-7 of `Planner.plan` (PlacementSearch, part 2 of 2): VolumeRank -> soft-rule penalties -> Select, and the search that wires them to FeasibleHosts
 // (Nomad's stack: feasibility iterators, then rankers, then select-max; here select-min Volume).
 
 /// Score of a feasible host: its Volume once the VM is on it (lower is better).

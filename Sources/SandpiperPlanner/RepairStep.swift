@@ -1,6 +1,6 @@
 import SandpiperModel
 
-/// Step 4: constraint repair, even when nothing is hot. A VM on a maintenance host, off its pin or its labels,
+/// Step 4 of `Planner.plan`: constraint repair, even when nothing is hot. A VM on a maintenance host, off its pin or its labels,
 /// or breaking a must group is moved (live, or cold when its SLA says so); `migration: never` leaves it unresolved.
 /// Minimum residency does not hold back a repair: a broken must-rule outranks hysteresis.
 extension PlanningContext {

@@ -1,6 +1,6 @@
 import SandpiperModel
 
-/// Step 6b: when no single migration relieves a hot host, exchange a hot VM `a` (on hot host H) with a
+/// Step 5, second half (the paper's swap): when no single migration relieves a hot host, exchange a hot VM `a` (on hot host H) with a
 /// lower-Volume VM `b` on a colder host T that rejected `a` only for capacity ("resolvable"). Two migrations when
 /// T (or H) can physically hold both VMs for a moment; otherwise three: `b` goes to a staging host S first.
 /// The checks are conservative: thresholds are the stricter of before/after, groups are judged with both VMs
