@@ -62,19 +62,7 @@ extension PlanningContext {
 
     /// Per resource: the host's newest utilization sample and its AR prediction, or nil without samples.
     func hostTrend(_ h: Int) -> (latest: Vec3, predicted: Vec3)? {
-        let n = fleet.policy.window.n
-        var series = [Vec3](repeating: .zero, count: n)
-        var len = 0
-        for v in fleet.residents[h] {
-            guard let o = fleet.observed(v) else { continue }
-            let s = o.samples.suffix(n)
-            len = max(len, s.count)
-            var i = n - s.count
-            for x in s { series[i] += Vec3(cpu: x.cpu, net: x.netMbps, mem: x.memMiB); i += 1 }
-        }
-        guard len > 0 else { return nil }
-        let cap = fleet.hosts[h].capacity
-        let window = series[(n - len)...].map { $0.fraction(of: cap) }
+        guard let window = fleet.hostSeries(h) else { return nil }
         var predicted = window.last!
         if fleet.policy.prediction.model == .ar, fleet.policy.prediction.order > 0 {
             for r in ResourceKind.allCases {

@@ -20,27 +20,13 @@ enum HotspotScan {
         let n = detector.window.n
         var hotspots: [Hotspot] = []
         var hostHot = [[ResourceKind]](repeating: [], count: fleet.hosts.count)
-        var cpu = [Double](repeating: 0, count: n), net = cpu, mem = cpu
         for h in fleet.hosts.indices where fleet.hosts[h].status != .unknown {
-            let residents = fleet.residents[h]
-            if residents.isEmpty { continue }
-            var len = 0
-            for i in 0..<n { cpu[i] = 0; net[i] = 0; mem[i] = 0 }
-            for v in residents {
-                guard let o = fleet.observed(v) else { continue }
-                let s = o.samples.suffix(n)
-                len = max(len, s.count)
-                var i = n - s.count
-                for x in s { cpu[i] += x.cpu; net[i] += x.netMbps; mem[i] += x.memMiB; i += 1 }
-            }
-            guard len > 0 else { continue }
+            guard let window = fleet.hostSeries(h) else { continue }
             let cap = fleet.hosts[h].capacity
             let t = state.thresholds[h]
             for r in ResourceKind.allCases {
-                let c = cap[r]
-                guard c > 0 else { continue }
-                let raw = r == .cpu ? cpu : r == .net ? net : mem
-                let series = raw[(n - len)...].map { $0 / c }
+                guard cap[r] > 0 else { continue }
+                let series = window.map { $0[r] }
                 let j = detector.judge(series[...], threshold: t[r])
                 if j.hot {
                     hostHot[h].append(r)

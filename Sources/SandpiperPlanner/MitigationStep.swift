@@ -18,11 +18,13 @@ extension PlanningContext {
         return nil
     }
 
-    /// VM Volume relative to host `h`'s capacity, and VSR = Volume / RAM (MiB).
+    /// VM Volume relative to host `h`'s capacity, and VSR = Volume / RAM (MiB) (VolumeAndVSR.swift).
     func vmVolume(_ v: Int, relativeTo h: Int) -> Double {
         Volume.of(fleet.vms[v].demand.fraction(of: fleet.hosts[h].capacity))
     }
-    func vsr(_ v: Int, on h: Int) -> Double { vmVolume(v, relativeTo: h) / max(fleet.vms[v].ram, 1) }
+    func vsr(_ v: Int, on h: Int) -> Double {
+        Volume.vsr(demand: fleet.vms[v].demand, ramMiB: fleet.vms[v].ram, capacity: fleet.hosts[h].capacity)
+    }
 
     /// Movable residents of `h` with demand in one of `hot`, highest VSR first (ties: name).
     func candidates(on h: Int, hot: [ResourceKind]) -> (movable: [Int], held: [String]) {

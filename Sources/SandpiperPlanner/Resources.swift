@@ -30,16 +30,6 @@ extension ResolvedThresholds {
     subscript(_ r: ResourceKind) -> Double { value(r) }
 }
 
-/// Sandpiper's Volume: 1 / ((1-cpu)(1-net)(1-mem)); each utilization clamped to [0, 0.99] so it stays finite.
-enum Volume {
-    static let maxUtilization = 0.99
-
-    static func of(_ u: Vec3) -> Double {
-        func f(_ x: Double) -> Double { 1 - min(max(x, 0), maxUtilization) }
-        return 1 / (f(u.cpu) * f(u.net) * f(u.mem))
-    }
-}
-
 /// Number formatting for reasons: fixed decimals, no Foundation, deterministic.
 enum Fmt {
     static func d(_ x: Double, _ places: Int = 2) -> String {
