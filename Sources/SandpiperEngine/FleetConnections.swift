@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 import SandpiperLibvirt
 import SandpiperModel
 
@@ -268,7 +269,7 @@ public final class FleetConnections: @unchecked Sendable {
         let box = ResultBox<T>(items.count)
         let slots = DispatchSemaphore(value: max(1, concurrency))
         let done = (0..<items.count).map { _ in DispatchSemaphore(value: 0) }
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        let seconds = timeout / .seconds(1)
         var deadlines: [DispatchTime] = []
         for i in items.indices {
             slots.wait()
@@ -290,27 +291,25 @@ public final class FleetConnections: @unchecked Sendable {
     }
 }
 
-private final class ResultBox<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var results: [T?]
-    private var released: [Bool]
-    init(_ n: Int) { results = Array(repeating: nil, count: n); released = Array(repeating: false, count: n) }
-    func set(_ i: Int, _ v: T) { lock.lock(); results[i] = v; lock.unlock() }
-    func value(_ i: Int) -> T? { lock.lock(); defer { lock.unlock() }; return results[i] }
+private final class ResultBox<T: Sendable>: Sendable {
+    private let state: Mutex<(results: [T?], released: [Bool])>
+    init(_ n: Int) { state = Mutex((Array(repeating: nil, count: n), Array(repeating: false, count: n))) }
+    func set(_ i: Int, _ v: T) { state.withLock { $0.results[i] = v } }
+    func value(_ i: Int) -> T? { state.withLock { $0.results[i] } }
     /// True the first time only: an item's slot is given back once, by whichever of finish or deadline comes first.
     func release(_ i: Int) -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        if released[i] { return false }
-        released[i] = true
-        return true
+        state.withLock {
+            if $0.released[i] { return false }
+            $0.released[i] = true
+            return true
+        }
     }
 }
 
 /// Which hosts a parallel inventory found in standby (written from the workers).
-private final class StandbyFlags: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flags: [Bool]
-    init(_ n: Int) { flags = Array(repeating: false, count: n) }
-    func set(_ i: Int) { lock.lock(); flags[i] = true; lock.unlock() }
-    func get(_ i: Int) -> Bool { lock.lock(); defer { lock.unlock() }; return flags[i] }
+private final class StandbyFlags: Sendable {
+    private let flags: Mutex<[Bool]>
+    init(_ n: Int) { flags = Mutex(Array(repeating: false, count: n)) }
+    func set(_ i: Int) { flags.withLock { $0[i] = true } }
+    func get(_ i: Int) -> Bool { flags.withLock { $0[i] } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import SandpiperModel
 
 /// Runs a host's power command (`hosts[].power.on/off/status` in cluster.yaml): argv only, no shell, no PATH
@@ -116,20 +117,18 @@ public struct PowerCommand: Sendable {
     }
 }
 
-private final class OutputBuffer: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    private var dropped = false
+private final class OutputBuffer: Sendable {
+    private let buffer = Mutex((data: Data(), dropped: false))
     let limit: Int
     init(limit: Int) { self.limit = limit }
     func append(_ d: Data) {
-        lock.lock(); defer { lock.unlock() }
-        let room = max(0, limit - data.count)
-        data.append(d.prefix(room))
-        if d.count > room { dropped = true }
+        buffer.withLock { b in
+            let room = max(0, limit - b.data.count)
+            b.data.append(d.prefix(room))
+            if d.count > room { b.dropped = true }
+        }
     }
     var text: String {
-        lock.lock(); defer { lock.unlock() }
-        return String(decoding: data, as: UTF8.self) + (dropped ? " [output truncated]" : "")
+        buffer.withLock { String(decoding: $0.data, as: UTF8.self) + ($0.dropped ? " [output truncated]" : "") }
     }
 }

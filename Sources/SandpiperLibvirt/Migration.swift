@@ -1,5 +1,6 @@
 internal import CLibvirt
 import Foundation
+import Synchronization
 
 public enum MigrationMode: String, Sendable, Equatable, Codable {
     /// The guest keeps running; memory is copied while it runs (`virDomainMigrate3` / `virDomainMigrateToURI3`).
@@ -306,15 +307,12 @@ extension LibvirtConnection {
 }
 
 /// Hands the migration thread's result to the polling thread.
-final class MigrationOutcome: @unchecked Sendable {
-    private let lock = NSLock()
+final class MigrationOutcome: Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private var stored: Result<Void, LibvirtError>?
+    private let stored = Mutex<Result<Void, LibvirtError>?>(nil)
 
     func finish(_ r: Result<Void, LibvirtError>) {
-        lock.lock()
-        stored = r
-        lock.unlock()
+        stored.withLock { $0 = r }
         done.signal()
     }
 
@@ -329,10 +327,7 @@ final class MigrationOutcome: @unchecked Sendable {
         return false
     }
 
-    var result: Result<Void, LibvirtError>? {
-        lock.lock(); defer { lock.unlock() }
-        return stored
-    }
+    var result: Result<Void, LibvirtError>? { stored.withLock { $0 } }
 }
 
 extension Duration {

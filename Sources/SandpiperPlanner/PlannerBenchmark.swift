@@ -34,8 +34,5 @@ public enum PlannerBenchmark {
                       hotspotsResolved: hotHosts - unresolvedHosts.count, unresolved: plan.unresolved.count)
     }
 
-    static func seconds(_ d: Duration) -> Double {
-        let c = d.components
-        return Double(c.seconds) + Double(c.attoseconds) / 1e18
-    }
+    static func seconds(_ d: Duration) -> Double { d / .seconds(1) }
 }
