@@ -12,6 +12,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C system libraries, found through pkg-config.
@@ -28,7 +29,9 @@ let package = Package(
         .target(name: "SandpiperGit", dependencies: ["CGit2"]),
 
         // Pure core.
-        .target(name: "SandpiperModel", dependencies: ["SandpiperYAML", "SandpiperRedaction"]),
+        .target(name: "SandpiperModel", dependencies: [
+            "SandpiperYAML", "SandpiperRedaction", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "SandpiperPlanner", dependencies: ["SandpiperModel"]),
 
         // Orchestration: load, observe, plan, apply, journal, lock, commit.
