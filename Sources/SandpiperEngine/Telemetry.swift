@@ -107,8 +107,8 @@ public struct LibvirtTelemetry: TelemetrySource, Sendable {
             windows[vm] = windows[vm]!.map { s in
                 PendingSample(cpu: s.cpu, netMbps: s.netMbps, memMiB: s.balloonMiB ?? s.memMiB, swapKbps: s.swapKbps)
             }
-            warnings.append("\(vm): guest memory statistics did not update during the window (no stats period "
-                + "could be set); profiled black-box")
+            warnings.append("\(vm): guest memory statistics did not update during the window (no stats period, "
+                + "or the balloon driver stopped reporting); profiled black-box")
         }
         return (Date().timeIntervalSince1970, windows.mapValues { $0.map(\.sample) }, warnings)
     }

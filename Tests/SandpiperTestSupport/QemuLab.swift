@@ -40,7 +40,7 @@ public final class QemuLab: @unchecked Sendable {
 
     public init(mode: Mode = .session) throws {
         self.mode = mode
-        root = URL(fileURLWithPath: "/tmp/sandpiper-qemu-lab/run-\(mode.rawValue)-\(getpid())-\(UUID().uuidString.prefix(8))")
+        root = URL(fileURLWithPath: "/tmp/sandpiper-qemu-lab/\(mode.rawValue.prefix(1))\(getpid())-\(UUID().uuidString.prefix(4))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         try Self.run("/bin/chmod", ["755", root.path, root.deletingLastPathComponent().path])
         if (try? Self.run("/usr/bin/id", [Self.user])) == nil {
