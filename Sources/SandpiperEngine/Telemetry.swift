@@ -93,6 +93,11 @@ public struct LibvirtTelemetry: TelemetrySource, Sendable {
                 let rates = samplers[i].ingest(snapshot)
                 guard round > 0 else { continue }
                 for u in rates where wanted.contains(u.name) {
+                    // A running guest with a counter but no rate arrived on this host (a migration restarts its
+                    // counters in the target's QEMU) or restarted: a reset, so no sample rather than a zero one.
+                    if u.cpuCores == nil, let d = snapshot.domains[u.name], d.state == .running, d.cpuTimeNs != nil {
+                        continue
+                    }
                     windows[u.name, default: []].append(
                         PendingSample(cpu: u.cpuCores ?? 0, netMbps: u.netMbps ?? 0, memMiB: u.memoryUsedMiB ?? 0,
                                       swapKbps: u.swapKiBps, guestFreeMiB: u.guestFreeMiB,

@@ -1,4 +1,5 @@
 import SandpiperEngine
+import SandpiperLibvirt
 import XCTest
 
 /// Stale guest memory statistics (libvirt's `last-update` does not move) are told apart from live ones.
@@ -30,5 +31,33 @@ final class GuestStatsFreshnessTests: XCTestCase {
         f.record("none", lastUpdate: nil, atNs: 0)
         f.record("none", lastUpdate: nil, atNs: 20 * s)
         XCTAssertEqual(f.stale(), ["snap"])
+    }
+}
+
+/// Live sampling on libvirt's test driver: a guest that appears on a host in the middle of the window (started,
+/// or arrived by migration: its counters restart) has no rate for that interval: no sample, never a zero one.
+final class LiveSamplingResetTests: XCTestCase {
+    func testGuestArrivingMidWindowGetsNoZeroSample() throws {
+        let root = try temporaryDirectory(self)
+        let dir = try copyBundledCluster("demo", into: root)
+        let cluster = try ClusterLoader.load(dir.path)
+        let connections = FleetConnections(cluster: cluster)
+        defer { connections.closeAll() }
+        let pm1 = try XCTUnwrap(connections.connection("pm1"))
+        _ = try pm1.define(xml: """
+            <domain type='test'><name>late</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>
+            <os><type arch='x86_64'>hvm</type></os></domain>
+            """)
+        let telemetry = LibvirtTelemetry(connections: connections, intervalSeconds: 0.05) { round, _ in
+            if round == 1 { try? pm1.start("late") }  // after the first interval
+        }
+        let result = try telemetry.sample(for: ["late", "web1"], count: 4)
+        XCTAssertEqual(result.samples["web1"]?.count, 4)
+        // Shut off in round 1 (it uses nothing: 0), started after it: round 2 is its first running snapshot (no
+        // rate: no sample), rounds 3 and 4 have measured rates.
+        let late = try XCTUnwrap(result.samples["late"])
+        XCTAssertEqual(late.count, 3, "\(late)")
+        XCTAssertEqual(late.first?.cpu, 0)
+        XCTAssertTrue(late.dropFirst().allSatisfy { $0.cpu > 0.5 }, "rates measured on the host, no zero for the reset: \(late)")
     }
 }
