@@ -43,7 +43,9 @@ final class QemuHotspotLoopTests: XCTestCase {
         let plan = try XCTUnwrap(first.plan)
         XCTAssertEqual(plan.hotspots.filter { $0.vm == nil }.map { "\($0.host) \($0.resource)" }, ["a cpu"], "\(plan.hotspots)")
         let moves = plan.actions.filter { $0.kind == "migrate" }
-        XCTAssertEqual(moves.map { "\($0.from ?? "") -> \($0.to ?? "") \($0.mode ?? "")" }, ["a -> b live"])
+        XCTAssertEqual(moves.map { "\($0.from ?? "") -> \($0.to ?? "") \($0.mode ?? "")" }, ["a -> b live"],
+                       "threshold \(threshold), raw \(hot); unresolved: \(plan.unresolved.map(\.reason)); "
+                       + "before \(plan.hostsBefore.map { "\($0.name) \($0.cpu)" }); decisions \(plan.decisions)")
         XCTAssertTrue(first.succeeded, "\(first.reports)")
         let moved = try XCTUnwrap(moves.first?.vm)
         let stayed = guests.first { $0 != moved }!
@@ -93,6 +95,9 @@ final class QemuHotspotLoopTests: XCTestCase {
         try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
         try String(contentsOf: repositoryRoot.appendingPathComponent("Policies/default.yaml"), encoding: .utf8)
             .replacingOccurrences(of: "automation: manual", with: "automation: full")
+            // Profiles from the median without headroom: whether the move fits under the threshold then does not
+            // hinge on the sample noise of a box shared with other work (detection still uses the raw samples).
+            .replacingOccurrences(of: "percentile: 95, headroom: 0.10", with: "percentile: 50, headroom: 0")
             .write(to: policies.appendingPathComponent("default.yaml"), atomically: true, encoding: .utf8)
         let dir = root.appendingPathComponent("Clusters/loop")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
