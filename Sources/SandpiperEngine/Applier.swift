@@ -404,10 +404,11 @@ public final class Applier: @unchecked Sendable {
             var spec = vm
             if let v = p.vcpus { spec.vcpus = v }
             if let m = p.memoryMiB { spec.memoryMiB = m }
+            let tuning = connections.tuning(action.to!)
             let xml = try DomainTemplate.render(text, vm: spec, uuid: DomainTemplate.uuid(cluster: cluster.spec.name,
-                                                                                            vm: vm.name))
+                                                                                            vm: vm.name), tuning: tuning)
             _ = try target.define(xml: xml)
-            return ExecutionResult()
+            return ExecutionResult(detail: DomainTemplate.refusedKnobs(spec, tuning: tuning))
         case .start:
             try connection(action.to ?? action.from).start(action.vm)
             return ExecutionResult()

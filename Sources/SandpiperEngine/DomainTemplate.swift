@@ -4,9 +4,15 @@ import SandpiperModel
 /// Fills a domain XML template from the spec: name, uuid, vcpu, memory and currentMemory, and the VM's
 /// entitlements (`<cputune>` shares and quota, `<memtune>` limits, as the planner's `tune` would set them, so a
 /// new VM needs no second plan) are set — replaced when present, inserted after `<domain ...>` when absent;
-/// everything else is kept as written.
+/// everything else is kept as written. Entitlements a host refuses (`tuning`, e.g. QEMU in session mode) are not
+/// written (`refusedKnobs` says which). A virtio balloon without a stats period gets one, so the guest's memory
+/// statistics stay current for gray-box profiling.
 public enum DomainTemplate {
-    public static func render(_ template: String, vm: VMSpec, uuid: String) throws(EngineError) -> String {
+    /// The balloon stats period written into defined domains (seconds).
+    public static let statsPeriodSeconds = 2
+
+    public static func render(_ template: String, vm: VMSpec, uuid: String,
+                              tuning: HostTuning? = nil) throws(EngineError) -> String {
         guard template.contains("<domain") else { throw .apply("template for \(vm.name) has no <domain> element") }
         var xml = template
         // Drop XML comments so placeholder text in them cannot be mistaken for elements.
@@ -29,10 +35,41 @@ public enum DomainTemplate {
             }
         }
         // Entitlements set only their own children: an operator's vcpupin, emulatorpin, swap_hard_limit... stay.
-        for (parent, children) in entitlementChildren(vm) {
+        for (parent, children) in entitlementChildren(vm) where accepts(parent, tuning) {
             setChildren(children, of: parent, in: &xml)
         }
+        addStatsPeriod(in: &xml)
         return xml
+    }
+
+    /// What `render` left out for a host that refuses it, for the action's report; nil when nothing was.
+    public static func refusedKnobs(_ vm: VMSpec, tuning: HostTuning?) -> String? {
+        let refused = entitlementChildren(vm).filter { !$0.1.isEmpty && !accepts($0.0, tuning) }
+        guard !refused.isEmpty else { return nil }
+        let knobs = refused.map { parent, children in "<\(parent)> " + children.map(\.0).joined(separator: ", ") }
+        return "not written: " + knobs.joined(separator: "; ") + (tuning?.reason.map { " (\($0))" } ?? "")
+    }
+
+    private static func accepts(_ parent: String, _ tuning: HostTuning?) -> Bool {
+        guard let tuning else { return true }
+        return parent == "cputune" ? tuning.cpu : tuning.memory
+    }
+
+    /// `<memballoon model='virtio'>` without `<stats period>`: libvirt's guest statistics would be one snapshot.
+    static func addStatsPeriod(in xml: inout String) {
+        guard let start = xml.range(of: "<memballoon") else { return }
+        let rest = xml[start.lowerBound...]
+        guard let tagEnd = rest.firstIndex(of: ">") else { return }
+        let openTag = xml[start.lowerBound...tagEnd]
+        guard openTag.contains("model='virtio") || openTag.contains("model=\"virtio") else { return }
+        let stats = "<stats period='\(statsPeriodSeconds)'/>"
+        if openTag.hasSuffix("/>") {
+            xml.replaceSubrange(start.lowerBound...tagEnd, with: openTag.dropLast(2) + ">" + stats + "</memballoon>")
+            return
+        }
+        guard let close = xml.range(of: "</memballoon>", range: tagEnd..<xml.endIndex) else { return }
+        if xml[tagEnd..<close.lowerBound].contains("<stats") { return }
+        xml.insert(contentsOf: stats, at: close.lowerBound)
     }
 
     private static func insertInDomain(_ element: String, in xml: inout String) {

@@ -41,6 +41,8 @@ public final class FleetConnections: @unchecked Sendable {
     /// False for `simulate`: it acts only on test-driver hosts and must never run a host's `power.status`
     /// command (a host whose node file fails to open would otherwise be asked whether it is on).
     public let runsStatusCommands: Bool
+    /// What each host lets Sandpiper tune, probed once per host (see `tuning`).
+    private var tuningByHost: [String: HostTuning?] = [:]
 
     /// Opens every host of `cluster` (at most `concurrency` at once, each within `timeout`), except hosts the
     /// previous inventory (state.json) records as standby: a powered-off host is not contacted (its `status`
@@ -140,6 +142,18 @@ public final class FleetConnections: @unchecked Sendable {
         return !on
     }
 
+    /// The entitlement knobs `host` refuses (nil: it takes them all, or it cannot be asked). Probed on first use
+    /// and kept for the run; `inventory` reports it in each host's observation, `apply` writes only what it takes.
+    public func tuning(_ host: String) -> HostTuning? {
+        lock.lock()
+        if let known = tuningByHost[host] { lock.unlock(); return known }
+        lock.unlock()
+        guard let c = connection(host), let probed = try? c.tuningSupport() else { return nil }
+        let tuning = probed == .all ? nil : HostTuning(cpu: probed.cpu, memory: probed.memory, reason: probed.reason)
+        lock.lock(); tuningByHost[host] = .some(tuning); lock.unlock()
+        return tuning
+    }
+
     /// Marks a host unknown after a failed call, so later steps do not act on it.
     public func markUnknown(_ host: String, reason: String) {
         lock.lock(); defer { lock.unlock() }
@@ -167,8 +181,11 @@ public final class FleetConnections: @unchecked Sendable {
                 return Result<(HostInfo, [DomainInfo]), LibvirtError>.failure(
                     LibvirtError(code: 0, domain: 0, message: self.failure(host.name) ?? "not connected"))
             }
-            do throws(LibvirtError) { return .success((try c.hostInfo(), try c.domains())) }
-            catch { return .failure(error) }
+            do throws(LibvirtError) {
+                let read = (try c.hostInfo(), try c.domains())
+                _ = self.tuning(host.name)  // probed here, in parallel, once per host
+                return .success(read)
+            } catch { return .failure(error) }
         }
         var hostObs: [HostObservation] = []
         var candidates: [String: [VMObservation]] = [:]
@@ -196,7 +213,8 @@ public final class FleetConnections: @unchecked Sendable {
                 // libvirt cannot tell a host's network capacity: the spec says it, or 1 Gbit/s is assumed.
                 hostObs.append(HostObservation(name: host.name, cpus: cpus, memoryMiB: mem,
                                                networkMbps: host.capacity.networkMbps ?? 1000,
-                                               lowSince: previousHosts[host.name]?.lowSince))
+                                               lowSince: previousHosts[host.name]?.lowSince,
+                                               tuning: tuning(host.name)))
                 for d in domains {
                     let before = lastPlace[d.name]
                     let vm = VMObservation(

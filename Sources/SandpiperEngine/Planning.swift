@@ -84,8 +84,8 @@ public enum Engine {
             let inventory = connections.inventory(previous: state?.inventory, now: now)
             let source = LibvirtTelemetry(connections: connections, intervalSeconds: interval,
                                           progress: telemetry.progress)
-            let windows: (now: Double, samples: [String: [Sample]])
-            do { windows = try source.windows(for: inventory.vms.map(\.name), count: telemetry.samples ?? n) }
+            let windows: (now: Double, samples: [String: [Sample]], warnings: [String])
+            do { windows = try source.sample(for: inventory.vms.map(\.name), count: telemetry.samples ?? n) }
             catch { throw .trace("sampling failed: \(error)") }
             // Hosts that stopped answering while sampled are unknown now.
             var hosts = inventory.hosts
@@ -94,7 +94,7 @@ public enum Engine {
             }
             let known = Set(hosts.filter(\.isUp).map(\.name))
             let refreshed = FleetInventory(hosts: hosts, vms: inventory.vms.filter { known.contains($0.host) },
-                                           warnings: inventory.warnings)
+                                           warnings: inventory.warnings + windows.warnings)
             return FleetSnapshot(
                 observation: Observation(inventory: refreshed, samples: windows.samples, now: windows.now,
                                          intervalSeconds: interval),

@@ -33,6 +33,11 @@ public struct TraceTelemetry: TelemetrySource {
 
 /// Samples the fleet live: one `virConnectGetAllDomainStats` round trip per host per interval, all hosts in
 /// parallel; utilization from counter deltas (the first snapshot only primes the deltas).
+///
+/// Gray-box needs the guest's own memory numbers, which libvirt refreshes only when the balloon has a stats
+/// period: before the first round every running guest without one gets a period (`statsPeriodSeconds`). A guest
+/// whose statistics still do not move (`last-update` constant over the window, e.g. on a read-only connection) is
+/// profiled black-box — its guest fields are dropped from the samples — and a warning says so.
 public struct LibvirtTelemetry: TelemetrySource, Sendable {
     public let connections: FleetConnections
     public let intervalSeconds: Double
@@ -43,14 +48,29 @@ public struct LibvirtTelemetry: TelemetrySource, Sendable {
         self.connections = connections; self.intervalSeconds = intervalSeconds; self.progress = progress
     }
 
+    /// The stats period set on guests that have none: short enough that every sample interval sees an update.
+    public var statsPeriodSeconds: Int { max(1, min(10, Int(intervalSeconds / 2))) }
+
     public func windows(for vms: [String], count: Int) throws -> (now: Double, samples: [String: [Sample]]) {
+        let result = try sample(for: vms, count: count)
+        return (result.now, result.samples)
+    }
+
+    /// The windows plus what an operator should know about them (guests profiled black-box for stale statistics).
+    public func sample(for vms: [String], count: Int) throws -> (now: Double, samples: [String: [Sample]], warnings: [String]) {
         let hosts = connections.cluster.spec.hosts.map(\.name).filter { connections.connection($0) != nil }
         var samplers = Array(repeating: UtilizationSampler(), count: hosts.count)
-        var windows: [String: [Sample]] = [:]
+        var windows: [String: [PendingSample]] = [:]
+        var freshness = GuestStatsFreshness()
         let wanted = Set(vms)
+        let fleet = connections
+        let period = statsPeriodSeconds
+        let periods = FleetConnections.parallel(hosts, concurrency: fleet.concurrency, timeout: fleet.timeout) { i in
+            fleet.connection(hosts[i])?.ensureMemoryStatsPeriod(seconds: period) ?? [:]
+        }
+        for p in periods { for (vm, seconds) in p ?? [:] { freshness.periods[vm] = seconds } }
         for round in 0...count {
             if round > 0 { Thread.sleep(forTimeInterval: intervalSeconds) }
-            let fleet = connections
             let snapshots = FleetConnections.parallel(hosts, concurrency: fleet.concurrency, timeout: fleet.timeout) { i in
                 guard let c = fleet.connection(hosts[i]) else { return Result<StatsSnapshot, LibvirtError>.failure(
                     LibvirtError(code: 0, domain: 0, message: fleet.failure(hosts[i]) ?? "not connected")) }
@@ -67,17 +87,84 @@ public struct LibvirtTelemetry: TelemetrySource, Sendable {
                     connections.markUnknown(hosts[i], reason: "statistics did not arrive within \(fleet.timeout)")
                     continue
                 }
+                for (name, d) in snapshot.domains where wanted.contains(name) {
+                    freshness.record(name, lastUpdate: d.balloonLastUpdate, atNs: snapshot.timestampNs)
+                }
                 let rates = samplers[i].ingest(snapshot)
                 guard round > 0 else { continue }
                 for u in rates where wanted.contains(u.name) {
+                    // A running guest with a counter but no rate arrived on this host (a migration restarts its
+                    // counters in the target's QEMU) or restarted: a reset, so no sample rather than a zero one.
+                    if u.cpuCores == nil, let d = snapshot.domains[u.name], d.state == .running, d.cpuTimeNs != nil {
+                        continue
+                    }
                     windows[u.name, default: []].append(
-                        Sample(cpu: u.cpuCores ?? 0, netMbps: u.netMbps ?? 0, memMiB: u.memoryUsedMiB ?? 0,
-                               swapKbps: u.swapKiBps, guestFreeMiB: u.guestFreeMiB))
+                        PendingSample(cpu: u.cpuCores ?? 0, netMbps: u.netMbps ?? 0, memMiB: u.memoryUsedMiB ?? 0,
+                                      swapKbps: u.swapKiBps, guestFreeMiB: u.guestFreeMiB,
+                                      balloonMiB: snapshot.domains[u.name]?.balloonCurrentKiB.map { Double($0) / 1024 }))
                 }
             }
             if round > 0 { progress?(round, count) }
         }
-        return (Date().timeIntervalSince1970, windows)
+        var warnings: [String] = []
+        for vm in freshness.stale().sorted() where windows[vm]?.contains(where: { $0.guestFreeMiB != nil }) == true {
+            // Black-box: what the hypervisor sees (the balloon), no guest free memory.
+            windows[vm] = windows[vm]!.map { s in
+                PendingSample(cpu: s.cpu, netMbps: s.netMbps, memMiB: s.balloonMiB ?? s.memMiB, swapKbps: s.swapKbps)
+            }
+            warnings.append("\(vm): guest memory statistics did not update during the window (no stats period, "
+                + "or the balloon driver stopped reporting); profiled black-box")
+        }
+        return (Date().timeIntervalSince1970, windows.mapValues { $0.map(\.sample) }, warnings)
+    }
+}
+
+/// One interval's sample plus the balloon size, kept until the window is judged.
+private struct PendingSample {
+    var sample: SandpiperModel.Sample
+    var balloonMiB: Double?
+    var cpu: Double { sample.cpu }
+    var netMbps: Double { sample.netMbps }
+    var memMiB: Double { sample.memMiB }
+    var swapKbps: Double? { sample.swapKbps }
+    var guestFreeMiB: Double? { sample.guestFreeMiB }
+
+    init(cpu: Double, netMbps: Double, memMiB: Double, swapKbps: Double?, guestFreeMiB: Double? = nil,
+         balloonMiB: Double? = nil) {
+        sample = SandpiperModel.Sample(cpu: cpu, netMbps: netMbps, memMiB: memMiB, swapKbps: swapKbps,
+                                       guestFreeMiB: guestFreeMiB)
+        self.balloonMiB = balloonMiB
+    }
+}
+
+/// Pure: which guests' memory statistics did not move over a sampling window. Stale: the balloon has no stats
+/// period (0), or `last-update` stayed the same over a span long enough for two updates at its period.
+public struct GuestStatsFreshness: Sendable {
+    /// Stats period in effect per VM (seconds); absent = unknown (taken as 1 s).
+    public var periods: [String: Int] = [:]
+    private var seen: [String: (first: UInt64, firstNs: UInt64, changed: Bool, lastNs: UInt64)] = [:]
+
+    public init(periods: [String: Int] = [:]) { self.periods = periods }
+
+    public mutating func record(_ vm: String, lastUpdate: UInt64?, atNs: UInt64) {
+        guard let lastUpdate else { return }  // no guest statistics at all: nothing to judge
+        if var s = seen[vm] {
+            if lastUpdate != s.first { s.changed = true }
+            s.lastNs = atNs
+            seen[vm] = s
+        } else {
+            seen[vm] = (lastUpdate, atNs, false, atNs)
+        }
+    }
+
+    public func stale() -> Set<String> {
+        Set(seen.compactMap { vm, s in
+            guard !s.changed else { return nil }
+            let period = periods[vm] ?? 1
+            if period == 0 { return vm }
+            let spanSeconds = Double(s.lastNs &- s.firstNs) / 1e9
+            return spanSeconds >= Double(2 * period) + 1 ? vm : nil
+        })
     }
 }
 

@@ -27,13 +27,16 @@ public struct DomainStats: Sendable, Equatable {
     public var balloonSwapInKiB: UInt64?
     public var balloonSwapOutKiB: UInt64?
     public var balloonMajorFaults: UInt64?
+    /// When the guest last sent its memory statistics (`balloon.last-update`, seconds since the epoch). Without a
+    /// stats period it never moves: the guest fields are then a boot-time snapshot.
+    public var balloonLastUpdate: UInt64?
 
     public init(name: String, uuid: String = "", state: DomainState = .running, cpuTimeNs: UInt64? = nil,
                 vcpusCurrent: Int? = nil, vcpusMaximum: Int? = nil, netRxBytes: UInt64? = nil,
                 netTxBytes: UInt64? = nil, blockReadBytes: UInt64? = nil, blockWriteBytes: UInt64? = nil,
                 balloonCurrentKiB: UInt64? = nil, balloonMaximumKiB: UInt64? = nil, balloonUnusedKiB: UInt64? = nil,
                 balloonAvailableKiB: UInt64? = nil, balloonUsableKiB: UInt64? = nil, balloonSwapInKiB: UInt64? = nil,
-                balloonSwapOutKiB: UInt64? = nil, balloonMajorFaults: UInt64? = nil) {
+                balloonSwapOutKiB: UInt64? = nil, balloonMajorFaults: UInt64? = nil, balloonLastUpdate: UInt64? = nil) {
         self.name = name
         self.uuid = uuid
         self.state = state
@@ -52,6 +55,7 @@ public struct DomainStats: Sendable, Equatable {
         self.balloonSwapInKiB = balloonSwapInKiB
         self.balloonSwapOutKiB = balloonSwapOutKiB
         self.balloonMajorFaults = balloonMajorFaults
+        self.balloonLastUpdate = balloonLastUpdate
     }
 }
 
@@ -140,6 +144,7 @@ extension LibvirtConnection {
                 case VIR_DOMAIN_MEMORY_STAT_AVAILABLE.rawValue: s.balloonAvailableKiB = v
                 case VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON.rawValue: s.balloonCurrentKiB = v
                 case VIR_DOMAIN_MEMORY_STAT_USABLE.rawValue: s.balloonUsableKiB = v
+                case VIR_DOMAIN_MEMORY_STAT_LAST_UPDATE.rawValue: s.balloonLastUpdate = v
                 default: break
                 }
             }
@@ -178,6 +183,7 @@ extension LibvirtConnection {
         s.balloonSwapInKiB = v["balloon.swap_in"]?.uint64
         s.balloonSwapOutKiB = v["balloon.swap_out"]?.uint64
         s.balloonMajorFaults = v["balloon.major_fault"]?.uint64
+        s.balloonLastUpdate = v["balloon.last-update"]?.uint64
         return s
     }
 }

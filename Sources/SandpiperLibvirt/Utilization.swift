@@ -14,7 +14,8 @@ public struct DomainUtilization: Sendable, Equatable {
     public var memoryUsedMiB: Double?
     /// Swap activity, swap_in + swap_out KiB/s (black-box signal).
     public var swapKiBps: Double?
-    /// Free memory inside the guest, MiB (`balloon.unused`; gray-box signal).
+    /// Memory the guest can still use, MiB: MemAvailable (`balloon.usable`) where the guest reports it, else
+    /// MemFree (`balloon.unused`); gray-box signal.
     public var guestFreeMiB: Double?
 
     public init(name: String, cpuCores: Double? = nil, netMbps: Double? = nil, memoryUsedMiB: Double? = nil,
@@ -42,7 +43,7 @@ public enum UtilizationCalculator {
     public static func utilization(previous: DomainStats?, current: DomainStats, intervalNs: Int64?) -> DomainUtilization {
         var u = DomainUtilization(name: current.name)
         u.memoryUsedMiB = memoryUsedMiB(current)
-        u.guestFreeMiB = current.balloonUnusedKiB.map { Double($0) / 1024 }
+        u.guestFreeMiB = (current.balloonUsableKiB ?? current.balloonUnusedKiB).map { Double($0) / 1024 }
         guard let previous, let intervalNs, intervalNs > 0 else { return u }
         let seconds = Double(intervalNs) / 1e9
 
@@ -60,9 +61,14 @@ public enum UtilizationCalculator {
         return u
     }
 
-    /// Guest memory in use, MiB: balloon current - unused when both are present; else available - usable; else the
-    /// balloon size (current) as an upper bound; nil without balloon stats. Never negative.
+    /// Guest memory in use, MiB: the balloon size (current) less what the guest can still use — MemAvailable
+    /// (`usable`) where reported, else MemFree (`unused`); else available - usable; else the balloon size as an upper
+    /// bound; nil without balloon stats. Never negative. Used and free add up to the balloon, so a balloon of
+    /// used + target leaves the guest `target` free (gray-box sizes in one step).
     public static func memoryUsedMiB(_ s: DomainStats) -> Double? {
+        if let cur = s.balloonCurrentKiB, let free = s.balloonUsableKiB ?? s.balloonUnusedKiB {
+            return Double(cur > free ? cur - free : 0) / 1024
+        }
         if let cur = s.balloonCurrentKiB, let unused = s.balloonUnusedKiB {
             return Double(cur > unused ? cur - unused : 0) / 1024
         }

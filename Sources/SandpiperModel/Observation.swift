@@ -37,17 +37,19 @@ public struct HostObservation: Sendable, Equatable, Codable {
     /// Since when the host has been low (consolidation), on the observation's clock; recorded by the engine in
     /// state.json from the plans it sees, so `powerOffAfter` can be longer than the sample window.
     public var lowSince: Double?
+    /// Tunables the host refuses (probed once per host); nil when it takes them all or was not asked.
+    public var tuning: HostTuning?
 
     public init(name: String, status: Status = .up, cpus: Double, memoryMiB: Double, networkMbps: Double,
-                lowSince: Double? = nil) {
+                lowSince: Double? = nil, tuning: HostTuning? = nil) {
         self.name = name; self.status = status; self.cpus = cpus
-        self.memoryMiB = memoryMiB; self.networkMbps = networkMbps; self.lowSince = lowSince
+        self.memoryMiB = memoryMiB; self.networkMbps = networkMbps; self.lowSince = lowSince; self.tuning = tuning
     }
 
     public var isUp: Bool { if case .up = status { return true } else { return false } }
     public var isStandby: Bool { status == .standby }
 
-    private enum CodingKeys: String, CodingKey { case name, status, reason, cpus, memoryMiB, networkMbps, lowSince }
+    private enum CodingKeys: String, CodingKey { case name, status, reason, cpus, memoryMiB, networkMbps, lowSince, tuning }
 
     /// `"status": "up"`, or `"status": "unknown", "reason": "..."`: readable in state.json and its diffs.
     public func encode(to encoder: Encoder) throws {
@@ -64,6 +66,7 @@ public struct HostObservation: Sendable, Equatable, Codable {
         try c.encode(memoryMiB, forKey: .memoryMiB)
         try c.encode(networkMbps, forKey: .networkMbps)
         try c.encodeIfPresent(lowSince, forKey: .lowSince)
+        try c.encodeIfPresent(tuning, forKey: .tuning)
     }
 
     public init(from decoder: Decoder) throws {
@@ -80,6 +83,19 @@ public struct HostObservation: Sendable, Equatable, Codable {
         memoryMiB = try c.decode(Double.self, forKey: .memoryMiB)
         networkMbps = try c.decode(Double.self, forKey: .networkMbps)
         lowSince = try c.decodeIfPresent(Double.self, forKey: .lowSince)
+        tuning = try c.decodeIfPresent(HostTuning.self, forKey: .tuning)
+    }
+}
+
+/// Which entitlement knobs a host accepts: `<cputune>` (cgroup CPU shares and quota) and `<memtune>`. QEMU in
+/// session mode has neither; libvirt refuses a domain that asks for them.
+public struct HostTuning: Sendable, Equatable, Codable {
+    public var cpu: Bool
+    public var memory: Bool
+    public var reason: String?
+
+    public init(cpu: Bool, memory: Bool, reason: String? = nil) {
+        self.cpu = cpu; self.memory = memory; self.reason = reason
     }
 }
 

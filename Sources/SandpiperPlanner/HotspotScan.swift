@@ -14,6 +14,8 @@ struct DetectionResult: Sendable {
 enum HotspotScan {
     /// A VM is at its CPU allocation when its demand exceeds this fraction of its ceiling (limit or vCPUs).
     static let vmCPUAtAllocation = 0.95
+    /// Gray-box: a guest is short of memory when its free memory is under this fraction of `guestFreeTarget`.
+    static let grayBoxSlack = 0.95
 
     static func run(fleet: Fleet, state: ProposedLoad) -> DetectionResult {
         let detector = HotspotDetector(policy: fleet.policy)
@@ -58,7 +60,9 @@ enum HotspotScan {
             let flags: [Bool]
             switch mode {
             case .blackBox: flags = w.map { ($0.swapKbps ?? 0) > 0 }
-            case .grayBox: flags = w.map { $0.guestFreeMiB.map { $0 < freeTarget } ?? (($0.swapKbps ?? 0) > 0) }
+            // Under pressure when clearly short of the free target: a guest sized to used + target reads a few
+            // MiB under it (its watermarks and page tables grow with the balloon), which must not raise it again.
+            case .grayBox: flags = w.map { $0.guestFreeMiB.map { $0 < freeTarget * Self.grayBoxSlack } ?? (($0.swapKbps ?? 0) > 0) }
             }
             let j = detector.judge(flags: flags[...])
             if j.hot {

@@ -168,4 +168,30 @@ final class DomainTemplateTests: XCTestCase {
         XCTAssertTrue(empty.contains("<cputune><shares>4000</shares><period>100000</period><quota>150000</quota></cputune>"), empty)
         XCTAssertFalse(empty.contains("<cputune/>"))
     }
+
+    func testHostThatRefusesTuningGetsNoEntitlementElementsAndTheRefusalIsNamed() throws {
+        let vm = VMSpec(name: "web1", vcpus: 1, memoryMiB: 512,
+                        resources: ResourceControls(memory: ResourceControl(limit: 512)))
+        let session = HostTuning(cpu: false, memory: false, reason: "QEMU in session mode has no cgroups")
+        let xml = try DomainTemplate.render("<domain type='qemu'><name>N</name></domain>", vm: vm, uuid: "u", tuning: session)
+        XCTAssertFalse(xml.contains("<cputune") || xml.contains("<memtune"), xml)
+        XCTAssertEqual(DomainTemplate.refusedKnobs(vm, tuning: session),
+                       "not written: <cputune> shares; <memtune> hard_limit (QEMU in session mode has no cgroups)")
+        XCTAssertNil(DomainTemplate.refusedKnobs(vm, tuning: nil))
+        let cpuOnly = try DomainTemplate.render("<domain type='qemu'></domain>", vm: vm, uuid: "u",
+                                                tuning: HostTuning(cpu: true, memory: false))
+        XCTAssertTrue(cpuOnly.contains("<cputune><shares>1000</shares></cputune>") && !cpuOnly.contains("<memtune"), cpuOnly)
+    }
+
+    func testVirtioBalloonGetsAStatsPeriodUnlessItHasOne() throws {
+        let vm = VMSpec(name: "g", vcpus: 1, memoryMiB: 512)
+        func render(_ devices: String) throws -> String {
+            try DomainTemplate.render("<domain type='qemu'><devices>\(devices)</devices></domain>", vm: vm, uuid: "u")
+        }
+        XCTAssertTrue(try render("<memballoon model='virtio'></memballoon>").contains("<memballoon model='virtio'><stats period='2'/></memballoon>"))
+        XCTAssertTrue(try render("<memballoon model='virtio'/>").contains("<memballoon model='virtio'><stats period='2'/></memballoon>"))
+        XCTAssertTrue(try render("<memballoon model='virtio'><stats period='7'/></memballoon>").contains("<stats period='7'/></memballoon>"))
+        XCTAssertEqual(try render("<memballoon model='virtio'><stats period='7'/></memballoon>").components(separatedBy: "<stats").count, 2)
+        XCTAssertTrue(try render("<memballoon model='none'/>").contains("<memballoon model='none'/>"))
+    }
 }

@@ -75,8 +75,18 @@ final class UtilizationCalculatorTests: XCTestCase {
         XCTAssertNil(UtilizationCalculator.utilization(previous: a, current: c).first?.cpuCores)
     }
 
+    func testGuestFreeIsMemAvailableWhereReported() {
+        let withUsable = UtilizationCalculator.utilization(previous: nil, current: snap(1, stats(cur: 4096, unused: 1024, usable: 3072)))
+        XCTAssertEqual(withUsable.first?.guestFreeMiB, 3)
+        XCTAssertEqual(withUsable.first?.memoryUsedMiB, 1)
+        let unusedOnly = UtilizationCalculator.utilization(previous: nil, current: snap(1, stats(cur: 4096, unused: 1024)))
+        XCTAssertEqual(unusedOnly.first?.guestFreeMiB, 1)
+    }
+
     func testMemoryUsedPreferenceOrder() {
-        XCTAssertEqual(UtilizationCalculator.memoryUsedMiB(stats(cur: 4096, unused: 1024, avail: 9999, usable: 1)), 3)
+        // MemAvailable (usable) first: the guest's page cache and reclaimable memory are not "used".
+        XCTAssertEqual(UtilizationCalculator.memoryUsedMiB(stats(cur: 4096, unused: 1024, avail: 9999, usable: 2048)), 2)
+        XCTAssertEqual(UtilizationCalculator.memoryUsedMiB(stats(cur: 4096, unused: 1024)), 3)
         XCTAssertEqual(UtilizationCalculator.memoryUsedMiB(stats(avail: 8192, usable: 2048)), 6)
         XCTAssertEqual(UtilizationCalculator.memoryUsedMiB(stats(cur: 2048)), 2)
         XCTAssertNil(UtilizationCalculator.memoryUsedMiB(stats()))

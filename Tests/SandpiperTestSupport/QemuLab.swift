@@ -7,7 +7,11 @@ import SandpiperLibvirt
 /// One deviation: each daemon's XDG_CACHE_HOME is kept across runs (/var/tmp/sandpiper-qemu-lab-cache/<A|B>) so QEMU
 /// capability probing (most of the start-up time) is done once.
 /// Teardown kills only the PIDs this harness started (daemons, and guests by their pidfiles).
-public final class QemuLab {
+public final class QemuLab: @unchecked Sendable {
+    /// Session: unprivileged daemons, no cgroups. Root: daemons as root, each in its own mount namespace with
+    /// private /etc/libvirt, /run/libvirt, /var/lib/libvirt... (the lab's LAB_MODE=root): cgroups, so CPU and memory
+    /// tuning work.
+    public enum Mode: String, Sendable { case session, root }
     public static let user = "virtlab"
     public static let libvirtd = "/usr/sbin/libvirtd"
     public static let qemu = "/usr/bin/qemu-system-x86_64"
@@ -21,6 +25,7 @@ public final class QemuLab {
     }
 
     public let root: URL
+    public let mode: Mode
     public private(set) var daemons: [String: Daemon] = [:]
     private let t0 = Date()
 
@@ -33,12 +38,18 @@ public final class QemuLab {
         return nil
     }
 
-    public init() throws {
-        root = URL(fileURLWithPath: "/tmp/sandpiper-qemu-lab/run-\(getpid())-\(UUID().uuidString.prefix(8))")
+    public init(mode: Mode = .session) throws {
+        self.mode = mode
+        root = URL(fileURLWithPath: "/tmp/sandpiper-qemu-lab/\(mode.rawValue.prefix(1))\(getpid())-\(UUID().uuidString.prefix(4))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         try Self.run("/bin/chmod", ["755", root.path, root.deletingLastPathComponent().path])
         if (try? Self.run("/usr/bin/id", [Self.user])) == nil {
             try Self.run("/usr/sbin/useradd", ["-m", "-s", "/bin/bash", Self.user])
+        }
+        // libvirtd as root resolves its compiled-in QEMU user before it reads qemu.conf.
+        if mode == .root, (try? Self.run("/usr/bin/id", ["libvirt-qemu"])) == nil {
+            try Self.run("/usr/sbin/useradd", ["-r", "-U", "-M", "-d", "/var/lib/libvirt", "-s", "/usr/sbin/nologin",
+                                                "libvirt-qemu"])
         }
     }
 
@@ -65,8 +76,9 @@ public final class QemuLab {
         return text
     }
 
-    /// Starts daemon `name` (A or B) like the lab's start_daemon (session mode).
+    /// Starts daemon `name` (A or B) like the lab's start_daemon.
     public func startDaemon(_ name: String, hostUUID: String, migrationPortMin: Int) throws {
+        if mode == .root { return try startRootDaemon(name, hostUUID: hostUUID, migrationPortMin: migrationPortMin) }
         let d = root.appendingPathComponent(name)
         let fm = FileManager.default
         for sub in ["config/libvirt", "runtime", "home"] {
@@ -104,6 +116,60 @@ public final class QemuLab {
         let uri = "qemu+unix:///session?socket=\(d.path)/runtime/libvirt/libvirt-sock"
         daemons[name] = Daemon(name: name, dir: d, process: p, uri: uri)
         log("libvirtd \(name) started, pid \(p.processIdentifier)")
+    }
+
+    /// Root mode (qemu-two-daemons.sh LAB_MODE=root): libvirtd as root in a private mount namespace, its own
+    /// socket dir, QEMU as root without a security driver.
+    private func startRootDaemon(_ name: String, hostUUID: String, migrationPortMin: Int) throws {
+        let d = root.appendingPathComponent(name)
+        let fm = FileManager.default
+        for sub in ["etc", "run", "lib", "log", "sock"] {
+            try fm.createDirectory(at: d.appendingPathComponent(sub), withIntermediateDirectories: true)
+        }
+        // The capability cache is kept across runs, as in session mode.
+        let cache = URL(fileURLWithPath: "/var/tmp/sandpiper-qemu-lab-cache/root-\(name)")
+        try fm.createDirectory(at: cache, withIntermediateDirectories: true)
+        try """
+        host_uuid = "\(hostUUID)"
+        unix_sock_dir = "\(d.path)/sock"
+        unix_sock_rw_perms = "0700"
+        auth_unix_rw = "none"
+        auth_unix_ro = "none"
+        log_outputs = "3:file:\(d.path)/libvirtd.log"
+
+        """.write(to: d.appendingPathComponent("etc/libvirtd.conf"), atomically: true, encoding: .utf8)
+        try """
+        user = "root"
+        group = "root"
+        dynamic_ownership = 0
+        security_driver = "none"
+        stdio_handler = "file"
+        migration_port_min = \(migrationPortMin)
+        migration_port_max = \(migrationPortMin + 63)
+
+        """.write(to: d.appendingPathComponent("etc/qemu.conf"), atomically: true, encoding: .utf8)
+        let script = """
+            set -e
+            mkdir -p /etc/libvirt /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt
+            mount --bind '\(d.path)/etc' /etc/libvirt
+            mount --bind '\(d.path)/run' /run/libvirt
+            mount --bind '\(d.path)/lib' /var/lib/libvirt
+            mount --bind '\(cache.path)' /var/cache/libvirt
+            mount --bind '\(d.path)/log' /var/log/libvirt
+            exec \(Self.libvirtd) -f /etc/libvirt/libvirtd.conf -p '\(d.path)/libvirtd.pidfile'
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        p.arguments = ["-m", "--propagation", "private", "/bin/bash", "-c", script]
+        _ = fm.createFile(atPath: d.appendingPathComponent("stdout.log").path, contents: nil)
+        let logHandle = try FileHandle(forWritingTo: d.appendingPathComponent("stdout.log"))
+        p.standardOutput = logHandle
+        p.standardError = logHandle
+        p.standardInput = FileHandle.nullDevice
+        try p.run()  // unshare and bash exec: this PID is libvirtd's
+        let uri = "qemu+unix:///system?socket=\(d.path)/sock/libvirt-sock"
+        daemons[name] = Daemon(name: name, dir: d, process: p, uri: uri)
+        log("libvirtd \(name) (root mode) started, pid \(p.processIdentifier)")
     }
 
     /// Waits until the daemon answers (like wait_ready, with a longer budget for a cold capability cache).
@@ -163,13 +229,26 @@ public final class QemuLab {
             try? c.undefine(domain)
             c.close()
         }
+        killGuests([domain])
+        stopDaemons()
+    }
+
+    /// Kills guests named `domains` that libvirt left running, by the pidfiles of our daemons only.
+    public func killGuests(_ domains: [String]) {
         for d in daemons.values {
-            let pidfile = d.dir.appendingPathComponent("runtime/libvirt/qemu/run/\(domain).pid")
+            for domain in domains {
+            let pidfile = d.dir.appendingPathComponent(mode == .root ? "run/qemu/\(domain).pid"
+                                                                         : "runtime/libvirt/qemu/run/\(domain).pid")
             if let s = try? String(contentsOf: pidfile, encoding: .utf8), let pid = Int32(s.trimmingCharacters(in: .whitespacesAndNewlines)),
                pid > 1 {
                 kill(pid, SIGTERM)
             }
+            }
         }
+    }
+
+    /// Stops the daemons this lab started and removes its directory (kept with SANDPIPER_KEEP_QEMU_LAB=1).
+    public func stopDaemons() {
         for d in daemons.values where d.process.isRunning {
             kill(d.process.processIdentifier, SIGTERM)
             let deadline = Date().addingTimeInterval(10)

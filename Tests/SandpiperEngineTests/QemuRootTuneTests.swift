@@ -1,0 +1,71 @@
+import Foundation
+import SandpiperEngine
+import SandpiperLibvirt
+import SandpiperModel
+import SandpiperTestSupport
+import XCTest
+
+/// Entitlements take effect on root-mode daemons (cgroups): a busy Linux guest whose spec sets a CPU limit gets a
+/// `tune` (CFS quota), apply sets it, and the guest's measured cpu.time rate then stays under the limit.
+final class QemuRootTuneTests: XCTestCase {
+    func testCPULimitTuneCapsABusyGuest() throws {
+        if let reason = LinuxGuest.unavailableReason() { throw XCTSkip(reason) }
+        let shared = try SharedQemuLab.get(.root)
+        let vm = "rt-busy"
+        shared.removeGuests([vm])
+        defer { shared.removeGuests([vm]) }
+        try shared.startGuest(vm, on: "A", uuid: "4e4e4e4e-0000-4000-8000-000000000001", load: "cpu")
+        let before = try cpuRate(shared.a, vm, seconds: 4)
+        XCTAssertGreaterThan(before, 0.3, "a busy loop uses more than the limit to come")
+
+        let root = try temporaryDirectory(self)
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("Policies"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("Policies/default.yaml"),
+                                         to: root.appendingPathComponent("Policies/default.yaml"))
+        let dir = root.appendingPathComponent("Clusters/rt")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("traces"), withIntermediateDirectories: true)
+        try """
+            apiVersion: sandpiper/v1
+            kind: Cluster
+            name: rt
+            telemetry: {source: trace, trace: traces/t.csv, interval: 10s}
+            hosts:
+              - {name: a, uri: "\(shared.uri("A"))"}
+            vms:
+              - {name: \(vm), vcpus: 1, memory: 512MiB, placement: {host: a}, resources: {cpu: {limit: 0.2}, memory: {limit: 600MiB}}}
+            """.write(to: dir.appendingPathComponent("cluster.yaml"), atomically: true, encoding: .utf8)
+        var csv = "time_s,vm,cpu_cores,net_mbps,mem_mib,swap_kbps,guest_free_mib\n"
+        for t in stride(from: 0, to: 50, by: 10) { csv += "\(t),\(vm),0.2,0.1,100,,300\n" }
+        try csv.write(to: dir.appendingPathComponent("traces/t.csv"), atomically: true, encoding: .utf8)
+
+        let cluster = try ClusterLoader.load(dir.path)
+        let connections = FleetConnections(cluster: cluster)
+        defer { connections.closeAll() }
+        let snapshot = try Engine.observe(cluster, connections: connections, state: nil)
+        XCTAssertNil(snapshot.observation.hosts.first?.tuning, "a root daemon takes every knob")
+        let document = Engine.plan(cluster, snapshot: snapshot, state: nil)
+        let tune = try XCTUnwrap(document.actions.first { $0.kind == .tune && $0.vm == vm }, "\(document.actions.map(\.reason))")
+        XCTAssertEqual(tune.parameters.cpuQuotaMicros, 20_000)
+        let report = try Applier(cluster: cluster, connections: connections, state: nil).apply(document)
+        XCTAssertTrue(report.succeeded, "\(report.outcomes)")
+        XCTAssertTrue(report.outcomes.allSatisfy { $0.detail == nil }, "nothing refused: \(report.outcomes)")
+
+        let info = try shared.a.domain(named: vm)
+        XCTAssertEqual(info.cpuTune?.quota, 20_000)
+        XCTAssertEqual(info.memoryTune?.hardLimitMiB, 600)
+        // In effect: the busy guest now gets at most its limit (plus a little for QEMU's own threads).
+        let after = try cpuRate(shared.a, vm, seconds: 4)
+        XCTAssertLessThan(after, 0.26, "capped at 0.2 core (was \(before))")
+        XCTAssertGreaterThan(after, 0.1, "still running")
+        // Converged: the next plan has nothing to tune.
+        let next = Engine.plan(cluster, snapshot: try Engine.observe(cluster, connections: connections, state: nil), state: nil)
+        XCTAssertEqual(next.actions.filter { $0.kind == .tune }.map(\.reason), [])
+    }
+
+    private func cpuRate(_ c: LibvirtConnection, _ name: String, seconds: Double) throws -> Double {
+        let s0 = try c.allDomainStats()
+        Thread.sleep(forTimeInterval: seconds)
+        let s1 = try c.allDomainStats()
+        return try XCTUnwrap(UtilizationCalculator.utilization(previous: s0, current: s1).first { $0.name == name }?.cpuCores)
+    }
+}
