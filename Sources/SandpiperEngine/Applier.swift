@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import SandpiperLibvirt
 import SandpiperModel
+import SandpiperRedaction
 
 /// What happened to each action of an apply, as data: callers (the CLI, the simulator, reconcile) decide on these
 /// fields, never on the display text in `summary` or `detail`.
@@ -539,13 +540,15 @@ public final class Applier: @unchecked Sendable {
         }
     }
 
-    /// Daemons on this machine (unix sockets, as in the two-daemon lab) migrate over loopback; elsewhere libvirt
-    /// picks the target's address itself.
+    /// Daemons on this machine (unix sockets as in the two-daemon lab, or ssh/tls to a loopback address) migrate
+    /// over loopback; elsewhere libvirt picks the target's address itself.
     private func migrateURI(_ from: String, _ to: String) -> String? {
         func local(_ name: String) -> Bool {
             guard let h = cluster.spec.host(named: name) else { return false }
             let uri = cluster.connectionURI(for: h)
+            let host = LibvirtURIParts(strict: uri)?.authority?.host
             return uri.contains("+unix://") || uri.hasPrefix("qemu:///")
+                || ["127.0.0.1", "localhost", "[::1]"].contains(host ?? "")
         }
         return local(from) && local(to) ? "tcp://127.0.0.1" : nil
     }
