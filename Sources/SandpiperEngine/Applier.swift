@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import SandpiperLibvirt
 import SandpiperModel
+import SandpiperRedaction
 
 /// What happened to each action of an apply, as data: callers (the CLI, the simulator, reconcile) decide on these
 /// fields, never on the display text in `summary` or `detail`.
@@ -498,7 +499,7 @@ public final class Applier: @unchecked Sendable {
         let allowCold = sla == nil || sla?.migration == .any || testHosts
         let mode: SandpiperLibvirt.MigrationMode = action.mode == .cold ? .cold : .live
         let report = try source.migrate(action.vm, to: target, mode: mode, allowCold: allowCold,
-                                        options: LiveMigrationOptions(migrateURI: migrateURI(action.from!, action.to!)))
+                                        options: migrationOptions(action))
         let done: MoveMode = report.mode == .cold ? .cold : .live
         return ExecutionResult(detail: report.mode == mode ? nil : "moved cold: the driver cannot migrate live",
                                mode: done)
@@ -540,13 +541,31 @@ public final class Applier: @unchecked Sendable {
         }
     }
 
-    /// Daemons on this machine (unix sockets, as in the two-daemon lab) migrate over loopback; elsewhere libvirt
-    /// picks the target's address itself.
+    /// The policy's `migration:` settings as libvirt takes them; the time budget scales with the VM's memory.
+    private func migrationOptions(_ action: PlanDocument.Action) -> LiveMigrationOptions {
+        let m = cluster.policy.migration
+        let memoryMiB = cluster.spec.vm(named: action.vm)?.memoryMiB ?? 1024
+        let timeoutMs = min(m.timeoutSeconds(memoryMiB: memoryMiB) * 1000, Double(Int32.max))
+        return LiveMigrationOptions(
+            migrateURI: migrateURI(action.from!, action.to!),
+            // Mbit/s -> whole MiB/s, at least 1 (libvirt's unit; 0 would mean unlimited).
+            bandwidthMiBps: m.bandwidthMbps.map { UInt64(max(1, ($0 * 1_000_000 / 8 / 1_048_576).rounded(.down))) },
+            timeout: .milliseconds(Int(timeoutMs.rounded(.up))),
+            // The budget is checked at each poll: at least ten polls within it (every 10-500 ms).
+            pollInterval: .milliseconds(Int(max(10, min(500, timeoutMs / 10)))),
+            maxDowntimeMs: m.maxDowntimeMs.map { UInt64($0.rounded(.up)) },
+            autoConverge: m.autoConverge, postCopy: m.postCopy, compressed: m.compressed, tls: m.tls)
+    }
+
+    /// Daemons on this machine (unix sockets as in the two-daemon lab, or ssh/tls to a loopback address) migrate
+    /// over loopback; elsewhere libvirt picks the target's address itself.
     private func migrateURI(_ from: String, _ to: String) -> String? {
         func local(_ name: String) -> Bool {
             guard let h = cluster.spec.host(named: name) else { return false }
             let uri = cluster.connectionURI(for: h)
+            let host = LibvirtURIParts(strict: uri)?.authority?.host
             return uri.contains("+unix://") || uri.hasPrefix("qemu:///")
+                || ["127.0.0.1", "localhost", "[::1]"].contains(host ?? "")
         }
         return local(from) && local(to) ? "tcp://127.0.0.1" : nil
     }

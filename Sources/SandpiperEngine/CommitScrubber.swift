@@ -12,16 +12,37 @@ package enum CommitScrubber {
         var text = text
         for host in cluster.spec.hosts {
             for uri in Set([host.uri, cluster.connectionURI(for: host)]).sorted() {
-                // JSON may escape slashes: cover that spelling of the URI and of each secret as well.
-                func escaped(_ s: String) -> String { s.replacingOccurrences(of: "/", with: "\\/") }
-                text = text.replacingOccurrences(of: escaped(uri), with: URIRedaction.redacted(uri))
-                for secret in URIRedaction.secrets(in: uri) where escaped(secret) != secret {
-                    text = text.replacingOccurrences(of: escaped(secret), with: "***")
+                // JSON escapes quotes and backslashes and may escape slashes: cover those spellings of the URI
+                // and of each secret as well.
+                for spelling in jsonSpellings(uri) {
+                    text = text.replacingOccurrences(of: spelling, with: URIRedaction.redacted(uri))
+                }
+                for secret in URIRedaction.secrets(in: uri) {
+                    for spelling in jsonSpellings(secret) {
+                        text = text.replacingOccurrences(of: spelling, with: "***")
+                    }
                 }
                 text = URIRedaction.scrub(text, uri: uri)
             }
         }
         return text
+    }
+
+    /// How JSON encoders may write `s`, other than as is.
+    static func jsonSpellings(_ s: String) -> [String] {
+        var escaped = ""
+        for c in s.unicodeScalars {
+            switch c {
+            case "\\": escaped += "\\\\"
+            case "\"": escaped += "\\\""
+            case "\n": escaped += "\\n"
+            case "\t": escaped += "\\t"
+            case "\r": escaped += "\\r"
+            default: escaped.unicodeScalars.append(c)
+            }
+        }
+        let slashes = escaped.replacingOccurrences(of: "/", with: "\\/")
+        return Array(Set([escaped, slashes]).subtracting([s])).sorted { $0.count > $1.count }
     }
 
     package static func scrub(_ bytes: [UInt8], cluster: LoadedCluster) -> [UInt8] {

@@ -25,15 +25,33 @@ public struct LiveMigrationOptions: Sendable, Equatable {
     public var timeout: Duration
     /// How often job statistics are polled and reported.
     public var pollInterval: Duration
+    /// Longest switch-over pause, ms (`virDomainMigrateSetMaxDowntime`, set once the job runs); nil = default.
+    public var maxDowntimeMs: UInt64?
+    /// VIR_MIGRATE_AUTO_CONVERGE.
+    public var autoConverge: Bool
+    /// VIR_MIGRATE_POSTCOPY: past `timeout` the job switches to post-copy (`virDomainMigrateStartPostCopy`)
+    /// instead of being aborted.
+    public var postCopy: Bool
+    /// VIR_MIGRATE_COMPRESSED.
+    public var compressed: Bool
+    /// VIR_MIGRATE_TLS.
+    public var tls: Bool
 
     public init(migrateURI: String? = nil, bandwidthMiBps: UInt64? = nil, peerToPeer: Bool = false,
-                peerURI: String? = nil, timeout: Duration = .seconds(300), pollInterval: Duration = .milliseconds(500)) {
+                peerURI: String? = nil, timeout: Duration = .seconds(300), pollInterval: Duration = .milliseconds(500),
+                maxDowntimeMs: UInt64? = nil, autoConverge: Bool = false, postCopy: Bool = false,
+                compressed: Bool = false, tls: Bool = false) {
         self.migrateURI = migrateURI
         self.bandwidthMiBps = bandwidthMiBps
         self.peerToPeer = peerToPeer
         self.peerURI = peerURI
         self.timeout = timeout
         self.pollInterval = pollInterval
+        self.maxDowntimeMs = maxDowntimeMs
+        self.autoConverge = autoConverge
+        self.postCopy = postCopy
+        self.compressed = compressed
+        self.tls = tls
     }
 }
 
@@ -229,13 +247,29 @@ extension LibvirtConnection {
 
         let deadline = t0 &+ UInt64(max(0, options.timeout.nanoseconds))
         var last: MigrationProgress?
-        var aborted = false, timedOut = false
+        var aborted = false, timedOut = false, downtimeSet = options.maxDowntimeMs == nil, postCopying = false
         while !outcome.wait(for: options.pollInterval) {
             if let p = jobProgress(name) {
                 last = p
                 progress?(p)
+                if !downtimeSet, let ms = options.maxDowntimeMs {
+                    // Only a running migration job takes it; retried on the next poll otherwise.
+                    downtimeSet = (try? withDomain(name) { (dom) throws(LibvirtError) in
+                        try libvirtCall("set max downtime of '\(name)'", scrub: scrub) {
+                            virDomainMigrateSetMaxDowntime(dom, ms, 0)
+                        }
+                    }) != nil
+                }
             }
-            if !aborted && monotonicNowNs() > deadline {
+            if options.postCopy && !postCopying && monotonicNowNs() > deadline {
+                // Past the budget with post-copy allowed: switch instead of aborting (the guest then runs on the
+                // target and pulls the remaining pages; such a job can no longer be aborted).
+                postCopying = (try? withDomain(name) { (dom) throws(LibvirtError) in
+                    try libvirtCall("start post-copy of '\(name)'", scrub: scrub) { virDomainMigrateStartPostCopy(dom, 0) }
+                }) != nil
+                if postCopying { continue }
+            }
+            if !aborted && !postCopying && monotonicNowNs() > deadline {
                 // Retried on every poll until libvirt accepts it: early migration phases may refuse an abort.
                 aborted = (try? withDomain(name) { (dom) throws(LibvirtError) in
                     try libvirtCall("abort migration job of '\(name)'", scrub: scrub) { virDomainAbortJob(dom) }
@@ -265,6 +299,10 @@ extension LibvirtConnection {
         if let u = options.migrateURI { try params.add(VIR_MIGRATE_PARAM_URI, string: u) }
         if let b = options.bandwidthMiBps { try params.add(VIR_MIGRATE_PARAM_BANDWIDTH, ullong: b) }
         var flags = VIR_MIGRATE_LIVE.rawValue | VIR_MIGRATE_PERSIST_DEST.rawValue | VIR_MIGRATE_UNDEFINE_SOURCE.rawValue
+        if options.autoConverge { flags |= VIR_MIGRATE_AUTO_CONVERGE.rawValue }
+        if options.postCopy { flags |= VIR_MIGRATE_POSTCOPY.rawValue }
+        if options.compressed { flags |= VIR_MIGRATE_COMPRESSED.rawValue }
+        if options.tls { flags |= VIR_MIGRATE_TLS.rawValue }
         let what = "live migration of '\(name)' from \(redactedURI) to \(target.redactedURI)"
         let scrubBoth = { (m: String) in target.scrub(self.scrub(m)) }
         try withDomain(name) { (dom) throws(LibvirtError) in
@@ -282,6 +320,18 @@ extension LibvirtConnection {
                     virDomainFree(newDom)
                 }
             }
+        }
+    }
+
+    /// The bandwidth cap of `name`'s migration, MiB/s, as the hypervisor holds it (`virDomainMigrateGetMaxSpeed`);
+    /// during a migration job this is the job's cap.
+    public func migrationMaxSpeed(_ name: String) throws(LibvirtError) -> UInt64 {
+        try withDomain(name) { (dom) throws(LibvirtError) -> UInt64 in
+            var bandwidth: UInt = 0
+            try libvirtCall("max migration speed of '\(name)' on \(redactedURI)", scrub: scrub) {
+                virDomainMigrateGetMaxSpeed(dom, &bandwidth, 0)
+            }
+            return UInt64(bandwidth)
         }
     }
 

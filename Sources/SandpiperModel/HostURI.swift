@@ -35,6 +35,9 @@ public struct HostURI: Sendable, Equatable {
                 + "(known: \(transports.sorted().joined(separator: ", ")))"))
         }
         var uri = HostURI(text: text, driver: driver, transport: transport, relativeTestFile: nil)
+        if let problem = unparseableReason(text) {
+            return .failure(URIError("\"\(redacted(text))\" \(problem)"))
+        }
         if rest.hasPrefix("//") {
             let afterSlashes = rest.dropFirst(2)
             let authority = afterSlashes.prefix { $0 != "/" && $0 != "?" }
@@ -54,6 +57,25 @@ public struct HostURI: Sendable, Equatable {
         }
         uri.relativeTestFile = String(rest)
         return .success(uri)
+    }
+
+    /// Why libvirt would answer "Unable to parse URI" (or silently drop a part), nil when it parses. Never
+    /// quotes the text: the caller prints its redacted form.
+    static func unparseableReason(_ text: String) -> String? {
+        guard let parts = LibvirtURIParts(strict: text) else {
+            if let slashes = text.range(of: "://"), let at = text[slashes.upperBound...].lastIndex(of: "@"),
+               text[slashes.upperBound..<at].contains(where: { "#/?@".contains($0) }) {
+                return "cannot be parsed by libvirt: the user name or password contains '#', '/', '?' or '@'; "
+                    + "write them percent-encoded (%23, %2F, %3F, %40)"
+            }
+            return "cannot be parsed by libvirt: characters outside RFC 3986 (spaces, quotes, '<', '>', '\\', "
+                + "'{', '}', '|', '^', non-ASCII) and a bare '%' must be percent-encoded, and a port must be a number"
+        }
+        if parts.fragment != nil {
+            return "has a '#' fragment, which libvirt ignores; a '#' inside a password or parameter value must be "
+                + "written %23"
+        }
+        return nil
     }
 
     /// `text` with passwords and secret query values replaced by `***`; safe for logs, plans, state and commits.

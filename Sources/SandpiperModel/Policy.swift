@@ -94,6 +94,38 @@ public struct Policy: Sendable, Equatable, Codable {
         }
     }
 
+    /// How live migrations run (`migration:`): passed to libvirt as migration parameters and flags.
+    public struct Migration: Sendable, Equatable, Codable {
+        /// Bandwidth cap, Mbit/s (VIR_MIGRATE_PARAM_BANDWIDTH, in MiB/s); nil = unlimited.
+        public var bandwidthMbps: Double?
+        /// Longest pause of the guest at switch-over, ms (virDomainMigrateSetMaxDowntime); nil = libvirt's default.
+        public var maxDowntimeMs: Double?
+        /// Throttle the guest's vCPUs when memory is dirtied faster than it is copied (VIR_MIGRATE_AUTO_CONVERGE).
+        public var autoConverge: Bool
+        /// Allow post-copy (VIR_MIGRATE_POSTCOPY): a migration past its time budget switches to post-copy instead
+        /// of being aborted.
+        public var postCopy: Bool
+        /// Time budget per GiB of the VM's memory (at least one GiB is counted); past it the job is aborted.
+        public var timeoutPerGiBSeconds: Double
+        /// VIR_MIGRATE_COMPRESSED.
+        public var compressed: Bool
+        /// Encrypt the migration stream with the daemons' TLS setup (VIR_MIGRATE_TLS).
+        public var tls: Bool
+
+        public init(bandwidthMbps: Double? = nil, maxDowntimeMs: Double? = nil, autoConverge: Bool = false,
+                    postCopy: Bool = false, timeoutPerGiBSeconds: Double = 300, compressed: Bool = false,
+                    tls: Bool = false) {
+            self.bandwidthMbps = bandwidthMbps; self.maxDowntimeMs = maxDowntimeMs; self.autoConverge = autoConverge
+            self.postCopy = postCopy; self.timeoutPerGiBSeconds = timeoutPerGiBSeconds; self.compressed = compressed
+            self.tls = tls
+        }
+
+        /// The time budget of moving a VM with `memoryMiB` of memory.
+        public func timeoutSeconds(memoryMiB: Double) -> Double {
+            timeoutPerGiBSeconds * max(1, memoryMiB / 1024)
+        }
+    }
+
     public var name: String
     public var thresholds: ResolvedThresholds
     public var window: Window
@@ -102,6 +134,7 @@ public struct Policy: Sendable, Equatable, Codable {
     public var placement: Placement
     public var automation: Automation
     public var consolidation: Consolidation
+    public var migration: Migration = Migration()
 
     public init(name: String = "default", thresholds: ResolvedThresholds = ResolvedThresholds(),
                 window: Window = Window(), prediction: Prediction = Prediction(),

@@ -224,7 +224,8 @@ public enum SpecDecoder {
 
     static func readPolicy(_ root: YAMLNode, name: String, _ r: NodeReader) -> Policy? {
         guard let m = r.mapping(root, "", allowed: ["apiVersion", "kind", "thresholds", "window", "prediction",
-                                                     "profiling", "placement", "automation", "consolidation"]) else { return nil }
+                                                     "profiling", "placement", "automation", "consolidation",
+                                                     "migration"]) else { return nil }
         readHeader(m, kind: "Policy")
         var p = Policy(name: name)
         if let t = m.read("thresholds", { readThresholds($0, $1, r) }) {
@@ -291,6 +292,27 @@ public enum SpecDecoder {
                         "targetUtilization (\(k.targetUtilization)) must not exceed the cpu and mem thresholds")
             }
             p.consolidation = k
+        }
+        if let mg = m["migration"], let mm = r.mapping(mg, "migration", allowed: [
+            "bandwidth", "maxDowntime", "autoConverge", "postCopy", "timeoutPerGiB", "compressed", "tls"]) {
+            var g = p.migration
+            if let b = mm.read("bandwidth", r.bandwidthMbps) {
+                if b < 8 { r.error(at: "migration.bandwidth", "must be at least 8Mbit (libvirt counts whole MiB/s)") }
+                g.bandwidthMbps = b
+            }
+            if let d = mm.read("maxDowntime", r.durationSeconds) {
+                if d < 0.001 { r.error(at: "migration.maxDowntime", "must be at least 1ms") }
+                g.maxDowntimeMs = d * 1000
+            }
+            g.autoConverge = mm.read("autoConverge", r.bool) ?? g.autoConverge
+            g.postCopy = mm.read("postCopy", r.bool) ?? g.postCopy
+            if let t = mm.read("timeoutPerGiB", r.durationSeconds) {
+                if t < 0.001 { r.error(at: "migration.timeoutPerGiB", "must be at least 1ms") }
+                g.timeoutPerGiBSeconds = t
+            }
+            g.compressed = mm.read("compressed", r.bool) ?? g.compressed
+            g.tls = mm.read("tls", r.bool) ?? g.tls
+            p.migration = g
         }
         return p
     }

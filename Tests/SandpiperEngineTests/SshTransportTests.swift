@@ -1,0 +1,100 @@
+import Foundation
+import SandpiperEngine
+import SandpiperLibvirt
+import SandpiperModel
+import SandpiperTestSupport
+import XCTest
+
+/// libvirt's ssh transport for real: a real sshd (127.0.0.1, spare port, generated keys, host key verified) in
+/// front of the two lab daemons. observe, plan and apply (a live migration a -> b) run through `qemu+ssh://`
+/// URIs, then a peer-to-peer live migration b -> a in which daemon B itself reaches A through sshd.
+/// The oracle is independent of ssh: each daemon's own unix socket, and sshd's log of accepted logins.
+final class SshTransportTests: XCTestCase {
+    func testObservePlanApplyAndPeerToPeerMigrationOverSsh() throws {
+        if let reason = QemuLab.unavailableReason() ?? SshLab.unavailableReason() { throw XCTSkip(reason) }
+        let lab = try QemuLab()
+        var cleanup: [LibvirtConnection] = []
+        defer { lab.teardown(domain: "tiny", connections: cleanup) }
+        try lab.startDaemon("A", hostUUID: "77777777-7777-4777-8777-777777777777", migrationPortMin: 50400)
+        try lab.startDaemon("B", hostUUID: "88888888-8888-4888-8888-888888888888", migrationPortMin: 50550)
+        let unixA = try lab.connect("A")
+        cleanup.append(unixA)
+        let unixB = try lab.connect("B")
+        cleanup.append(unixB)
+        let ssh = try SshLab()
+        defer { ssh.stop() }
+        let uriA = ssh.uri(socket: lab.uri("A")), uriB = ssh.uri(socket: lab.uri("B"))
+
+        // A wrong host key is refused: ssh verifies the server, the host is unknown with ssh's reason.
+        XCTAssertThrowsError(try LibvirtConnection(uri: ssh.uri(socket: lab.uri("A"), wrongHostKey: true))) { error in
+            XCTAssertTrue("\(error)".contains("Host key verification failed"), "\(error)")
+            XCTAssertFalse("\(error)".contains(ssh.keyFile.path), "key path scrubbed: \(error)")
+        }
+        XCTAssertEqual(ssh.acceptedLogins, 0, ssh.log)
+
+        _ = try unixA.define(xml: QemuLab.tinyXML())
+        try unixA.start("tiny")
+
+        // An operator repository whose hosts are reached through sshd.
+        let root = try temporaryDirectory(self)
+        let dir = root.appendingPathComponent("Clusters/lab")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("traces"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("Policies"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("Policies/default.yaml"),
+                                         to: root.appendingPathComponent("Policies/default.yaml"))
+        try """
+            apiVersion: sandpiper/v1
+            kind: Cluster
+            name: lab
+            telemetry: {source: trace, trace: traces/t.csv, interval: 10s}
+            hosts:
+              - {name: a, uri: "\(uriA)"}
+              - {name: b, uri: "\(uriB)"}
+            vms:
+              - {name: tiny, vcpus: 1, memory: 64MiB, placement: {host: b}}
+            """.write(to: dir.appendingPathComponent("cluster.yaml"), atomically: true, encoding: .utf8)
+        var csv = "time_s,vm,cpu_cores,net_mbps,mem_mib,swap_kbps,guest_free_mib\n"
+        for t in stride(from: 0, to: 50, by: 10) { csv += "\(t),tiny,0.05,0.1,20,,40\n" }
+        try csv.write(to: dir.appendingPathComponent("traces/t.csv"), atomically: true, encoding: .utf8)
+
+        let cluster = try ClusterLoader.load(dir.path)
+        let connections = FleetConnections(cluster: cluster, timeout: .seconds(60))
+        defer { connections.closeAll() }
+        XCTAssertNil(connections.failure("a"))
+        XCTAssertNil(connections.failure("b"))
+        XCTAssertGreaterThanOrEqual(ssh.acceptedLogins, 2, "both hosts were reached through sshd: \(ssh.log)")
+
+        // observe: what the ssh connections report equals what the daemons' own sockets report.
+        let snapshot = try Engine.observe(cluster, connections: connections, state: nil)
+        XCTAssertEqual(snapshot.observation.hosts.map { "\($0.name) \($0.status)" }, ["a up", "b up"])
+        XCTAssertEqual(snapshot.observation.vms.map { "\($0.name)@\($0.host)" }, ["tiny@a"])
+        XCTAssertEqual(try connections.connection("a")!.domain(named: "tiny").uuid, try unixA.domain(named: "tiny").uuid)
+
+        // plan + apply: the placement is repaired by a live migration a -> b over the ssh connections.
+        let document = Engine.plan(cluster, snapshot: snapshot, state: nil)
+        let moves = document.actions.filter { $0.kind == .migrate }
+        XCTAssertEqual(moves.map { "\($0.vm) \($0.from ?? "") -> \($0.to ?? "") \($0.mode?.rawValue ?? "")" },
+                       ["tiny a -> b live"])
+        let report = try Applier(cluster: cluster, connections: connections, state: nil).apply(document)
+        XCTAssertTrue(report.succeeded, "\(report.outcomes)")
+        XCTAssertNil(report.outcomes.first { $0.actionID == moves[0].id }?.detail, "moved live, not cold")
+        XCTAssertEqual(try unixB.domain(named: "tiny").state, .running)
+        XCTAssertNil(try unixA.domainIfExists(named: "tiny"))
+        let stateText = try String(contentsOf: StateFile(directory: dir).url, encoding: .utf8)
+        XCTAssertFalse(stateText.contains(ssh.keyFile.path), "no key path in state.json")
+        XCTAssertFalse(stateText.contains(ssh.root.path), "no lab path in state.json")
+
+        // Peer to peer b -> a: daemon B (user virtlab) runs ssh itself, through the same sshd, to reach A.
+        let loginsBefore = ssh.acceptedLogins
+        let sshB = try XCTUnwrap(connections.connection("b"))
+        let sshA = try XCTUnwrap(connections.connection("a"))
+        let back = try sshB.migrateLive("tiny", to: sshA,
+                                        options: LiveMigrationOptions(migrateURI: "tcp://127.0.0.1", peerToPeer: true,
+                                                                      peerURI: uriA, timeout: .seconds(240)))
+        XCTAssertFalse(back.alreadyDone)
+        XCTAssertEqual(try unixA.domain(named: "tiny").state, .running)
+        XCTAssertNil(try unixB.domainIfExists(named: "tiny"))
+        XCTAssertGreaterThan(ssh.acceptedLogins, loginsBefore, "daemon B logged in through sshd: \(ssh.log)")
+        XCTAssertFalse(back.steps.joined().contains(ssh.keyFile.path), "\(back.steps)")
+    }
+}
