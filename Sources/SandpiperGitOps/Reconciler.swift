@@ -62,7 +62,12 @@ public final class Reconciler {
     public var beforePush: ((Int) throws -> Void)?
     public var onStart: ((Int, Int, String) -> Void)?
     public var onFinish: ((ApplyReport.Outcome) -> Void)?
+    /// Called with each plan document just before it is applied (the full plan, or partial's allocations).
+    public var onApply: ((PlanDocument) -> Void)?
     public var log: (String) -> Void = { _ in }
+    /// Where a round's observation comes from; nil = `Engine.observe` (samples its own window). `sandpiper run`
+    /// passes the windows it keeps between rounds.
+    public var observe: ((LoadedCluster, FleetConnections, StateDocument?) throws -> FleetSnapshot)?
 
     public init(path: String, options: ReconcileOptions) { self.path = path; self.options = options }
 
@@ -88,7 +93,12 @@ public final class Reconciler {
             throw EngineError.apply("\(error)")
         }
         defer { lock.release() }
-        let connections = connect(cluster)
+        return try reconcile(cluster, connections: connect(cluster))
+    }
+
+    /// One working-tree round on an already loaded cluster: the caller holds the cluster's lock (`sandpiper run`
+    /// holds it for its whole life and keeps the connections, so the fleet is not reopened each round).
+    public func reconcile(_ cluster: LoadedCluster, connections: FleetConnections) throws -> ReconcileOutcome {
         var outcome = ReconcileOutcome(cluster: cluster.spec.name, automation: cluster.policy.automation)
         let r = try round(cluster, connections: connections, specCommit: nil)
         outcome.plan = r.plan
@@ -123,7 +133,8 @@ public final class Reconciler {
         let stateFile = StateFile(directory: cluster.directory)
         var state: StateDocument?
         do { state = try stateFile.read(cluster: cluster.spec.name) } catch { throw EngineError.state(error) }
-        var snapshot = try Engine.observe(cluster, connections: connections, state: state, telemetry: options.telemetry)
+        var snapshot = try observe.map { try $0(cluster, connections, state) }
+            ?? Engine.observe(cluster, connections: connections, state: state, telemetry: options.telemetry)
         var touched = Set<String>()
         var recorded = false
         // Consolidation: when hosts became low, recorded before planning (the plan is based on it).
@@ -143,6 +154,7 @@ public final class Reconciler {
         guard !full.actions.isEmpty else { return result }
 
         func apply(_ document: PlanDocument) throws {
+            onApply?(document)
             let applier = Applier(cluster: cluster, connections: connections, state: state,
                                   options: ApplyOptions(onStart: onStart, onFinish: onFinish,
                                                         observationNow: snapshot.observation.now))

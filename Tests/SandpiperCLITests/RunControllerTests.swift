@@ -1,0 +1,301 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import XCTest
+
+/// `sandpiper run`: the controller as an operator starts it (a real process, real HTTP on 127.0.0.1, real
+/// signals), on copies of the bundled trace clusters replayed fast.
+final class RunControllerTests: XCTestCase {
+    /// A running `sandpiper run` with its stderr collected line by line.
+    final class Controller: @unchecked Sendable {
+        let process = Process()
+        private let lock = NSLock()
+        private var buffer = Data()
+
+        init(_ arguments: [String], in directory: URL) throws {
+            process.executableURL = CLI.binary
+            process.arguments = ["run"] + arguments
+            process.currentDirectoryURL = directory
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            err.fileHandleForReading.readabilityHandler = { [weak self] handle in
+                let data = handle.availableData
+                guard let self, !data.isEmpty else { return }
+                lock.lock(); buffer.append(data); lock.unlock()
+            }
+            try process.run()
+        }
+
+        deinit { if process.isRunning { process.terminate() } }
+
+        var lines: [String] {
+            lock.lock(); defer { lock.unlock() }
+            return String(decoding: buffer, as: UTF8.self).split(separator: "\n").map(String.init)
+        }
+
+        /// JSON log events (`--log-format json`).
+        var events: [[String: Any]] {
+            lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        }
+
+        /// Polls until `condition` holds or the deadline passes (generous: the machine is shared).
+        func waitFor<T>(_ what: String, timeout: TimeInterval = 90, _ condition: () -> T?) throws -> T {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                if let value = condition() { return value }
+                if !process.isRunning, let value = condition() { return value }
+                if !process.isRunning {
+                    throw NSError(domain: "run", code: 1, userInfo: [NSLocalizedDescriptionKey:
+                        "sandpiper run exited (\(process.terminationStatus)) before \(what):\n\(lines.joined(separator: "\n"))"])
+                }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            throw NSError(domain: "run", code: 2, userInfo: [NSLocalizedDescriptionKey:
+                "timed out waiting for \(what):\n\(lines.suffix(20).joined(separator: "\n"))"])
+        }
+
+        /// The port from the `listening` event.
+        func port() throws -> Int {
+            try waitFor("the listening event") {
+                events.first { $0["msg"] as? String == "listening" }
+                    .flatMap { ($0["address"] as? String)?.split(separator: ":").last }.flatMap { Int($0) }
+            }
+        }
+
+        func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+        /// Waits for the process to exit and returns its status.
+        func exitStatus(timeout: TimeInterval = 60) throws -> Int32 {
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            XCTAssertFalse(process.isRunning, "sandpiper run did not exit within \(timeout)s")
+            return process.isRunning ? -1 : process.terminationStatus
+        }
+    }
+
+    /// GET over a real HTTP client (URLSession / libcurl).
+    func get(_ port: Int, _ path: String) -> (status: Int, body: String)? {
+        let url = URL(string: "http://127.0.0.1:\(port)\(path)")!
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: (Int, String)?
+        let task = URLSession.shared.dataTask(with: url) { data, response, _ in
+            if let http = response as? HTTPURLResponse {
+                result = (http.statusCode, String(decoding: data ?? Data(), as: UTF8.self))
+            }
+            done.signal()
+        }
+        task.resume()
+        _ = done.wait(timeout: .now() + 30)
+        return result
+    }
+
+    /// Sample values of a series with exactly these labels (Prometheus text format).
+    static func value(_ metrics: String, _ name: String, _ labels: [String: String]) -> Double? {
+        for line in metrics.split(separator: "\n") where line.hasPrefix(name + "{") {
+            guard let close = line.lastIndex(of: "}") else { continue }
+            let inner = line[line.index(line.startIndex, offsetBy: name.count + 1)..<close]
+            var found: [String: String] = [:]
+            for pair in inner.split(separator: ",") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                guard kv.count == 2 else { continue }
+                found[String(kv[0])] = String(kv[1]).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            }
+            if found == labels { return Double(line[line.index(after: close)...].trimmingCharacters(in: .whitespaces)) }
+        }
+        return nil
+    }
+
+    /// The sorted sample times of a trace CSV, read here independently of Sandpiper's parser.
+    static func traceTimes(_ url: URL) throws -> [Double] {
+        let rows = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").dropFirst()
+        return Set(rows.compactMap { Double($0.split(separator: ",").first ?? "") }).sorted()
+    }
+
+    static func windowN(_ policy: URL) throws -> Int {
+        let text = try String(contentsOf: policy, encoding: .utf8)
+        let match = text.firstMatch(of: /window: \{k: \d+, n: (\d+)\}/)
+        return Int(match!.1)!
+    }
+
+    // MARK: Tests
+
+    /// The README's first step: metrics, health and readiness over HTTP; counters advance; hosts by status match
+    /// the spec; the lock is held while running (a one-shot reconcile is refused) and gone after SIGTERM, exit 0.
+    func testRunServesMetricsAndStopsCleanlyOnSIGTERM() throws {
+        let root = try CLI.sandbox(self)
+        let dir = root.appendingPathComponent("Clusters/demo")
+        // One host in maintenance, so "hosts by status" has two non-zero buckets to check against the spec.
+        let specURL = dir.appendingPathComponent("cluster.yaml")
+        var spec = try String(contentsOf: specURL, encoding: .utf8)
+        spec = spec.replacingOccurrences(of: "uri: test:hosts/pm3.xml\n",
+                                         with: "uri: test:hosts/pm3.xml\n    maintenance: true\n")
+        try spec.write(to: specURL, atomically: true, encoding: .utf8)
+        let hostCount = spec.components(separatedBy: "uri: test:").count - 1
+        let maintenanceCount = spec.components(separatedBy: "maintenance: true").count - 1
+        XCTAssertEqual(maintenanceCount, 1)
+
+        let run = try Controller(["Clusters/demo", "--listen", "127.0.0.1:0", "--speed", "20", "--log-format", "json"],
+                                 in: root)
+        let port = try run.port()
+        XCTAssertEqual(get(port, "/healthz")?.status, 200)
+        XCTAssertEqual(get(port, "/nothing")?.status, 404)
+
+        let rounds = { (m: String) in Self.value(m, "sandpiper_rounds_total", ["cluster": "demo", "result": "ok"]) }
+        let first = try run.waitFor("two rounds") { () -> Double? in
+            guard let m = get(port, "/metrics")?.body, let r = rounds(m), r >= 2 else { return nil }
+            return r
+        }
+        let metrics = try run.waitFor("the round counter to advance") { () -> String? in
+            guard let m = get(port, "/metrics")?.body, let r = rounds(m), r > first else { return nil }
+            return m
+        }
+        XCTAssertEqual(Self.value(metrics, "sandpiper_hosts", ["cluster": "demo", "status": "up"]),
+                       Double(hostCount - maintenanceCount))
+        XCTAssertEqual(Self.value(metrics, "sandpiper_hosts", ["cluster": "demo", "status": "maintenance"]),
+                       Double(maintenanceCount))
+        XCTAssertEqual(Self.value(metrics, "sandpiper_rounds_total", ["cluster": "demo", "result": "failed"]), 0)
+        XCTAssertNotNil(Self.value(metrics, "sandpiper_last_success_timestamp_seconds", ["cluster": "demo"]))
+        XCTAssertTrue(metrics.contains("sandpiper_round_duration_seconds_count{cluster=\"demo\"}"))
+        XCTAssertTrue(metrics.contains("sandpiper_lock_held{cluster=\"demo\",holder=\"run by "), metrics)
+        // `manual`: everything the plan holds is pending review; the log's round events say how many.
+        let lastRound = try XCTUnwrap(run.events.last { $0["msg"] as? String == "round done" })
+        XCTAssertNotNil(Self.value(metrics, "sandpiper_actions_pending_review", ["cluster": "demo"]))
+        XCTAssertNotNil(lastRound["plan"])
+        XCTAssertEqual(get(port, "/readyz")?.status, 200)
+
+        // One active controller per cluster: the lock is held while it runs.
+        let lockFile = dir.appendingPathComponent(".sandpiper.lock")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: lockFile.path))
+        let second = try CLI.run(["reconcile", "Clusters/demo"], in: root)
+        XCTAssertEqual(second.status, 1)
+        XCTAssertTrue(second.stderr.contains("locked"), second.stderr)
+
+        run.signal(SIGTERM)
+        XCTAssertEqual(try run.exitStatus(), 0, run.lines.joined(separator: "\n"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: lockFile.path), "lock left after SIGTERM")
+        XCTAssertTrue(run.events.contains { $0["msg"] as? String == "lock released" })
+        // A run of `manual` rounds leaves one plan for review, not one per round.
+        let plans = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("plans").path)
+        XCTAssertEqual(plans.count, 1, "\(plans)")
+    }
+
+    /// Windows are persisted under .samples/ and read back: a restarted controller continues the trace where the
+    /// previous one stopped instead of starting over. Trace times come from the CSV, read here.
+    func testRestartKeepsHistory() throws {
+        let root = try CLI.sandbox(self)
+        let times = try Self.traceTimes(root.appendingPathComponent("Clusters/demo/traces/demo.csv"))
+        let n = try Self.windowN(root.appendingPathComponent("Policies/default.yaml"))
+        func observed(_ args: [String]) throws -> [Double] {
+            let run = try Controller(["Clusters/demo", "--speed", "50", "--log-format", "json"] + args, in: root)
+            XCTAssertEqual(try run.exitStatus(timeout: 120), 0, run.lines.joined(separator: "\n"))
+            return run.events.filter { $0["msg"] as? String == "round done" }.compactMap { $0["observed_at"] as? Double }
+        }
+        let firstRun = try observed(["--max-rounds", "3"])
+        XCTAssertEqual(firstRun, Array(times[(n - 1)...(n + 1)]))
+        let stored = root.appendingPathComponent("Clusters/demo/.samples/windows.json")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: stored.path))
+        let secondRun = try observed(["--max-rounds", "2"])
+        XCTAssertEqual(secondRun, Array(times[(n + 2)...(n + 3)]), "the restart did not continue the history")
+        // The windows are telemetry, not decisions: git ignores them.
+        let ignore = try String(contentsOf: CLI.repositoryRoot.appendingPathComponent(".gitignore"), encoding: .utf8)
+        XCTAssertTrue(ignore.contains("Clusters/*/.samples/"))
+    }
+
+    /// With `automation: full` the controller applies; the action counters equal the journal's outcomes in
+    /// state.json (the independent record apply writes), by kind.
+    func testAppliedActionsCountedAsJournaled() throws {
+        let root = try CLI.sandbox(self)
+        let policy = try String(contentsOf: root.appendingPathComponent("Policies/default.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "automation: manual", with: "automation: full")
+        try policy.write(to: root.appendingPathComponent("Policies/full.yaml"), atomically: true, encoding: .utf8)
+        let specURL = root.appendingPathComponent("Clusters/demo/cluster.yaml")
+        let spec = try String(contentsOf: specURL, encoding: .utf8)
+            .replacingOccurrences(of: "policy: default", with: "policy: full")
+        try spec.write(to: specURL, atomically: true, encoding: .utf8)
+        let file = root.appendingPathComponent("demo.prom")
+        let run = try Controller(["Clusters/demo", "--speed", "50", "--max-rounds", "12", "--log-format", "json",
+                                  "--metrics-file", file.path], in: root)
+        XCTAssertEqual(try run.exitStatus(timeout: 180), 0, run.lines.joined(separator: "\n"))
+        let metrics = try String(contentsOf: file, encoding: .utf8)
+        let state = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: root.appendingPathComponent("Clusters/demo/state.json"))) as? [String: Any]
+        let journal = state?["journal"] as? [[String: Any]] ?? []
+        // The journal names plan and action; the kind is in the applied plan saved under plans/.
+        var done: [String: Int] = [:]
+        for entry in journal where entry["status"] as? String == "done" {
+            let planID = try XCTUnwrap(entry["planID"] as? String)
+            let plan = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent(
+                "Clusters/demo/plans/\(planID).json"))) as? [String: Any]
+            let action = (plan?["actions"] as? [[String: Any]])?.first { $0["id"] as? String == entry["actionID"] as? String }
+            let kind = action?["swapGroup"] != nil ? "swap" : action?["kind"] as? String ?? "?"
+            done[kind, default: 0] += 1
+        }
+        XCTAssertFalse(done.isEmpty, "the demo under full automation applied nothing: \(journal)")
+        var counted: [String: Int] = [:]
+        for kind in ["define", "start", "tune", "resize", "migrate", "swap", "stop", "undefine"] {
+            if let v = Self.value(metrics, "sandpiper_actions_total",
+                                  ["cluster": "demo", "kind": kind, "outcome": "applied"]), v > 0 {
+                counted[kind, default: 0] += Int(v)
+            }
+        }
+        XCTAssertEqual(counted, done)
+        XCTAssertEqual(Self.value(metrics, "sandpiper_rounds_total", ["cluster": "demo", "result": "ok"]), 12)
+        // Applied actions are logged one line each, with the plan and action.
+        let actionEvents = run.events.filter { $0["msg"] as? String == "action finished" }
+        XCTAssertEqual(actionEvents.count, done.values.reduce(0, +))
+        XCTAssertTrue(actionEvents.allSatisfy { $0["plan"] != nil && $0["action"] != nil && $0["cluster"] as? String == "demo" })
+    }
+
+    /// A broken edit of the spec while running: the controller says so (log, `sandpiper_spec_valid 0`) and keeps
+    /// running rounds on the last good spec; SIGINT stops it cleanly too.
+    func testInvalidSpecEditKeepsLastGoodSpec() throws {
+        let root = try CLI.sandbox(self)
+        let run = try Controller(["Clusters/demo", "--listen", "127.0.0.1:0", "--speed", "20", "--log-format", "json"],
+                                 in: root)
+        let port = try run.port()
+        _ = try run.waitFor("a round") { run.events.contains { $0["msg"] as? String == "round done" } ? true : nil }
+        let specURL = root.appendingPathComponent("Clusters/demo/cluster.yaml")
+        try "apiVersion: sandpiper/v1\nkind: Cluster\nname: demo\nhosts: [\n".write(to: specURL, atomically: true, encoding: .utf8)
+        let before = run.events.filter { $0["msg"] as? String == "round done" }.count
+        let metrics = try run.waitFor("spec_valid 0 and two more rounds") { () -> String? in
+            guard let m = get(port, "/metrics")?.body,
+                  Self.value(m, "sandpiper_spec_valid", ["cluster": "demo"]) == 0,
+                  run.events.filter({ $0["msg"] as? String == "round done" }).count >= before + 2 else { return nil }
+            return m
+        }
+        XCTAssertEqual(Self.value(metrics, "sandpiper_rounds_total", ["cluster": "demo", "result": "failed"]), 0)
+        let error = try XCTUnwrap(run.events.first { $0["msg"] as? String == "spec invalid, running on the last good spec" })
+        XCTAssertTrue((error["error"] as? String ?? "").contains("cluster.yaml"), "\(error)")
+        run.signal(SIGINT)
+        XCTAssertEqual(try run.exitStatus(), 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("Clusters/demo/.sandpiper.lock").path))
+    }
+
+    /// One-shot reconcile writes the same series to a node_exporter textfile.
+    func testReconcileWritesMetricsFile() throws {
+        let root = try CLI.sandbox(self)
+        let file = root.appendingPathComponent("textfile/sandpiper.prom")
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let r = try CLI.run(["reconcile", "Clusters/demo", "--json", "--metrics-file", file.path], in: root)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let metrics = try String(contentsOf: file, encoding: .utf8)
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(Self.value(metrics, "sandpiper_rounds_total", ["cluster": "demo", "result": "ok"]), 1)
+        XCTAssertEqual(Self.value(metrics, "sandpiper_actions_pending_review", ["cluster": "demo"]),
+                       (json?["pending"] as? Int).map(Double.init))
+        XCTAssertEqual(Self.value(metrics, "sandpiper_hotspots_open", ["cluster": "demo"]),
+                       (json?["hotspots"] as? Int).map(Double.init))
+        XCTAssertTrue(metrics.contains("# TYPE sandpiper_rounds_total counter"), metrics)
+    }
+
+    /// Argument and address mistakes are refused with a message, never a hang.
+    func testBadListenAddressIsRefused() throws {
+        let root = try CLI.sandbox(self)
+        let r = try CLI.run(["run", "Clusters/demo", "--listen", "nowhere:99999"], in: root, timeout: 30)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--listen"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("Clusters/demo/.sandpiper.lock").path))
+    }
+}
