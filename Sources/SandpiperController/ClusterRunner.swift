@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SandpiperEngine
+import SandpiperGit
 import SandpiperGitOps
 import SandpiperModel
 
@@ -17,7 +18,13 @@ final class ClusterRunner: @unchecked Sendable {
     private var feed: WindowFeed
     /// Working-tree mode: the cluster's file lock, held for the controller's life.
     private var lock: ClusterLock?
-    private let holder: String
+    private var holder: String
+    /// Git mode: where the lease lives, who signs its records, and the lease while this controller is active.
+    private var location: GitClusterLocation?
+    private var identity: GitIdentity?
+    private var lease: GitRefLock?
+    private var lastRenewal = Date.distantPast
+    private var _standbyFor: String?
     var nextDue = ContinuousClock.now
     private var ticks = 0
     private var reportedEnd = false
@@ -30,6 +37,8 @@ final class ClusterRunner: @unchecked Sendable {
     var name: String { cluster.spec.name }
     var rounds: Int { status.lock(); defer { status.unlock() }; return _rounds }
     var lastError: String? { status.lock(); defer { status.unlock() }; return _lastError }
+    /// The lease holder this controller waits for as a standby; nil while active (or without git).
+    var standbyFor: String? { status.lock(); defer { status.unlock() }; return _standbyFor }
 
     /// Wall time between ticks: the telemetry interval, divided by `--speed` when a trace is replayed.
     var tickDuration: Duration {
@@ -59,7 +68,10 @@ final class ClusterRunner: @unchecked Sendable {
             }
             holder = lock!.info.description
         } else {
-            holder = "git ref lock refs/sandpiper/locks/\(cluster.spec.name), taken each round"
+            holder = "none"
+            location = try GitClusterLocation.locate(path)
+            identity = try GitIdentity.resolve(author: options.reconcile.author, committer: options.reconcile.committer,
+                                               repository: location!.repository)
         }
         do {
             feed = try WindowFeed(cluster: cluster, store: Self.store(cluster))
@@ -70,7 +82,7 @@ final class ClusterRunner: @unchecked Sendable {
         let state = try? Engine.readState(cluster)
         connections = FleetConnections(cluster: cluster, previous: state?.inventory)
         connectedHosts = Self.hostKeys(cluster)
-        metrics.lock(cluster: cluster.spec.name, holder: holder, held: true)
+        if lock != nil { metrics.lock(cluster: cluster.spec.name, holder: holder, held: true) }
         metrics.specValid(cluster: cluster.spec.name, true)
         logger.info("cluster opened", metadata: [
             "source": "\(cluster.spec.telemetry.source.rawValue)", "interval_s": "\(cluster.spec.telemetry.intervalSeconds)",
@@ -88,11 +100,91 @@ final class ClusterRunner: @unchecked Sendable {
     }
 
     func release() {
+        if let lease {
+            lease.release()
+            self.lease = nil
+            metrics.lock(cluster: name, holder: holder, held: false)
+            logger.info("lease released", metadata: ["ref": "\(lease.ref)"])
+        }
         guard let lock else { return }
         lock.release()
         self.lock = nil
         metrics.lock(cluster: name, holder: holder, held: false)
         logger.info("lock released")
+    }
+
+    /// A holder's name that stays the same while the lease is renewed (a metric label must not change each round).
+    static func stableName(_ info: LockInfo) -> String {
+        "\(info.operation) by \(info.owner) (pid \(info.pid)), lock ID \(info.id)"
+    }
+
+    /// Git mode: holds the lease (renewed) or takes it (new, or over an expired one); false = standby.
+    private func holdLease() -> Bool {
+        guard let location, let identity else { return true }
+        let leaseSeconds = options.leaseSeconds
+        let repo = location.repository
+        let clusterName = location.clusterName
+        let remote = options.reconcile.remote
+        if let lease {
+            do {
+                try lease.renew(leaseSeconds: leaseSeconds, cluster: clusterName, author: identity.author)
+                lastRenewal = Date()
+                return true
+            } catch {
+                logger.error("lease lost: another controller holds the cluster now", metadata: ["error": "\(error)"])
+                self.lease = nil
+                metrics.lock(cluster: name, holder: holder, held: false)
+            }
+        }
+        do throws(GitWorkflowError) {
+            let taken: GitRefLock
+            do throws(GitWorkflowError) {
+                taken = try GitRefLock.acquire(repo, cluster: clusterName, remote: remote, operation: "run",
+                                               author: identity.author, leaseSeconds: leaseSeconds)
+            } catch {
+                guard case .lockHeld(let info, _, _) = error, let until = info.expiresAt,
+                      until < Date().timeIntervalSince1970 else { throw error }
+                taken = try GitRefLock.takeOver(repo, cluster: clusterName, remote: remote, operation: "run",
+                                                author: identity.author, leaseSeconds: leaseSeconds, expired: info)
+                logger.notice("took over an expired lease", metadata: ["previous": "\(Self.stableName(info))"])
+            }
+            lease = taken
+            lastRenewal = Date()
+            holder = Self.stableName(taken.info)
+            metrics.lock(cluster: name, holder: holder, held: true)
+            metrics.standby(cluster: name, false)
+            status.lock(); _standbyFor = nil; status.unlock()
+            logger.notice("lease taken: this controller is active", metadata: [
+                "ref": "\(taken.ref)", "lease_s": .stringConvertible(leaseSeconds), "holder": "\(holder)"])
+            return true
+        } catch .lockHeld(let info, _, _) {
+            let other = info.expiresAt == nil ? "\(info) (not a lease: released by its run or force-unlock)"
+                : Self.stableName(info) + ", lease until "
+                    + Date(timeIntervalSince1970: info.expiresAt!).formatted(.iso8601)
+            // Logged when the holder changes, not each time it renews.
+            let changed = standbyFor.map { !$0.hasPrefix(Self.stableName(info)) } ?? true
+            status.lock(); _standbyFor = other; status.unlock()
+            metrics.standby(cluster: name, true)
+            if changed { logger.notice("standby: another controller holds the lease", metadata: ["holder": "\(other)"]) }
+            return false
+        } catch {
+            status.lock(); _standbyFor = "unknown (\(error))"; status.unlock()
+            metrics.standby(cluster: name, true)
+            logger.error("lease could not be taken", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Renews the lease during a long round (after actions), well before it could expire.
+    private func renewIfDue() {
+        guard let lease, let location, let identity,
+              Date().timeIntervalSince(lastRenewal) > options.leaseSeconds / 3 else { return }
+        do {
+            try lease.renew(leaseSeconds: options.leaseSeconds, cluster: location.clusterName, author: identity.author)
+            lastRenewal = Date()
+        } catch {
+            logger.error("lease renewal failed during a round", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Re-reads the spec (and, when asked, the trace); a spec that does not load keeps the last good one.
@@ -134,7 +226,7 @@ final class ClusterRunner: @unchecked Sendable {
             logger.notice("trace replay reached its end; later rounds plan on its last window",
                           metadata: ["trace_time_s": "\(feed.now)"])
         }
-        if ticks % ticksPerRound == 0 { round() }
+        if ticks % ticksPerRound == 0, holdLease() { round() }
         do { try feed.persist() } catch {
             logger.warning("sample windows not persisted", metadata: ["file": "\(feed.store.path)", "error": "\(error)"])
         }
@@ -145,7 +237,9 @@ final class ClusterRunner: @unchecked Sendable {
         let started = clock.now
         var roundLogger = logger
         roundLogger[metadataKey: "round"] = .stringConvertible(rounds + 1)
-        let reconciler = Reconciler(path: path, options: options.reconcile)
+        var reconcileOptions = options.reconcile
+        reconcileOptions.lease = lease
+        let reconciler = Reconciler(path: path, options: reconcileOptions)
         let feed = self.feed
         reconciler.observe = { cluster, connections, state in
             feed.snapshot(cluster, connections: connections, state: state)
@@ -163,6 +257,7 @@ final class ClusterRunner: @unchecked Sendable {
                 .merging(o.detail.map { ["detail": "\($0)"] } ?? [:]) { $1 }
             if o.status == .failed { roundLogger.error("action failed", metadata: meta) }
             else { roundLogger.info("action finished", metadata: meta) }
+            self.renewIfDue()
         }
         let outcome: ReconcileOutcome
         do {
@@ -172,12 +267,21 @@ final class ClusterRunner: @unchecked Sendable {
                 + Double(started.duration(to: clock.now).components.seconds)
             metrics.roundFinished(cluster: name, succeeded: false, seconds: seconds, at: Date().timeIntervalSince1970)
             status.lock(); _rounds += 1; _lastError = "\(error)"; status.unlock()
+            if options.reconcile.usesGit, case .load = error as? EngineError {
+                // GitOps pull: an invalid commit on the branch is not acted on; rounds go on, and the next
+                // valid commit is picked up.
+                metrics.specValid(cluster: name, false)
+                roundLogger.error("spec at the branch tip is invalid; nothing applied until it is fixed",
+                                  metadata: ["error": "\(error)"])
+                return
+            }
             roundLogger.error("round failed", metadata: ["error": "\(error)"])
             return
         }
         let d = started.duration(to: clock.now).components
         let seconds = Double(d.seconds) + Double(d.attoseconds) / 1e18
         metrics.record(outcome)
+        if options.reconcile.usesGit { metrics.specValid(cluster: name, true) }
         metrics.observed(cluster: name, at: feed.now)
         metrics.roundFinished(cluster: name, succeeded: outcome.succeeded, seconds: seconds,
                               at: Date().timeIntervalSince1970)

@@ -21,6 +21,9 @@ public struct ControllerOptions: Sendable {
     public var drainTimeoutSeconds: Double = 60
     /// Also write the metrics to this node_exporter textfile after each round.
     public var metricsFile: URL?
+    /// With git (`reconcile.commit`): the ref lock is a lease of this many seconds, renewed each round and
+    /// after each action; a second controller waits as a standby and takes over once it has expired.
+    public var leaseSeconds: Double = 300
 
     public init() {}
 }
@@ -104,6 +107,7 @@ public final class Controller: @unchecked Sendable {
         mutex.lock(); defer { mutex.unlock() }
         if stopRequested || finished { return .init(status: 503, body: "stopping\n") }
         let waiting = runners.compactMap { r -> String? in
+            if let holder = r.standbyFor { return "\(r.name): standby, the lease is held by \(holder)" }
             if r.rounds == 0 { return "\(r.name): no round completed yet" }
             if let e = r.lastError { return "\(r.name): last round failed: \(e)" }
             return nil

@@ -109,6 +109,12 @@ public final class ControllerMetrics: @unchecked Sendable {
               [("cluster", cluster), ("holder", holder)]).set(held ? 1.0 : 0.0)
     }
 
+    /// 1 while this controller waits for another one's lease (git mode).
+    public func standby(cluster: String, _ waiting: Bool) {
+        gauge("standby", "", "1 while this controller is a standby waiting for another controller's lease.",
+              [("cluster", cluster)]).set(waiting ? 1.0 : 0.0)
+    }
+
     /// 1 when the spec read last was valid, 0 when the controller keeps running on the last good one.
     public func specValid(cluster: String, _ valid: Bool) {
         gauge("spec_valid", "", "1 when the cluster spec read last was valid; 0 = running on the last good spec.",

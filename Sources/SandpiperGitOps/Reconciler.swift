@@ -20,6 +20,8 @@ public struct ReconcileOptions: Sendable {
     public var author: String?
     public var committer: String?
     public var telemetry = TelemetryOptions()
+    /// A git ref lock held across rounds (`sandpiper run`'s lease): used instead of taking one per run.
+    public var lease: GitRefLock?
 
     public init() {}
     public var usesGit: Bool { commit || remote != nil }

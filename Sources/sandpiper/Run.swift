@@ -47,6 +47,9 @@ struct Run: ParsableCommand {
 
     @OptionGroup var identity: GitIdentityFlags
 
+    @Option(help: "With --commit: seconds the git lease lasts; renewed each round, a standby takes over once it expires.")
+    var lease: Double = 300
+
     @Option(help: "Trace replay speed: recorded intervals per interval of wall time (default 1).")
     var speed: Double = 1
 
@@ -69,6 +72,7 @@ struct Run: ParsableCommand {
         guard speed > 0, speed.isFinite else { throw ValidationError("--speed must be positive") }
         if let e = every, !(e > 0) { throw ValidationError("--every must be positive") }
         if let m = maxRounds, m < 1 { throw ValidationError("--max-rounds must be at least 1") }
+        guard lease > 0 else { throw ValidationError("--lease must be positive") }
         guard drainTimeout > 0 else { throw ValidationError("--drain-timeout must be positive") }
         guard LineLogHandler.Format(rawValue: logFormat) != nil else {
             throw ValidationError("--log-format must be text or json")
@@ -93,6 +97,7 @@ struct Run: ParsableCommand {
         options.everySeconds = every
         options.maxRounds = maxRounds
         options.drainTimeoutSeconds = drainTimeout
+        options.leaseSeconds = lease
         options.metricsFile = metricsFile.map { URL(fileURLWithPath: $0) }
 
         let controller = Controller(options: options, logger: logger)

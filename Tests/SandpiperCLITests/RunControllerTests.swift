@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import XCTest
+import SandpiperTestSupport
 
 /// `sandpiper run`: the controller as an operator starts it (a real process, real HTTP on 127.0.0.1, real
 /// signals), on copies of the bundled trace clusters replayed fast.
@@ -13,8 +14,9 @@ final class RunControllerTests: XCTestCase {
         private let lock = NSLock()
         private var buffer = Data()
 
-        init(_ arguments: [String], in directory: URL) throws {
+        init(_ arguments: [String], in directory: URL, environment: [String: String] = [:]) throws {
             process.executableURL = CLI.binary
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
             process.arguments = ["run"] + arguments
             process.currentDirectoryURL = directory
             let err = Pipe()
@@ -271,6 +273,98 @@ final class RunControllerTests: XCTestCase {
         run.signal(SIGINT)
         XCTAssertEqual(try run.exitStatus(), 0)
         XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("Clusters/demo/.sandpiper.lock").path))
+    }
+
+    // MARK: Git: lease, standby, GitOps pull
+
+    @discardableResult
+    func git(_ args: String..., in dir: URL) throws -> String {
+        let r = try GitCLI.run(args, in: dir, home: dir)
+        XCTAssertEqual(r.status, 0, "git \(args.joined(separator: " ")): \(r.stderr)")
+        return r.stdout
+    }
+
+    /// Commits `spec` as Clusters/demo/cluster.yaml on origin's main from `seed`, retrying while the controller's
+    /// own pushes move the branch.
+    func pushSpec(_ spec: String, from seed: URL, message: String) throws {
+        for _ in 0..<20 {
+            try git("fetch", "-q", "origin", in: seed)
+            try git("reset", "-q", "--hard", "origin/main", in: seed)
+            try spec.write(to: seed.appendingPathComponent("Clusters/demo/cluster.yaml"), atomically: true, encoding: .utf8)
+            try git("commit", "-q", "-am", message, in: seed)
+            if try GitCLI.run(["push", "-q", "origin", "main"], in: seed, home: seed).status == 0 { return }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTFail("could not push \(message)")
+    }
+
+    /// Two controllers on two clones of one remote: the first holds the lease (renewed each round), the second
+    /// waits as a standby (not ready); an invalid commit on the branch is pulled, reported (log, spec_valid 0)
+    /// and not acted on, and the fix is picked up; when the active controller dies (SIGKILL) the standby takes
+    /// over once the lease expires; SIGTERM releases the lease on the remote.
+    func testLeaseStandbyTakeoverAndGitOpsPull() throws {
+        let root = try CLI.sandbox(self)
+        let seed = root
+        try "Clusters/*/.samples/\nClusters/*/.sandpiper.lock\n".write(to: seed.appendingPathComponent(".gitignore"),
+                                                                       atomically: true, encoding: .utf8)
+        try git("init", "-q", "-b", "main", in: seed)
+        try git("add", "-A", in: seed)
+        try git("commit", "-q", "-m", "Initial spec", in: seed)
+        let origin = root.appendingPathComponent("origin.git")
+        try git("init", "-q", "--bare", "-b", "main", origin.path, in: seed)
+        try git("remote", "add", "origin", origin.path, in: seed)
+        try git("push", "-q", "origin", "main", in: seed)
+        let a = root.appendingPathComponent("a"), b = root.appendingPathComponent("b")
+        try git("clone", "-q", origin.path, a.path, in: root)
+        try git("clone", "-q", origin.path, b.path, in: root)
+        let env = ["SANDPIPER_GIT_AUTHOR": "Sandpiper CI <ci@sandpiper.example>"]
+        let args = ["Clusters/demo", "--remote", "origin", "--branch", "main", "--speed", "20", "--lease", "3",
+                    "--log-format", "json", "--listen", "127.0.0.1:0"]
+        func has(_ c: Controller, _ msg: String) -> Bool { c.events.contains { $0["msg"] as? String == msg } }
+
+        let first = try Controller(args, in: a, environment: env)
+        _ = try first.waitFor("a pushed round") {
+            first.events.contains { $0["msg"] as? String == "round done" && $0["pushed"] as? String == "true" } ? true : nil
+        }
+        XCTAssertTrue(has(first, "lease taken: this controller is active"))
+        let second = try Controller(args, in: b, environment: env)
+        let secondPort = try second.port()
+        _ = try second.waitFor("standby") { has(second, "standby: another controller holds the lease") ? true : nil }
+        // Rounds later it is still a standby (the lease is renewed), not ready, and has run no round.
+        let firstPort = try first.port()
+        let roundsNow = first.events.filter { $0["msg"] as? String == "round done" }.count
+        _ = try first.waitFor("more rounds") {
+            first.events.filter { $0["msg"] as? String == "round done" }.count >= roundsNow + 8 ? true : nil
+        }
+        XCTAssertFalse(has(second, "round done"))
+        XCTAssertEqual(get(secondPort, "/readyz")?.status, 503)
+        XCTAssertEqual(get(secondPort, "/metrics").flatMap { Self.value($0.body, "sandpiper_standby", ["cluster": "demo"]) }, 1)
+
+        // GitOps pull: an invalid commit is reported, not acted on; the fix is picked up.
+        let specURL = seed.appendingPathComponent("Clusters/demo/cluster.yaml")
+        let good = try String(contentsOf: specURL, encoding: .utf8)
+        try pushSpec(good.replacingOccurrences(of: "vcpus: 2\n", with: "vcpus: two\n"), from: seed, message: "broken edit")
+        let invalid = try first.waitFor("the invalid commit") {
+            first.events.first { $0["msg"] as? String == "spec at the branch tip is invalid; nothing applied until it is fixed" }
+        }
+        XCTAssertTrue((invalid["error"] as? String ?? "").contains("cluster.yaml"), "\(invalid)")
+        XCTAssertEqual(get(firstPort, "/metrics").flatMap { Self.value($0.body, "sandpiper_spec_valid", ["cluster": "demo"]) }, 0)
+        try pushSpec(good, from: seed, message: "fix")
+        _ = try first.waitFor("the fix") {
+            get(firstPort, "/metrics").flatMap { Self.value($0.body, "sandpiper_spec_valid", ["cluster": "demo"]) } == 1 ? true : nil
+        }
+        XCTAssertFalse(has(second, "round done"), "the standby acted while the lease was renewed")
+
+        // The active controller dies without releasing: the standby takes over after the lease expires.
+        first.signal(SIGKILL)
+        _ = try first.exitStatus()
+        _ = try second.waitFor("the takeover", timeout: 120) {
+            has(second, "took over an expired lease") && has(second, "round done") ? true : nil
+        }
+        second.signal(SIGTERM)
+        XCTAssertEqual(try second.exitStatus(), 0, second.lines.joined(separator: "\n"))
+        let refs = try git("ls-remote", origin.path, in: root)
+        XCTAssertFalse(refs.contains("refs/sandpiper/locks/demo"), refs)
     }
 
     /// One-shot reconcile writes the same series to a node_exporter textfile.
