@@ -157,14 +157,15 @@ public final class Controller: @unchecked Sendable {
             reloadRequested = false
             mutex.unlock()
             if reload { for r in runners { r.reload() } }
-            for r in runners where clock.now >= r.nextDue {
+            let active = runners.filter { r in options.maxRounds.map { r.rounds < $0 } ?? true }
+            for r in active where clock.now >= r.nextDue {
                 if stopping { break }
                 r.tick()
                 // Keep to the schedule, but never try to catch up on rounds missed while a slow round ran.
                 r.nextDue = max(r.nextDue + r.tickDuration, clock.now)
             }
-                if let max = options.maxRounds, runners.allSatisfy({ $0.rounds >= max }) { break }
-            guard let next = runners.map(\.nextDue).min() else { break }
+                guard let next = runners.filter({ r in options.maxRounds.map { r.rounds < $0 } ?? true })
+                .map(\.nextDue).min() else { break }
             let wait = clock.now.duration(to: next)
             if wait > .zero {
                 let (s, a) = wait.components

@@ -275,6 +275,78 @@ final class RunControllerTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("Clusters/demo/.sandpiper.lock").path))
     }
 
+    /// SIGHUP does not end the controller (its default action would) and re-reads the trace: after the trace's
+    /// CPU column is zeroed and SIGHUP sent, the hosts' CPU utilization on /metrics is what a one-shot reconcile
+    /// of the zeroed trace reports (what is left are reservations).
+    func testSIGHUPReloadsTheTrace() throws {
+        let root = try CLI.sandbox(self)
+        let run = try Controller(["Clusters/demo", "--listen", "127.0.0.1:0", "--speed", "20", "--log-format", "json"],
+                                 in: root)
+        let port = try run.port()
+        func cpu(_ m: String) -> [Double] {
+            ["pm1", "pm2", "pm3"].compactMap {
+                Self.value(m, "sandpiper_host_utilization_ratio", ["cluster": "demo", "host": $0, "resource": "cpu"])
+            }
+        }
+        let before = try run.waitFor("utilization") { () -> [Double]? in
+            guard let m = get(port, "/metrics")?.body, cpu(m).count == 3 else { return nil }
+            return cpu(m)
+        }
+        XCTAssertGreaterThan(before.reduce(0, +), 0)
+        let traceURL = root.appendingPathComponent("Clusters/demo/traces/demo.csv")
+        let lines = try String(contentsOf: traceURL, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        let zeroed = lines.enumerated().map { i, line -> String in
+            guard i > 0, !line.isEmpty else { return String(line) }
+            var fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            fields[2] = "0"
+            return fields.joined(separator: ",")
+        }
+        try zeroed.joined(separator: "\n").write(to: traceURL, atomically: true, encoding: .utf8)
+        let oracleRoot = try CLI.sandbox(self)
+        try zeroed.joined(separator: "\n").write(to: oracleRoot.appendingPathComponent("Clusters/demo/traces/demo.csv"),
+                                                atomically: true, encoding: .utf8)
+        let oracleFile = oracleRoot.appendingPathComponent("oracle.prom")
+        let oneShot = try CLI.run(["reconcile", "Clusters/demo", "--metrics-file", oracleFile.path], in: oracleRoot)
+        XCTAssertEqual(oneShot.status, 0, oneShot.stderr)
+        let expected = cpu(try String(contentsOf: oracleFile, encoding: .utf8))
+        XCTAssertEqual(expected.count, 3)
+        XCTAssertLessThan(expected.reduce(0, +), before.reduce(0, +))
+        run.signal(SIGHUP)
+        _ = try run.waitFor("the reload") { run.events.contains { $0["msg"] as? String == "SIGHUP: reloading specs, policies and traces" } ? true : nil }
+        _ = try run.waitFor("the zeroed trace's utilization after the reload") { () -> Bool? in
+            guard let m = get(port, "/metrics")?.body, cpu(m) == expected else { return nil }
+            return true
+        }
+        XCTAssertTrue(run.process.isRunning)
+        run.signal(SIGTERM)
+        XCTAssertEqual(try run.exitStatus(), 0)
+    }
+
+    /// Live telemetry (libvirt test-driver hosts, `source: libvirt`, 1 s interval): one sample per tick, windows
+    /// persisted with a sample per VM and read back by the next run.
+    func testLiveSamplingPersistsWindows() throws {
+        let root = try CLI.sandbox(self)
+        let specURL = root.appendingPathComponent("Clusters/demo/cluster.yaml")
+        let spec = try String(contentsOf: specURL, encoding: .utf8)
+            .replacingOccurrences(of: "  source: trace ", with: "  source: libvirt #")
+            .replacingOccurrences(of: "  interval: 10s", with: "  interval: 1s")
+        try spec.write(to: specURL, atomically: true, encoding: .utf8)
+        let first = try Controller(["Clusters/demo", "--max-rounds", "3", "--log-format", "json"], in: root)
+        XCTAssertEqual(try first.exitStatus(timeout: 120), 0, first.lines.joined(separator: "\n"))
+        XCTAssertEqual(first.events.filter { $0["msg"] as? String == "round done" }.count, 3)
+        let stored = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent(
+            "Clusters/demo/.samples/windows.json"))) as? [String: Any]
+        XCTAssertEqual(stored?["source"] as? String, "libvirt")
+        let windows = try XCTUnwrap(stored?["windows"] as? [String: [Any]])
+        // The first tick only primes the counters: 3 ticks give 2 samples per running VM.
+        XCTAssertFalse(windows.isEmpty)
+        XCTAssertTrue(windows.values.allSatisfy { $0.count == 2 }, "\(windows)")
+        let second = try Controller(["Clusters/demo", "--max-rounds", "1", "--log-format", "json"], in: root)
+        XCTAssertEqual(try second.exitStatus(timeout: 120), 0)
+        let resumed = try XCTUnwrap(second.events.first { $0["msg"] as? String == "resumed sample history" })
+        XCTAssertTrue((resumed["from"] as? String ?? "").hasPrefix("\(windows.count) live window(s)"), "\(resumed)")
+    }
+
     // MARK: Git: lease, standby, GitOps pull
 
     @discardableResult
