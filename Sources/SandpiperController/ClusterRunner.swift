@@ -53,8 +53,13 @@ final class ClusterRunner: @unchecked Sendable {
         return max(1, Int((every / cluster.spec.telemetry.intervalSeconds).rounded()))
     }
 
-    init(path: String, options: ControllerOptions, metrics: ControllerMetrics, logger: Logger) throws {
+    /// True once the controller is stopping: the round in flight starts no further wave of actions.
+    let isStopping: () -> Bool
+
+    init(path: String, options: ControllerOptions, metrics: ControllerMetrics, logger: Logger,
+         isStopping: @escaping () -> Bool = { false }) throws {
         self.path = path
+        self.isStopping = isStopping
         self.options = options
         self.metrics = metrics
         let cluster = try Engine.load(path)
@@ -246,6 +251,11 @@ final class ClusterRunner: @unchecked Sendable {
         }
         let connections = self.connections
         reconciler.connect = { _ in connections }
+        reconciler.shouldStop = isStopping
+        // The crash-safety hook `apply` has (SANDPIPER_APPLY_PAUSE_MS): tests signal the controller mid-wave.
+        if let ms = ProcessInfo.processInfo.environment["SANDPIPER_APPLY_PAUSE_MS"].flatMap(Int.init) {
+            reconciler.pauseAfterStart = .milliseconds(ms)
+        }
         reconciler.log = { roundLogger.info("\($0)") }
         final class Current { var plan = "" }
         let current = Current()

@@ -141,7 +141,10 @@ public final class Controller: @unchecked Sendable {
         }
         var opened: [ClusterRunner] = []
         for path in options.clusters {
-            do { opened.append(try ClusterRunner(path: path, options: options, metrics: metrics, logger: logger)) }
+            do {
+                opened.append(try ClusterRunner(path: path, options: options, metrics: metrics, logger: logger,
+                                                isStopping: { [unowned self] in stopping }))
+            }
             catch {
                 for r in opened { r.release() }
                 throw error

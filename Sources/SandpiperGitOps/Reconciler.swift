@@ -64,6 +64,10 @@ public final class Reconciler {
     public var beforePush: ((Int) throws -> Void)?
     public var onStart: ((Int, Int, String) -> Void)?
     public var onFinish: ((ApplyReport.Outcome) -> Void)?
+    /// Passed to the applier: asked before each wave whether to stop (`sandpiper run` on SIGTERM).
+    public var shouldStop: (() -> Bool)?
+    /// Passed to the applier: pause after journalling a wave as started (tests signal the process there).
+    public var pauseAfterStart: Duration = .zero
     /// Called with each plan document just before it is applied (the full plan, or partial's allocations).
     public var onApply: ((PlanDocument) -> Void)?
     public var log: (String) -> Void = { _ in }
@@ -157,9 +161,10 @@ public final class Reconciler {
 
         func apply(_ document: PlanDocument) throws {
             onApply?(document)
-            let applier = Applier(cluster: cluster, connections: connections, state: state,
-                                  options: ApplyOptions(onStart: onStart, onFinish: onFinish,
-                                                        observationNow: snapshot.observation.now))
+            var applyOptions = ApplyOptions(onStart: onStart, onFinish: onFinish, observationNow: snapshot.observation.now)
+            applyOptions.shouldStop = shouldStop
+            applyOptions.pauseAfterStart = pauseAfterStart
+            let applier = Applier(cluster: cluster, connections: connections, state: state, options: applyOptions)
             let report = try applier.apply(document)
             state = applier.state
             let id = document.id ?? report.planID

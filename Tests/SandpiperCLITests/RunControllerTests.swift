@@ -250,6 +250,64 @@ final class RunControllerTests: XCTestCase {
         XCTAssertTrue(actionEvents.allSatisfy { $0["plan"] != nil && $0["action"] != nil && $0["cluster"] as? String == "demo" })
     }
 
+    /// A copy of the demo whose policy applies everything (`full`).
+    func fullAutomationDemo() throws -> URL {
+        let root = try CLI.sandbox(self)
+        let policy = try String(contentsOf: root.appendingPathComponent("Policies/default.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "automation: manual", with: "automation: full")
+        try policy.write(to: root.appendingPathComponent("Policies/full.yaml"), atomically: true, encoding: .utf8)
+        let specURL = root.appendingPathComponent("Clusters/demo/cluster.yaml")
+        try String(contentsOf: specURL, encoding: .utf8).replacingOccurrences(of: "policy: default", with: "policy: full")
+            .write(to: specURL, atomically: true, encoding: .utf8)
+        return root
+    }
+
+    /// The journal of state.json: (planID/actionID, status) in order.
+    func journal(_ root: URL) throws -> [(String, String)] {
+        let state = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: root.appendingPathComponent("Clusters/demo/state.json"))) as? [String: Any]
+        return (state?["journal"] as? [[String: Any]] ?? []).map {
+            ("\($0["planID"] ?? "")/\($0["actionID"] ?? "")", $0["status"] as? String ?? "")
+        }
+    }
+
+    /// SIGTERM while actions are in flight (journalled `started`, apply paused there by the crash-safety hook):
+    /// the controller waits for their outcomes, then exits 0 with the lock released; no action is left between
+    /// `started` and its outcome.
+    func testSIGTERMMidApplyWaitsForTheOutcome() throws {
+        let root = try fullAutomationDemo()
+        let run = try Controller(["Clusters/demo", "--speed", "20", "--log-format", "json"], in: root,
+                                 environment: ["SANDPIPER_APPLY_PAUSE_MS": "1500"])
+        _ = try run.waitFor("an action in flight") { run.events.contains { $0["msg"] as? String == "action started" } ? true : nil }
+        run.signal(SIGTERM)
+        XCTAssertEqual(try run.exitStatus(timeout: 60), 0, run.lines.joined(separator: "\n"))
+        let entries = try journal(root)
+        let started = Set(entries.filter { $0.1 == "started" }.map(\.0))
+        let finished = Set(entries.filter { $0.1 != "started" }.map(\.0))
+        XCTAssertFalse(started.isEmpty)
+        XCTAssertEqual(started.subtracting(finished), [], "actions left between started and their outcome")
+        let messages = run.events.compactMap { $0["msg"] as? String }
+        let stop = try XCTUnwrap(messages.firstIndex(of: "stopping at the next safe point"))
+        XCTAssertTrue(messages[stop...].contains("action finished"), "the signal came before the outcome")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("Clusters/demo/.sandpiper.lock").path))
+    }
+
+    /// A round that outlives --drain-timeout: the process exits 1 and leaves what a crash leaves (the lock,
+    /// naming it, and the action journalled as started), for the next run or force-unlock.
+    func testDrainTimeoutExitsOneAndKeepsTheLock() throws {
+        let root = try fullAutomationDemo()
+        let run = try Controller(["Clusters/demo", "--speed", "20", "--log-format", "json", "--drain-timeout", "1"],
+                                 in: root, environment: ["SANDPIPER_APPLY_PAUSE_MS": "20000"])
+        _ = try run.waitFor("an action in flight") { run.events.contains { $0["msg"] as? String == "action started" } ? true : nil }
+        let signalled = Date()
+        run.signal(SIGTERM)
+        XCTAssertEqual(try run.exitStatus(timeout: 30), 1)
+        XCTAssertLessThan(Date().timeIntervalSince(signalled), 15, "exited by the drain timeout, not the pause")
+        XCTAssertTrue(run.events.contains { ($0["msg"] as? String ?? "").hasPrefix("drain timeout") })
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent("Clusters/demo/.sandpiper.lock").path))
+        XCTAssertTrue(try journal(root).contains { $0.1 == "started" })
+    }
+
     /// Hotspot series against an independent recomputation: one-shot `plan --at T --json` for each trace time
     /// the controller planned on gives the open hotspots per round; detected and resolved are the set
     /// differences between consecutive rounds, open and unresolved are the last plan's.
