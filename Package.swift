@@ -13,6 +13,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // `sandpiper run`: one log line per event with metadata (text or JSON), journald-friendly stderr.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // `/metrics` and `--metrics-file`: Prometheus text exposition (depends only on swift-metrics, swift-atomics).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C system libraries, found through pkg-config.
@@ -46,8 +50,16 @@ let package = Package(
         // `sandpiper simulate`: the loop replayed over a trace, with ground truth, episodes, report and charts.
         .target(name: "SandpiperSimulation", dependencies: ["SandpiperEngine", "SandpiperModel", "SandpiperPlanner"]),
 
+        // `sandpiper run`: the long-running controller (rounds, sample windows, signals, metrics, health endpoints).
+        .target(name: "SandpiperController", dependencies: [
+            "SandpiperEngine", "SandpiperGitOps", "SandpiperModel", "SandpiperLibvirt",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
+
         .executableTarget(name: "sandpiper", dependencies: [
-            "SandpiperEngine", "SandpiperGitOps", "SandpiperSimulation", "SandpiperModel",
+            "SandpiperEngine", "SandpiperGitOps", "SandpiperSimulation", "SandpiperModel", "SandpiperController",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

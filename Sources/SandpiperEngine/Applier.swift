@@ -61,6 +61,9 @@ public struct ApplyOptions {
     public var runsPowerCommands = true
     /// Most actions run at once in one wave.
     public var maxParallel = 8
+    /// Asked before each wave: true = start no further action (`sandpiper run` stopping on SIGTERM). The actions
+    /// left are journalled as skipped, so the state says exactly what ran; the wave in flight always finishes.
+    public var shouldStop: (() -> Bool)?
     /// How actions reach a host; nil = the fleet connections. Tests wrap real connections to inject failures.
     public var host: (@Sendable (String) -> (any FleetHost)?)?
 
@@ -229,12 +232,23 @@ public final class Applier: @unchecked Sendable {
         var pending = document.actions
         var started = 0
         var waveNumber = 0
+        var stopped = false
         func skipped(_ action: PlanDocument.Action, _ why: String) -> ApplyReport.Outcome {
             let now = clock
             return ApplyReport.Outcome(actionID: action.id, kind: action.kind, summary: PlanRenderer().headline(action),
                                        status: .skipped, detail: why, startedAt: now, finishedAt: now)
         }
         while !pending.isEmpty {
+            if options.shouldStop?() == true {
+                stopped = true
+                for action in pending {
+                    started += 1
+                    options.onStart?(started, document.actions.count, PlanRenderer().headline(action))
+                    status[action.id] = .skipped
+                    try record(skipped(action, "not started: the controller is stopping"), planID: planID, report: &report)
+                }
+                break
+            }
             var wave: [PlanDocument.Action] = []
             var waiting: [PlanDocument.Action] = []
             var vmsInWave = Set<String>()
@@ -277,7 +291,8 @@ public final class Applier: @unchecked Sendable {
             }
             pending = waiting
         }
-        state.lastPlan = .init(id: planID, status: report.succeeded ? "applied" : "failed")
+        // "stopped": the controller stopped between waves; what ran is journalled, the rest was never started.
+        state.lastPlan = .init(id: planID, status: stopped ? "stopped" : report.succeeded ? "applied" : "failed")
         // Only moves that completed start a VM's residency clock; a failed one left it where it was.
         let moved = Set(report.outcomes.filter { $0.kind == .migrate && $0.status == .done }.map(\.actionID))
         try refreshInventory(movedNow: Set(document.actions.filter { moved.contains($0.id) }.map(\.vm)),

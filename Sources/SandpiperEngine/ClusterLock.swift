@@ -11,6 +11,9 @@ public struct LockInfo: Codable, Sendable, Equatable, CustomStringConvertible {
     /// Unix seconds.
     public var createdAt: Double
     public var pid: Int32
+    /// A lease (`sandpiper run` with git): the holder renews it each round; once past, a standby may take over.
+    /// Absent for one-shot locks, which are held until released or force-unlocked.
+    public var expiresAt: Double?
 
     package init(id: String, owner: String, operation: String, createdAt: Double, pid: Int32) {
         self.id = id; self.owner = owner; self.operation = operation; self.createdAt = createdAt; self.pid = pid
@@ -18,7 +21,8 @@ public struct LockInfo: Codable, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         let when = Date(timeIntervalSince1970: createdAt).formatted(.iso8601)
-        return "\(operation) by \(owner) (pid \(pid)) since \(when), lock ID \(id)"
+        let lease = expiresAt.map { ", lease until \(Date(timeIntervalSince1970: $0).formatted(.iso8601))" } ?? ""
+        return "\(operation) by \(owner) (pid \(pid)) since \(when)\(lease), lock ID \(id)"
     }
 }
 

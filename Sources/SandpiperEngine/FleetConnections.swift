@@ -282,7 +282,7 @@ public final class FleetConnections: @unchecked Sendable {
     /// `timeout` from when it starts. An item that does not finish in time yields nil and gives its slot back at
     /// its deadline, so a few hung hosts never hold up the others; its thread is abandoned (a blocked C call
     /// cannot be cancelled safely). The whole call takes at most about ceil(items / concurrency) x timeout.
-    static func parallel<T: Sendable>(_ items: [String], concurrency: Int, timeout: Duration,
+    package static func parallel<T: Sendable>(_ items: [String], concurrency: Int, timeout: Duration,
                                       _ work: @escaping @Sendable (Int) -> T) -> [T?] {
         let box = ResultBox<T>(items.count)
         let slots = DispatchSemaphore(value: max(1, concurrency))

@@ -323,11 +323,12 @@ extension GitRepository {
     /// point at, such as a lock holder (`refs/sandpiper/locks/<cluster>`). Its committer time
     /// says when it was taken. Use this rather than a blob for refs that are pushed: libgit2
     /// 1.5.1 cannot push a ref that points at a blob ("object is not a committish").
-    public func createRecordCommit(message: String, author: Signature) throws(GitError) -> ObjectID {
+    /// With `parent`, the record follows that one (a renewed lease), so pushing it is a fast-forward.
+    public func createRecordCommit(message: String, author: Signature, parent: ObjectID? = nil) throws(GitError) -> ObjectID {
         try withHandle { (repo) throws(GitError) in
             let empty = try Self.emptyTree(repo)
             defer { git_tree_free(empty) }
-            return try Self.createCommit(repo, tree: ObjectID(git_tree_id(empty)), parent: nil, message: message,
+            return try Self.createCommit(repo, tree: ObjectID(git_tree_id(empty)), parent: parent, message: message,
                                          author: author, committer: author)
         }
     }

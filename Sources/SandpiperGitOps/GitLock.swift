@@ -11,10 +11,10 @@ import SandpiperGit
 /// local (file path) transport does not; after pushing, the lock is re-read from the remote and a runner that
 /// does not find its own record there backs off.
 public final class GitRefLock: @unchecked Sendable {
-    public let info: LockInfo
+    public private(set) var info: LockInfo
     public let ref: String
     public let remote: String?
-    public let record: ObjectID
+    public private(set) var record: ObjectID
     private let repository: GitRepository
     private var released = false
     private let mutex = NSLock()
@@ -30,12 +30,12 @@ public final class GitRefLock: @unchecked Sendable {
     }
 
     /// Takes the lock (locally, then on `remote` when given) or throws `.lockHeld` naming the holder.
+    /// With `leaseSeconds` the lock is a lease: it records when it expires, `renew` extends it, and once it has
+    /// expired `takeOver` lets another controller have it.
     public static func acquire(_ repository: GitRepository, cluster: String, remote: String?, operation: String,
-                               author: Signature) throws(GitWorkflowError) -> GitRefLock {
+                               author: Signature, leaseSeconds: Double? = nil) throws(GitWorkflowError) -> GitRefLock {
         let ref = refName(cluster: cluster)
-        let user = ProcessInfo.processInfo.environment["USER"] ?? "uid\(getuid())"
-        let info = LockInfo(id: UUID().uuidString.lowercased(), owner: "\(user)@\(ProcessInfo.processInfo.hostName)",
-                            operation: operation, createdAt: Date().timeIntervalSince1970, pid: getpid())
+        let info = newInfo(operation: operation, leaseSeconds: leaseSeconds)
         let record = try git("create the lock record") { () throws(GitError) in
             try repository.createRecordCommit(message: message(info, cluster: cluster), author: author)
         }
@@ -69,6 +69,103 @@ public final class GitRefLock: @unchecked Sendable {
         }
         throw .git("push the lock \(ref) to \(remote)",
                    pushError ?? GitError(code: -15, klass: 0, message: "the remote lock changed while it was taken"))
+    }
+
+    static func newInfo(operation: String, leaseSeconds: Double?) -> LockInfo {
+        let user = ProcessInfo.processInfo.environment["USER"] ?? "uid\(getuid())"
+        let now = Date().timeIntervalSince1970
+        var info = LockInfo(id: UUID().uuidString.lowercased(), owner: "\(user)@\(ProcessInfo.processInfo.hostName)",
+                            operation: operation, createdAt: now, pid: getpid())
+        info.expiresAt = leaseSeconds.map { now + $0 }
+        return info
+    }
+
+    /// Extends the lease: a new record (child of the current one, so the push is a fast-forward) replaces ours,
+    /// locally and on the remote, only while the ref still holds our record. Throws when it does not (another
+    /// controller took the lease over after it expired).
+    public func renew(leaseSeconds: Double, cluster: String, author: Signature) throws(GitWorkflowError) {
+        mutex.lock(); defer { mutex.unlock() }
+        var next = info
+        next.expiresAt = Date().timeIntervalSince1970 + leaseSeconds
+        let old = record
+        let new = try git("create the lease record") { () throws(GitError) in
+            try repository.createRecordCommit(message: Self.message(next, cluster: cluster), author: author, parent: old)
+        }
+        // Local ref first (libgit2 pushes refs, not bare ids), then the remote under a lease on our old record.
+        let local = try? repository.readRef(ref)
+        if local == old {
+            try git("renew \(ref)") { () throws(GitError) in
+                try repository.updateRef(ref, to: new, expected: old, message: "sandpiper: renew lease \(cluster)")
+            }
+        } else if remote == nil {
+            throw .conflict("the lease \(ref) is no longer ours")
+        } else {
+            _ = try? repository.updateRef(ref, to: new, expected: local ?? nil, message: "sandpiper: renew lease \(cluster)")
+        }
+        if let remote {
+            do throws(GitError) {
+                try repository.push(remote: remote, refspecs: ["\(ref):\(ref)"], expecting: [ref: old])
+                guard try repository.remoteReferences(remote: remote)[ref] == new else {
+                    throw GitError(code: -15, klass: 0, message: "the remote lease changed while it was renewed")
+                }
+            } catch {
+                _ = try? repository.deleteRef(ref, expected: new)
+                throw .git("renew the lease \(ref) on \(remote)", error)
+            }
+        }
+        record = new
+        info = next
+    }
+
+    /// Takes over a lease whose holder let it expire (a controller that died or hung): replaces exactly that
+    /// record (compare-and-swap, locally and on the remote), so two standbys cannot both win.
+    public static func takeOver(_ repository: GitRepository, cluster: String, remote: String?, operation: String,
+                                author: Signature, leaseSeconds: Double,
+                                expired: LockInfo) throws(GitWorkflowError) -> GitRefLock {
+        let ref = refName(cluster: cluster)
+        let current: ObjectID
+        if let remote {
+            guard let holder = try remoteHolder(repository, cluster: cluster, remote: remote), holder.id == expired.id,
+                  let target = try git("read the remote lease", { () throws(GitError) in
+                      try repository.readRef(remoteCopy(cluster: cluster, remote: remote)) }) else {
+                throw .conflict("the lease \(ref) changed before it could be taken over")
+            }
+            current = target
+        } else {
+            guard let target = try git("read \(ref)", { () throws(GitError) in try repository.readRef(ref) }),
+                  try holderInfo(repository, ref: ref).id == expired.id else {
+                throw .conflict("the lease \(ref) changed before it could be taken over")
+            }
+            current = target
+        }
+        guard let until = expired.expiresAt, until < Date().timeIntervalSince1970 else {
+            throw .lockHeld(expired, ref: ref, remote: remote)
+        }
+        let info = newInfo(operation: operation, leaseSeconds: leaseSeconds)
+        let record = try git("create the lease record") { () throws(GitError) in
+            try repository.createRecordCommit(message: message(info, cluster: cluster), author: author, parent: current)
+        }
+        if let remote {
+            // The local ref mirrors the remote one (absent, or a stale copy of the expired holder's record).
+            let local = try? repository.readRef(ref)
+            try git("set \(ref)") { () throws(GitError) in
+                try repository.updateRef(ref, to: record, expected: local ?? nil, message: "sandpiper: lease \(cluster)")
+            }
+            do throws(GitError) {
+                try repository.push(remote: remote, refspecs: ["\(ref):\(ref)"], expecting: [ref: current])
+                guard try repository.remoteReferences(remote: remote)[ref] == record else {
+                    throw GitError(code: -15, klass: 0, message: "another controller took the lease first")
+                }
+            } catch {
+                _ = try? repository.deleteRef(ref, expected: record)
+                throw .git("take over the lease \(ref) on \(remote)", error)
+            }
+        } else {
+            try git("take over \(ref)") { () throws(GitError) in
+                try repository.updateRef(ref, to: record, expected: current, message: "sandpiper: lease \(cluster)")
+            }
+        }
+        return GitRefLock(info: info, ref: ref, remote: remote, record: record, repository: repository)
     }
 
     /// Releases the lock (remote first, under a lease on our record; then the local ref) if still ours.

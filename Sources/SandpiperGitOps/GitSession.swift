@@ -63,6 +63,13 @@ public final class GitSession {
                 throw GitWorkflowError.conflict("\(error)")
             }
         }
+        // `sandpiper run` holds the ref lock as a lease across rounds and passes it in; the session uses it
+        // and leaves releasing it to the controller.
+        if let lease = options.lease {
+            lock = lease
+            ownsLock = false
+            return
+        }
         do {
             lock = try GitRefLock.acquire(repo, cluster: location.clusterName, remote: options.remote,
                                           operation: operation, author: identity.author)
@@ -74,10 +81,11 @@ public final class GitSession {
 
     deinit { release() }
     public func release() {
-        lock.release()
+        if ownsLock { lock.release() }
         fileLock?.release()
     }
     private var fileLock: ClusterLock?
+    private var ownsLock = true
 
     var branchRef: String { "refs/heads/" + branch }
     var trackingRef: String { "refs/remotes/\(remoteName)/\(branch)" }

@@ -20,6 +20,8 @@ public struct ReconcileOptions: Sendable {
     public var author: String?
     public var committer: String?
     public var telemetry = TelemetryOptions()
+    /// A git ref lock held across rounds (`sandpiper run`'s lease): used instead of taking one per run.
+    public var lease: GitRefLock?
 
     public init() {}
     public var usesGit: Bool { commit || remote != nil }
@@ -62,7 +64,16 @@ public final class Reconciler {
     public var beforePush: ((Int) throws -> Void)?
     public var onStart: ((Int, Int, String) -> Void)?
     public var onFinish: ((ApplyReport.Outcome) -> Void)?
+    /// Passed to the applier: asked before each wave whether to stop (`sandpiper run` on SIGTERM).
+    public var shouldStop: (() -> Bool)?
+    /// Passed to the applier: pause after journalling a wave as started (tests signal the process there).
+    public var pauseAfterStart: Duration = .zero
+    /// Called with each plan document just before it is applied (the full plan, or partial's allocations).
+    public var onApply: ((PlanDocument) -> Void)?
     public var log: (String) -> Void = { _ in }
+    /// Where a round's observation comes from; nil = `Engine.observe` (samples its own window). `sandpiper run`
+    /// passes the windows it keeps between rounds.
+    public var observe: ((LoadedCluster, FleetConnections, StateDocument?) throws -> FleetSnapshot)?
 
     public init(path: String, options: ReconcileOptions) { self.path = path; self.options = options }
 
@@ -88,7 +99,12 @@ public final class Reconciler {
             throw EngineError.apply("\(error)")
         }
         defer { lock.release() }
-        let connections = connect(cluster)
+        return try reconcile(cluster, connections: connect(cluster))
+    }
+
+    /// One working-tree round on an already loaded cluster: the caller holds the cluster's lock (`sandpiper run`
+    /// holds it for its whole life and keeps the connections, so the fleet is not reopened each round).
+    public func reconcile(_ cluster: LoadedCluster, connections: FleetConnections) throws -> ReconcileOutcome {
         var outcome = ReconcileOutcome(cluster: cluster.spec.name, automation: cluster.policy.automation)
         let r = try round(cluster, connections: connections, specCommit: nil)
         outcome.plan = r.plan
@@ -123,7 +139,8 @@ public final class Reconciler {
         let stateFile = StateFile(directory: cluster.directory)
         var state: StateDocument?
         do { state = try stateFile.read(cluster: cluster.spec.name) } catch { throw EngineError.state(error) }
-        var snapshot = try Engine.observe(cluster, connections: connections, state: state, telemetry: options.telemetry)
+        var snapshot = try observe.map { try $0(cluster, connections, state) }
+            ?? Engine.observe(cluster, connections: connections, state: state, telemetry: options.telemetry)
         var touched = Set<String>()
         var recorded = false
         // Consolidation: when hosts became low, recorded before planning (the plan is based on it).
@@ -143,9 +160,11 @@ public final class Reconciler {
         guard !full.actions.isEmpty else { return result }
 
         func apply(_ document: PlanDocument) throws {
-            let applier = Applier(cluster: cluster, connections: connections, state: state,
-                                  options: ApplyOptions(onStart: onStart, onFinish: onFinish,
-                                                        observationNow: snapshot.observation.now))
+            onApply?(document)
+            var applyOptions = ApplyOptions(onStart: onStart, onFinish: onFinish, observationNow: snapshot.observation.now)
+            applyOptions.shouldStop = shouldStop
+            applyOptions.pauseAfterStart = pauseAfterStart
+            let applier = Applier(cluster: cluster, connections: connections, state: state, options: applyOptions)
             let report = try applier.apply(document)
             state = applier.state
             let id = document.id ?? report.planID

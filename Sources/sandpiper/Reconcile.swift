@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SandpiperController
 import SandpiperEngine
 import SandpiperGitOps
 import SandpiperModel
@@ -61,6 +62,9 @@ struct Reconcile: ParsableCommand {
 
     @OptionGroup var telemetry: TelemetryFlags
 
+    @Option(help: "Write the run's sandpiper_* metrics to this node_exporter textfile (*.prom), atomically.")
+    var metricsFile: String?
+
     func validate() throws {
         if maxAttempts < 1 { throw ValidationError("--max-attempts must be at least 1") }
         if remote != nil && !ci { throw ValidationError("--remote is used with --ci") }
@@ -91,15 +95,31 @@ struct Reconcile: ParsableCommand {
             reconciler.onStart = progress.onStart
             reconciler.onFinish = progress.onFinish
         }
+        let started = Date()
         let outcome: ReconcileOutcome
         do { outcome = try reconciler.run() } catch {
+            writeMetrics(nil, cluster: URL(fileURLWithPath: cluster).lastPathComponent, started: started)
             if json { print((try? Output.json(ReconcileJSON(error: "\(error)"))) ?? "{}") }
             Output.error("error: \(error)")
             throw ExitCode.invalid
         }
+        writeMetrics(outcome, cluster: outcome.cluster, started: started)
         if json { print(try Output.json(ReconcileJSON(outcome))) } else { print(Self.text(outcome)) }
         if !outcome.succeeded { throw ExitCode.invalid }
         if detailedExitcode && outcome.pending > 0 { throw ExitCode.changesPresent }
+    }
+
+    /// The same series `sandpiper run` serves, for node_exporter's textfile collector (one-shot CI runs).
+    func writeMetrics(_ outcome: ReconcileOutcome?, cluster: String, started: Date) {
+        guard let metricsFile else { return }
+        let metrics = ControllerMetrics()
+        let now = Date()
+        if let outcome { metrics.record(outcome) }
+        metrics.roundFinished(cluster: cluster, succeeded: outcome?.succeeded ?? false,
+                              seconds: now.timeIntervalSince(started), at: now.timeIntervalSince1970)
+        do { try metrics.write(to: URL(fileURLWithPath: metricsFile)) } catch {
+            Output.error("warning: cannot write --metrics-file \(metricsFile): \(error)")
+        }
     }
 
     static func text(_ o: ReconcileOutcome) -> String {

@@ -16,7 +16,7 @@ struct Sandpiper: ParsableCommand {
         (plan/reconcile --detailed-exitcode), 64 argument mistakes.
         """,
         version: SandpiperVersion.current,
-        subcommands: [Validate.self, Observe.self, Plan.self, Show.self, Apply.self, Reconcile.self, Simulate.self,
+        subcommands: [Validate.self, Observe.self, Plan.self, Show.self, Apply.self, Reconcile.self, Run.self, Simulate.self,
                       ForceUnlock.self, Bench.self])
 
     /// SIGPIPE is ignored process-wide before anything runs: libvirt's ssh transport writes to a pipe whose
