@@ -12,6 +12,9 @@ public struct LoadedCluster: Sendable {
     /// SHA-256 of the exact bytes of cluster.yaml and of the policy file.
     public var specDigest: String
     public var policyDigest: String
+    /// The replayed trace (telemetry source `trace`), parsed once at load; nil when the trace is read at observe
+    /// time (an absolute path outside the cluster's files).
+    public var trace: Trace? = nil
 
     /// Absolute path of a file named relative to cluster.yaml.
     public func resolve(_ relative: String) -> URL {
