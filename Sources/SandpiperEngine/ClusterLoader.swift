@@ -71,6 +71,11 @@ public enum ClusterLoader {
         let files = ClusterFiles(
             clusterDirectory: relativeDirectory, directory: directory,
             read: { relative in FileManager.default.contents(atPath: rootPath + "/" + relative).map { [UInt8]($0) } },
+            exists: { relative in
+                var isDirectory: ObjCBool = false
+                return FileManager.default.fileExists(atPath: rootPath + "/" + relative, isDirectory: &isDirectory)
+                    && !isDirectory.boolValue
+            },
             shown: { relative in
                 let absolute = rootPath + "/" + relative
                 if relative == relativeDirectory + "/cluster.yaml" { return shown }

@@ -8,6 +8,8 @@ public struct ClusterFiles {
     public var clusterDirectory: String
     /// Content of a repository-relative file, nil when absent.
     public var read: (String) -> [UInt8]?
+    /// Whether a repository-relative file exists, without reading it (a trace is megabytes).
+    public var exists: (String) -> Bool
     /// How a repository-relative path is shown in diagnostics (`main:Clusters/demo/cluster.yaml`).
     public var shown: (String) -> String
     /// Where the cluster's own files (trace, host XML, templates, state.json) can be found on disk,
@@ -15,10 +17,11 @@ public struct ClusterFiles {
     public var directory: URL
 
     public init(clusterDirectory: String, directory: URL, read: @escaping (String) -> [UInt8]?,
-                shown: @escaping (String) -> String) {
+                exists: ((String) -> Bool)? = nil, shown: @escaping (String) -> String) {
         self.clusterDirectory = clusterDirectory.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         self.directory = directory
         self.read = read
+        self.exists = exists ?? { read($0) != nil }
         self.shown = shown
     }
 
@@ -42,7 +45,7 @@ extension ClusterLoader {
         let checked = SpecDecoder.check(specText.text, file: specShown) { relative in
             if relative.hasPrefix("/") { return FileManager.default.fileExists(atPath: relative) }
             guard let path = normalize(files.clusterDirectory + "/" + relative) else { return false }
-            return files.read(path) != nil
+            return files.exists(path)
         }
         var diagnostics = checked.diagnostics
         var policy: Policy?

@@ -1,3 +1,4 @@
+import Foundation
 import SandpiperModel
 
 /// The trace CSV reader: one pass over the UTF-8 bytes, fields trimmed of spaces and tabs, numbers parsed from
@@ -9,19 +10,8 @@ enum TraceCSV {
 
     static func parse(_ bytes: UnsafeBufferPointer<UInt8>, file: String) throws(TraceError) -> Trace {
         var reader = Reader(bytes: bytes, file: file)
+        defer { reader.starts.deallocate(); reader.ends.deallocate() }
         return try reader.run()
-    }
-
-    /// One VM's rows in file order.
-    private struct Rows {
-        var name: String
-        var nameBytes: [UInt8]
-        var times: [Double] = []
-        var samples: [Sample] = []
-        /// True while the times arrive strictly ascending (then a repeated time can only be the last one).
-        var ascending = true
-        /// Built only once rows arrive out of order.
-        var seen: Set<Double>?
     }
 
     private struct Reader {
@@ -30,8 +20,21 @@ enum TraceCSV {
         var line = 0
         var lineStart = 0
         /// Field bounds of the current line (trimmed), at most 8 kept: enough to say "found 8".
-        var starts = [Int](repeating: 0, count: 8)
-        var ends = [Int](repeating: 0, count: 8)
+        let starts = UnsafeMutablePointer<Int>.allocate(capacity: 8)
+        let ends = UnsafeMutablePointer<Int>.allocate(capacity: 8)
+
+        // Per VM, in order of first appearance.
+        var names: [String] = []
+        /// The names' bytes back to back (`nameOffsets[i]..<nameOffsets[i + 1]`): a row's VM is recognised
+        /// without making and hashing a string.
+        var nameBytes: [UInt8] = []
+        var nameOffsets: [Int] = [0]
+        var times: [[Double]] = []
+        var samples: [[Sample]] = []
+        /// True while a VM's times arrive strictly ascending (then a repeated time can only be the last one).
+        var ascending: [Bool] = []
+        /// Built only for a VM whose rows arrive out of time order.
+        var seen: [Int: Set<Double>] = [:]
 
         init(bytes: UnsafeBufferPointer<UInt8>, file: String) { self.bytes = bytes; self.file = file }
 
@@ -41,12 +44,12 @@ enum TraceCSV {
         mutating func run() throws(TraceError) -> Trace {
             var pos = 0
             if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { pos = 3 }
-            var rows: [Rows] = []
             var index: [String: Int] = [:]
-            var times = Set<Double>()
+            var distinctTimes = Set<Double>()
             var lastTime = Double.nan
             var guess = 0
             var sawHeader = false
+            var reserved = false
             while pos < bytes.count {
                 let count = nextLine(&pos)
                 if count == 1, starts[0] == ends[0] { continue }  // blank (or whitespace-only) line
@@ -62,30 +65,42 @@ enum TraceCSV {
                     throw error(at: starts[1], "quoted fields are not supported (a VM name is written bare)")
                 }
                 // Traces list the same VMs in the same order each interval: try the VM after the previous one.
-                var vm = guess < rows.count && matches(rows[guess].nameBytes, 1) ? guess : -1
+                if guess == names.count {
+                    if !reserved, guess > 0 {
+                        // Back at the first VM after one interval: reserve room for the intervals to come.
+                        reserved = true
+                        let intervals = bytes.count / max(1, lineStart) + 1
+                        for i in times.indices { times[i].reserveCapacity(intervals); samples[i].reserveCapacity(intervals) }
+                    }
+                    guess = 0
+                }
+                var vm = guess < names.count && isName(guess) ? guess : -1
                 if vm < 0 {
                     let slice = UnsafeBufferPointer(rebasing: bytes[starts[1]..<ends[1]])
                     guard let name = String(validating: slice, as: UTF8.self) else {
                         throw error(at: starts[1], "vm is not UTF-8 text")
                     }
                     if let i = index[name] { vm = i } else {
-                        vm = rows.count
+                        vm = names.count
                         index[name] = vm
-                        rows.append(Rows(name: name, nameBytes: Array(slice)))
+                        names.append(name)
+                        nameBytes.append(contentsOf: slice)
+                        nameOffsets.append(nameBytes.count)
+                        times.append([]); samples.append([]); ascending.append(true)
                     }
                 }
                 guess = vm + 1
-                if !rows[vm].times.isEmpty { try checkRepeat(time, of: &rows[vm]) }
+                if !times[vm].isEmpty { try checkRepeat(time, vm) }
                 let sample = Sample(cpu: try number(2)!, netMbps: try number(3)!, memMiB: try number(4)!,
                                     swapKbps: try number(5, optional: true),
                                     guestFreeMiB: try number(6, optional: true))
-                rows[vm].times.append(time)
-                rows[vm].samples.append(sample)
-                if time != lastTime { times.insert(time); lastTime = time }
+                times[vm].append(time)
+                samples[vm].append(sample)
+                if time != lastTime { distinctTimes.insert(time); lastTime = time }
             }
             guard sawHeader else { throw TraceError(file: file, line: 1, column: 1,
                                                     message: "the file is empty; the header must be exactly: \(Trace.header)") }
-            return try assemble(rows, times: times.sorted())
+            return try assemble(times: distinctTimes.sorted())
         }
 
         /// Reads the line at `pos` into `starts`/`ends` (trimmed fields), moves `pos` past it, returns the field count.
@@ -113,7 +128,7 @@ enum TraceCSV {
             return count + 1
         }
 
-        mutating func keep(_ i: Int, _ start: Int, _ end: Int) {
+        @inline(__always) func keep(_ i: Int, _ start: Int, _ end: Int) {
             guard i < 8 else { return }
             var s = start, e = end
             while s < e, bytes[s] == Reader.space || bytes[s] == Reader.tab { s += 1 }
@@ -121,12 +136,13 @@ enum TraceCSV {
             starts[i] = s; ends[i] = e
         }
 
-        func matches(_ name: [UInt8], _ field: Int) -> Bool {
-            let n = ends[field] - starts[field]
-            guard n == name.count else { return false }
-            var i = 0
-            while i < n { if name[i] != bytes[starts[field] + i] { return false }; i += 1 }
-            return true
+        /// True when the vm field holds the name of VM `i`.
+        func isName(_ i: Int) -> Bool {
+            let lo = nameOffsets[i], n = nameOffsets[i + 1] - lo
+            guard ends[1] - starts[1] == n else { return false }
+            return nameBytes.withUnsafeBufferPointer { names in
+                memcmp(names.baseAddress! + lo, bytes.baseAddress! + starts[1], n) == 0
+            }
         }
 
         func text(_ field: Int) -> String {
@@ -142,27 +158,26 @@ enum TraceCSV {
 
         func number(_ field: Int, optional: Bool = false) throws(TraceError) -> Double? {
             let s = starts[field], e = ends[field]
-            let name = TraceCSV.columns[field]
             if s == e {
                 if optional { return nil }
-                throw error(at: s, "\(name) is required")
+                throw error(at: s, "\(TraceCSV.columns[field]) is required")
             }
-            let value = TraceCSV.decimal(bytes, s, e) ?? Double(text(field))
-            guard let value, value.isFinite, value >= 0 else {
-                throw error(at: s, "\(name) \"\(text(field))\" is not a non-negative number")
+            if let value = TraceCSV.decimal(bytes, s, e) { return value }
+            guard let value = Double(text(field)), value.isFinite, value >= 0 else {
+                throw error(at: s, "\(TraceCSV.columns[field]) \"\(text(field))\" is not a non-negative number")
             }
             return value
         }
 
         /// A second row for the same VM and time is refused at that row.
-        func checkRepeat(_ time: Double, of rows: inout Rows) throws(TraceError) {
-            if rows.ascending {
-                let last = rows.times[rows.times.count - 1]
+        mutating func checkRepeat(_ time: Double, _ vm: Int) throws(TraceError) {
+            if ascending[vm] {
+                let last = times[vm][times[vm].count - 1]
                 if time > last { return }
-                if time < last { rows.ascending = false; rows.seen = Set(rows.times) }
+                if time < last { ascending[vm] = false; seen[vm] = Set(times[vm]) }
             }
-            if rows.ascending || rows.seen!.insert(time).inserted == false {
-                throw error(at: lineStart, "a second row for \(rows.name) at time \(Units.trim(time))")
+            if ascending[vm] || seen[vm]!.insert(time).inserted == false {
+                throw error(at: lineStart, "a second row for \(names[vm]) at time \(Units.trim(time))")
             }
         }
 
@@ -189,20 +204,20 @@ enum TraceCSV {
         }
 
         /// Per VM the samples in time order; every VM must have one row per interval.
-        func assemble(_ rows: [Rows], times: [Double]) throws(TraceError) -> Trace {
-            var samples: [String: [Sample]] = [:]
-            samples.reserveCapacity(rows.count)
-            for vm in rows {
-                guard vm.times.count == times.count else {
+        func assemble(times all: [Double]) throws(TraceError) -> Trace {
+            var out: [String: [Sample]] = [:]
+            out.reserveCapacity(names.count)
+            for (vm, name) in names.enumerated() {
+                guard times[vm].count == all.count else {
                     throw TraceError(file: file, line: 1, column: 1,
-                                     message: "\(vm.name) has \(vm.times.count) rows but the trace has \(times.count) intervals "
+                                     message: "\(name) has \(times[vm].count) rows but the trace has \(all.count) intervals "
                                         + "(one row per VM per interval)")
                 }
-                if vm.ascending { samples[vm.name] = vm.samples; continue }
-                let order = vm.times.indices.sorted { vm.times[$0] < vm.times[$1] }
-                samples[vm.name] = order.map { vm.samples[$0] }
+                if ascending[vm] { out[name] = samples[vm]; continue }
+                let order = times[vm].indices.sorted { times[vm][$0] < times[vm][$1] }
+                out[name] = order.map { samples[vm][$0] }
             }
-            return Trace(times: times, samples: samples)
+            return Trace(times: all, samples: out)
         }
     }
 
