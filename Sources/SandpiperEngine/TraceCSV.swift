@@ -29,9 +29,11 @@ enum TraceCSV {
         /// without making and hashing a string.
         var nameBytes: [UInt8] = []
         var nameOffsets: [Int] = [0]
-        var times: [[Double]] = []
-        var samples: [[Sample]] = []
-        /// True while a VM's times arrive strictly ascending (then a repeated time can only be the last one).
+        /// Each VM's rows in file order: time and sample side by side (one array per VM touched per row).
+        var rows: [[(time: Double, sample: Sample)]] = []
+        /// The time of each VM's latest row, and whether its times arrived strictly ascending so far (then a
+        /// repeated time can only be the latest one).
+        var lastTime: [Double] = []
         var ascending: [Bool] = []
         /// Built only for a VM whose rows arrive out of time order.
         var seen: [Int: Set<Double>] = [:]
@@ -46,7 +48,7 @@ enum TraceCSV {
             if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { pos = 3 }
             var index: [String: Int] = [:]
             var distinctTimes = Set<Double>()
-            var lastTime = Double.nan
+            var previousRowTime = Double.nan
             var guess = 0
             var sawHeader = false
             var reserved = false
@@ -70,7 +72,7 @@ enum TraceCSV {
                         // Back at the first VM after one interval: reserve room for the intervals to come.
                         reserved = true
                         let intervals = bytes.count / max(1, lineStart) + 1
-                        for i in times.indices { times[i].reserveCapacity(intervals); samples[i].reserveCapacity(intervals) }
+                        for i in rows.indices { rows[i].reserveCapacity(intervals) }
                     }
                     guess = 0
                 }
@@ -86,17 +88,17 @@ enum TraceCSV {
                         names.append(name)
                         nameBytes.append(contentsOf: slice)
                         nameOffsets.append(nameBytes.count)
-                        times.append([]); samples.append([]); ascending.append(true)
+                        rows.append([]); lastTime.append(-.infinity); ascending.append(true)
                     }
                 }
                 guess = vm + 1
-                if !times[vm].isEmpty { try checkRepeat(time, vm) }
+                if !(time > lastTime[vm] && ascending[vm]) { try checkRepeat(time, vm) }
                 let sample = Sample(cpu: try number(2)!, netMbps: try number(3)!, memMiB: try number(4)!,
                                     swapKbps: try number(5, optional: true),
                                     guestFreeMiB: try number(6, optional: true))
-                times[vm].append(time)
-                samples[vm].append(sample)
-                if time != lastTime { distinctTimes.insert(time); lastTime = time }
+                rows[vm].append((time, sample))
+                lastTime[vm] = time
+                if time != previousRowTime { distinctTimes.insert(time); previousRowTime = time }
             }
             guard sawHeader else { throw TraceError(file: file, line: 1, column: 1,
                                                     message: "the file is empty; the header must be exactly: \(Trace.header)") }
@@ -172,9 +174,9 @@ enum TraceCSV {
         /// A second row for the same VM and time is refused at that row.
         mutating func checkRepeat(_ time: Double, _ vm: Int) throws(TraceError) {
             if ascending[vm] {
-                let last = times[vm][times[vm].count - 1]
+                let last = lastTime[vm]
                 if time > last { return }
-                if time < last { ascending[vm] = false; seen[vm] = Set(times[vm]) }
+                if time < last { ascending[vm] = false; seen[vm] = Set(rows[vm].map(\.time)) }
             }
             if ascending[vm] || seen[vm]!.insert(time).inserted == false {
                 throw error(at: lineStart, "a second row for \(names[vm]) at time \(Units.trim(time))")
@@ -204,18 +206,17 @@ enum TraceCSV {
         }
 
         /// Per VM the samples in time order; every VM must have one row per interval.
-        func assemble(times all: [Double]) throws(TraceError) -> Trace {
+        mutating func assemble(times all: [Double]) throws(TraceError) -> Trace {
             var out: [String: [Sample]] = [:]
             out.reserveCapacity(names.count)
             for (vm, name) in names.enumerated() {
-                guard times[vm].count == all.count else {
+                guard rows[vm].count == all.count else {
                     throw TraceError(file: file, line: 1, column: 1,
-                                     message: "\(name) has \(times[vm].count) rows but the trace has \(all.count) intervals "
+                                     message: "\(name) has \(rows[vm].count) rows but the trace has \(all.count) intervals "
                                         + "(one row per VM per interval)")
                 }
-                if ascending[vm] { out[name] = samples[vm]; continue }
-                let order = times[vm].indices.sorted { times[vm][$0] < times[vm][$1] }
-                out[name] = order.map { samples[vm][$0] }
+                out[name] = ascending[vm] ? rows[vm].map(\.sample) : rows[vm].sorted { $0.time < $1.time }.map(\.sample)
+                rows[vm] = []  // freed as it is copied: the trace is held once, not twice
             }
             return Trace(times: all, samples: out)
         }

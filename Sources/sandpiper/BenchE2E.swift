@@ -23,6 +23,8 @@ struct BenchE2E: ParsableCommand {
     @Option(help: "Generate the cluster into this directory and keep it (default: a temp directory, removed).")
     var dir: String?
     @Flag(help: "Print one JSON object (formatVersion 1).") var json = false
+    @Flag(help: ArgumentHelp("Only write the cluster (the run does it in a child process).", visibility: .hidden))
+    var generateOnly = false
 
     func validate() throws {
         guard hosts >= 1, vms >= 1, hosts <= 100_000, vms <= 1_000_000 else {
@@ -37,6 +39,9 @@ struct BenchE2E: ParsableCommand {
         var name: String
         var arguments: [String]
         var seconds: Double
+        /// User + system CPU time of the process (all its threads): less sensitive than wall time to other
+        /// work on the machine.
+        var cpuSeconds: Double
         var peakRSSBytes: Int
         var exitStatus: Int32
     }
@@ -60,19 +65,38 @@ struct BenchE2E: ParsableCommand {
         let root = dir.map { URL(fileURLWithPath: $0).standardizedFileURL }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("sandpiper-e2e-\(getpid())")
         defer { if dir == nil { try? FileManager.default.removeItem(at: root) } }
-        let started = Date()
-        let files: GeneratedCluster.Files
-        do {
-            files = try GeneratedCluster.write(hosts: hosts, vms: vms, intervals: intervals, seed: seed, under: root)
-            if simulateIntervals > 0 {
-                _ = try GeneratedCluster.write(hosts: hosts, vms: vms, intervals: simulateIntervals, seed: seed,
-                                               name: "bench-sim", under: root)
+        if generateOnly {
+            do {
+                _ = try GeneratedCluster.write(hosts: hosts, vms: vms, intervals: intervals, seed: seed, under: root)
+                if simulateIntervals > 0 {
+                    _ = try GeneratedCluster.write(hosts: hosts, vms: vms, intervals: simulateIntervals, seed: seed,
+                                                   name: "bench-sim", under: root)
+                }
+            } catch {
+                throw Output.failure(EngineError.apply("cannot write the generated cluster under \(root.path): \(error)"),
+                                     json: json)
             }
-        } catch {
+            return
+        }
+        // Generated in a child: a child's peak RSS (wait4) starts from its parent's peak at spawn (Linux carries
+        // it over exec), so this process stays small.
+        var generator = ["bench", "e2e", "--generate-only", "--dir", root.path, "--hosts", String(hosts), "--vms",
+                         String(vms), "--intervals", String(intervals), "--simulate-intervals", String(simulateIntervals),
+                         "--seed", String(seed)]
+        if json { generator.append("--json") }
+        do { try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true) } catch {
             throw Output.failure(EngineError.apply("cannot write the generated cluster under \(root.path): \(error)"),
                                  json: json)
         }
-        let generateSeconds = Date().timeIntervalSince(started)
+        let generated = try ChildProcess.run(generator, in: root)
+        guard generated.status == 0 else {
+            if json { print(generated.stdoutText) }
+            Output.error("error: " + generated.stderrTail.replacingOccurrences(of: "error: ", with: ""))
+            throw ExitCode.invalid
+        }
+        let generateSeconds = generated.seconds
+        let traceBytes = (try? FileManager.default.attributesOfItem(
+            atPath: root.appendingPathComponent("Clusters/bench/traces/bench.csv").path)[.size] as? Int) ?? 0
 
         var runs: [(String, [String])] = [
             ("validate", ["validate", "Clusters/bench"]),
@@ -94,23 +118,23 @@ struct BenchE2E: ParsableCommand {
             if terminal { Output.errorInline("running \(name)...") }
             let r = try ChildProcess.run(arguments, in: root)
             if terminal { Output.errorInline("\r\u{1B}[K") }
-            commands.append(Command(name: name, arguments: arguments, seconds: r.seconds, peakRSSBytes: r.peakRSSBytes,
-                                    exitStatus: r.status))
+            commands.append(Command(name: name, arguments: arguments, seconds: r.seconds, cpuSeconds: r.cpuSeconds,
+                                    peakRSSBytes: r.peakRSSBytes, exitStatus: r.status))
             if r.status != 0 { Output.error("error: `sandpiper \(arguments.joined(separator: " "))` exited \(r.status)"
                 + (r.stderrTail.isEmpty ? "" : ": \(r.stderrTail)")) }
         }
         let report = Report(hosts: hosts, vms: vms, intervals: intervals, simulateIntervals: simulateIntervals,
-                            seed: seed, generateSeconds: generateSeconds, traceBytes: files.traceBytes,
+                            seed: seed, generateSeconds: generateSeconds, traceBytes: traceBytes,
                             testDriverOpenSeconds: try testDriverOpenSeconds(), commands: commands)
         if json { print(try Output.json(report)) } else {
             print("e2e: \(hosts) hosts, \(vms) VMs, trace of \(intervals) intervals "
-                + "(\(String(format: "%.1f", Double(files.traceBytes) / 1_048_576)) MiB); generated in "
+                + "(\(String(format: "%.1f", Double(traceBytes) / 1_048_576)) MiB); generated in "
                 + String(format: "%.1f s", generateSeconds) + (dir.map { " under \($0)" } ?? ""))
             for c in commands {
                 let label = c.name == "simulate" ? "simulate (\(simulateIntervals) intervals)" : c.name
                 let padded = label + String(repeating: " ", count: max(0, 28 - label.count))
-                print("  " + padded + String(format: "%8.3f s   peak RSS %7.1f MiB", c.seconds,
-                                             Double(c.peakRSSBytes) / 1_048_576)
+                print("  " + padded + String(format: "%8.3f s  (CPU %7.3f s)   peak RSS %7.1f MiB", c.seconds,
+                                             c.cpuSeconds, Double(c.peakRSSBytes) / 1_048_576)
                     + (c.exitStatus == 0 ? "" : "   FAILED (exit \(c.exitStatus))"))
             }
             print(String(format: "  plan and simulate each include opening %d test-driver hosts (libvirt reads their node XML): %.3f s "
@@ -139,8 +163,10 @@ enum ChildProcess {
     struct Result {
         var status: Int32
         var seconds: Double
+        var cpuSeconds: Double
         var peakRSSBytes: Int
         var stderrTail: String
+        var stdoutText: String
     }
 
     static func run(_ arguments: [String], in directory: URL) throws -> Result {
@@ -172,6 +198,9 @@ enum ChildProcess {
         let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         let tail = (try? String(contentsOfFile: err, encoding: .utf8))?
             .split(separator: "\n").last.map(String.init) ?? ""
-        return Result(status: exit, seconds: seconds, peakRSSBytes: Int(usage.ru_maxrss) * 1024, stderrTail: tail)
+        func secondsOf(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return Result(status: exit, seconds: seconds, cpuSeconds: secondsOf(usage.ru_utime) + secondsOf(usage.ru_stime),
+                      peakRSSBytes: Int(usage.ru_maxrss) * 1024, stderrTail: tail,
+                      stdoutText: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
     }
 }
