@@ -14,6 +14,9 @@ public struct LoadedCluster: Sendable {
     public var policyDigest: String
     /// The cluster directory relative to the repository root (`Clusters/demo`), recorded in plans.
     public var repositoryPath: String = ""
+    /// The replayed trace (telemetry source `trace`), parsed once at load; nil when the trace is read at observe
+    /// time (an absolute path outside the cluster's files).
+    public var trace: Trace? = nil
 
     /// Absolute path of a file named relative to cluster.yaml.
     public func resolve(_ relative: String) -> URL {
@@ -69,7 +72,12 @@ public enum ClusterLoader {
         let cwd = FileManager.default.currentDirectoryPath + "/"
         let files = ClusterFiles(
             clusterDirectory: relativeDirectory, directory: directory,
-            read: { relative in FileManager.default.contents(atPath: rootPath + "/" + relative).map { [UInt8]($0) } },
+            read: { relative in readFile(rootPath + "/" + relative) },
+            exists: { relative in
+                var isDirectory: ObjCBool = false
+                return FileManager.default.fileExists(atPath: rootPath + "/" + relative, isDirectory: &isDirectory)
+                    && !isDirectory.boolValue
+            },
             shown: { relative in
                 let absolute = rootPath + "/" + relative
                 if relative == relativeDirectory + "/cluster.yaml" { return shown }
@@ -80,6 +88,30 @@ public enum ClusterLoader {
         loaded.specFile = specFile
         loaded.policyFile = URL(fileURLWithPath: rootPath + "/" + files.policyPath(loaded.spec.policy))
         return loaded
+    }
+
+    /// A regular file's bytes, read straight into the array (a trace is hundreds of MiB: no `Data` copy);
+    /// nil when it cannot be opened or is not a regular file.
+    static func readFile(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        var filled = 0
+        let ok = bytes.withUnsafeMutableBytes { buffer -> Bool in
+            while filled < buffer.count {
+                let n = read(fd, buffer.baseAddress! + filled, buffer.count - filled)
+                if n < 0 { if errno == EINTR { continue }; return false }
+                if n == 0 { break }
+                filled += n
+            }
+            return true
+        }
+        guard ok else { return nil }
+        if filled < bytes.count { bytes.removeLast(bytes.count - filled) }  // the file shrank while read
+        return bytes
     }
 
     /// Largest file read as a spec or policy; bigger ones are refused before parsing.

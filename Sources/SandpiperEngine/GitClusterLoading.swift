@@ -8,6 +8,8 @@ public struct ClusterFiles {
     public var clusterDirectory: String
     /// Content of a repository-relative file, nil when absent.
     public var read: (String) -> [UInt8]?
+    /// Whether a repository-relative file exists, without reading it (a trace is megabytes).
+    public var exists: (String) -> Bool
     /// How a repository-relative path is shown in diagnostics (`main:Clusters/demo/cluster.yaml`).
     public var shown: (String) -> String
     /// Where the cluster's own files (trace, host XML, templates, state.json) can be found on disk,
@@ -15,10 +17,11 @@ public struct ClusterFiles {
     public var directory: URL
 
     public init(clusterDirectory: String, directory: URL, read: @escaping (String) -> [UInt8]?,
-                shown: @escaping (String) -> String) {
+                exists: ((String) -> Bool)? = nil, shown: @escaping (String) -> String) {
         self.clusterDirectory = clusterDirectory.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         self.directory = directory
         self.read = read
+        self.exists = exists ?? { read($0) != nil }
         self.shown = shown
     }
 
@@ -42,7 +45,7 @@ extension ClusterLoader {
         let checked = SpecDecoder.check(specText.text, file: specShown) { relative in
             if relative.hasPrefix("/") { return FileManager.default.fileExists(atPath: relative) }
             guard let path = normalize(files.clusterDirectory + "/" + relative) else { return false }
-            return files.read(path) != nil
+            return files.exists(path)
         }
         var diagnostics = checked.diagnostics + nodeFileDiagnostics(checked.spec, files)
         var policy: Policy?
@@ -66,14 +69,15 @@ extension ClusterLoader {
                     "policy \"\(spec.policy)\" not found (looked for \(policyShown))"))
             }
         }
-        // A replayed trace is part of the spec's contract: check it here, not at the first plan.
+        // A replayed trace is part of the spec's contract: check it here, not at the first plan, and keep it
+        // (observe replays it from memory; the file is parsed once).
+        var parsedTrace: Trace?
         if let spec = checked.spec, spec.telemetry.source == .trace, let trace = spec.telemetry.trace,
            !trace.hasPrefix("/"), let path = normalize(files.clusterDirectory + "/" + trace),
            let bytes = files.read(path) {
-            do { _ = try Trace.parse(String(decoding: bytes, as: UTF8.self), file: files.shown(path)) } catch let e as TraceError {
-                diagnostics.append(SpecDiagnostic(file: e.file, line: e.line, column: e.column, field: "", message: e.message))
-            } catch {
-                diagnostics.append(SpecDiagnostic(file: files.shown(path), line: 1, column: 1, field: "", message: "\(error)"))
+            do { parsedTrace = try Trace.parse(bytes: bytes, file: files.shown(path)) } catch {
+                diagnostics.append(SpecDiagnostic(file: error.file, line: error.line, column: error.column, field: "",
+                                                  message: error.message))
             }
         }
         guard diagnostics.isEmpty, let spec = checked.spec, let policy else {
@@ -84,7 +88,8 @@ extension ClusterLoader {
             String(repeating: "../", count: max(0, policyLevels)) + policyPath).standardizedFileURL
         return LoadedCluster(spec: spec, policy: policy, directory: files.directory,
                              specFile: files.directory.appendingPathComponent("cluster.yaml"),
-                             policyFile: policyFile, specDigest: specText.digest, policyDigest: policyDigest)
+                             policyFile: policyFile, specDigest: specText.digest, policyDigest: policyDigest,
+                             trace: parsedTrace)
     }
 
     private static func decode(_ bytes: [UInt8]?, shown: String) throws(LoadError) -> (text: String, digest: String) {

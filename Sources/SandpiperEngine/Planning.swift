@@ -111,6 +111,7 @@ public enum Engine {
     }
 
     package static func loadTrace(_ cluster: LoadedCluster) throws(EngineError) -> Trace {
+        if let trace = cluster.trace { return trace }  // parsed at load
         guard let path = cluster.spec.telemetry.trace else { throw .trace("telemetry source is trace but no trace file is named") }
         do { return try Trace.load(cluster.resolve(path), shown: path) } catch { throw .trace("\(error)") }
     }

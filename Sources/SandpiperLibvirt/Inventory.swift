@@ -214,22 +214,32 @@ extension LibvirtConnection {
         }
         guard n > 0 else { return CPUTune() }
         var params = [virTypedParameter](repeating: virTypedParameter(), count: Int(n))
-        do throws(LibvirtError) {
-            try libvirtCall("virDomainGetSchedulerParametersFlags \(ctx)", scrub: scrub) {
-                virDomainGetSchedulerParametersFlags(dom, &params, &n, 0)
-            }
-        } catch where error.kind == .invalidArgument {
-            // The public API adds VIR_TYPED_PARAM_STRING_OKAY, which the test driver rejects as "unsupported
-            // flags"; the flag-less variant reaches the same driver code without it.
+        // The public API adds VIR_TYPED_PARAM_STRING_OKAY, which the test driver rejects as "unsupported
+        // flags"; the flag-less variant reaches the same driver code without it. Once refused on a connection,
+        // the flag-less variant is asked first (a failing call per domain costs more than the answer).
+        func withoutFlags() throws(LibvirtError) -> Bool {
             do throws(LibvirtError) {
                 try libvirtCall("virDomainGetSchedulerParameters \(ctx)", scrub: scrub) {
                     virDomainGetSchedulerParameters(dom, &params, &n)
                 }
+                return true
+            } catch where error.isUnsupported || error.kind == .operationInvalid {
+                return false
+            }
+        }
+        if refusesSchedulerFlags {
+            guard try withoutFlags() else { return nil }
+        } else {
+            do throws(LibvirtError) {
+                try libvirtCall("virDomainGetSchedulerParametersFlags \(ctx)", scrub: scrub) {
+                    virDomainGetSchedulerParametersFlags(dom, &params, &n, 0)
+                }
+            } catch where error.kind == .invalidArgument {
+                refusesSchedulerFlags = true
+                guard try withoutFlags() else { return nil }
             } catch where error.isUnsupported || error.kind == .operationInvalid {
                 return nil
             }
-        } catch where error.isUnsupported || error.kind == .operationInvalid {
-            return nil
         }
         let values = params.withUnsafeBufferPointer { copyTypedParameters($0.baseAddress, count: n) }
         // The returned array holds no strings for scheduler parameters, but clear it the documented way anyway.

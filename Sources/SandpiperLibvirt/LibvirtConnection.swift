@@ -29,6 +29,14 @@ public final class LibvirtConnection: @unchecked Sendable {
 
     private let lock = NSLock()
     private var handle: OpaquePointer?  // virConnectPtr; nil once closed
+    private var schedulerFlagsRefused = false
+
+    /// Whether the driver refused `virDomainGetSchedulerParametersFlags` (the test driver does, for every
+    /// domain): then inventory asks the flag-less variant directly instead of failing first each time.
+    var refusesSchedulerFlags: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return schedulerFlagsRefused }
+        set { lock.lock(); schedulerFlagsRefused = newValue; lock.unlock() }
+    }
 
     /// Opens `uri` read-write (`virConnectOpen`) or read-only (`virConnectOpenReadOnly`).
     /// For non-test URIs keepalive is requested (and libvirt's default event loop started, which keepalive needs);

@@ -108,8 +108,11 @@ public enum SpecValidator {
         }
 
         // Admission: reservations of the VMs pinned to a host must fit in its capacity.
+        // (Grouped once: a filter of every VM per host is quadratic, seconds at 1,000 hosts and 20,000 VMs.)
+        var pinnedTo: [String: [VMSpec]] = [:]
+        for vm in spec.vms { if let host = vm.placement?.host { pinnedTo[host, default: []].append(vm) } }
         for (i, host) in spec.hosts.enumerated() {
-            let pinned = spec.vms.filter { $0.placement?.host == host.name }
+            let pinned = pinnedTo[host.name] ?? []
             let cpu = pinned.reduce(0) { $0 + $1.resources.cpu.reservation }
             let mem = pinned.reduce(0) { $0 + $1.resources.memory.reservation }
             if let cap = host.capacity.cpus, cpu > cap {
@@ -137,6 +140,7 @@ public enum SpecValidator {
             }
         }
 
+        let pinOf = Dictionary(spec.vms.map { ($0.name, $0.placement?.host) }, uniquingKeysWith: { first, _ in first })
         for (i, group) in spec.groups.enumerated() {
             let p = "groups[\(i)]"
             for (j, name) in group.vms.enumerated() where !vmNames.contains(name) {
@@ -151,12 +155,12 @@ public enum SpecValidator {
                     fail("\(p).vms", "anti-affinity (must) keeps \(group.vms.count) VMs on different hosts, "
                         + "but there are only \(spec.hosts.count) hosts")
                 }
-                let pins = group.vms.compactMap { spec.vm(named: $0)?.placement?.host }
+                let pins = group.vms.compactMap { pinOf[$0] ?? nil }
                 for host in Set(pins).sorted() where pins.filter({ $0 == host }).count > 1 {
                     fail("\(p).vms", "anti-affinity (must), but several of its VMs are pinned to \(host)")
                 }
             case .affinity:
-                let pins = Set(group.vms.compactMap { spec.vm(named: $0)?.placement?.host })
+                let pins = Set(group.vms.compactMap { pinOf[$0] ?? nil })
                 if pins.count > 1 {
                     fail("\(p).vms", "affinity (must), but its VMs are pinned to different hosts: "
                         + pins.sorted().joined(separator: ", "))

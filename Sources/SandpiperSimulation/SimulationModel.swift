@@ -32,6 +32,9 @@ struct GroundTruth {
     let migrationCPUCores: Double
     let mode: Policy.Profiling.Mode
     var location: [String: String]
+    /// The VMs of `location` in name order (the set never changes, only where they are): each interval sums
+    /// demand in this order, so the same floating-point sums every run.
+    let vmOrder: [String]
     var allocation: [String: Double]
     var hostThresholds: [String: ResolvedThresholds]
     var moves: [Move] = []
@@ -59,6 +62,7 @@ struct GroundTruth {
         migrationCPUCores = options.migrationCPUCores
         mode = cluster.policy.profiling.mode
         location = Dictionary(uniqueKeysWithValues: inventory.vms.map { ($0.name, $0.host) })
+        vmOrder = location.keys.sorted()
         allocation = Dictionary(uniqueKeysWithValues: inventory.vms.map { ($0.name, $0.memoryMiB) })
         hostThresholds = Dictionary(uniqueKeysWithValues: hostNames.map { ($0, cluster.policy.thresholds) })
         initiallyOff = Set(inventory.hosts.filter(\.isStandby).map(\.name))
@@ -69,27 +73,27 @@ struct GroundTruth {
     mutating func advance(to i: Int, time t: Double, trace: Trace) -> Now {
         for m in moves where m.end <= t { location[m.vm] = m.to }
         moves.removeAll { $0.end <= t }
-        var cpu: [String: Double] = [:], net: [String: Double] = [:], mem: [String: Double] = [:]
+        // Per host: cpu, net, mem demand (one dictionary entry per host: one lookup per VM, not three).
+        var load: [String: (cpu: Double, net: Double, mem: Double)] = [:]
         var migrating = Set<String>()
         var vmOverhead: [String: Double] = [:]
         for m in moves {
             let overlap = max(0, min(m.end, t) - max(m.start, t - interval)) / interval
             guard overlap > 0 else { continue }
             migrating.insert(m.vm)
-            cpu[m.from, default: 0] += overlap * migrationCPUCores
-            cpu[m.to, default: 0] += overlap * migrationCPUCores
+            load[m.from, default: (0, 0, 0)].cpu += overlap * migrationCPUCores
+            load[m.to, default: (0, 0, 0)].cpu += overlap * migrationCPUCores
             vmOverhead[m.vm, default: 0] += overlap * migrationCPUCores
         }
         var observed: [String: Sample] = [:]
+        observed.reserveCapacity(vmOrder.count)
         var swapping: [String] = []
-        for (vm, host) in location.sorted(by: { $0.key < $1.key }) {
-            guard let s = trace.samples[vm]?[i] else { continue }
+        for vm in vmOrder {
+            guard let host = location[vm], let s = trace.samples[vm]?[i] else { continue }
             let a = allocation[vm] ?? s.memMiB
             let swaps = s.memMiB > a + 0.5
             if swaps { swapping.append(vm) }
-            cpu[host, default: 0] += s.cpu
-            net[host, default: 0] += s.netMbps
-            mem[host, default: 0] += min(s.memMiB, a)
+            Self.add(&load[host, default: (0, 0, 0)], s.cpu, s.netMbps, min(s.memMiB, a))
             // Monitoring: the VM carries its own migration cost (the planner attributes a VM's window to the host
             // it is on); memory as the profiling mode can see it.
             let guestVisible = s.guestFreeMiB != nil && mode == .grayBox
@@ -102,9 +106,10 @@ struct GroundTruth {
         var over = Set<String>()
         for h in hostNames {
             let c = capacity[h]!, th = hostThresholds[h]!
-            let u = (cpu: c.cpus > 0 ? (cpu[h] ?? 0) / c.cpus : 0,
-                     net: c.networkMbps > 0 ? (net[h] ?? 0) / c.networkMbps : 0,
-                     mem: c.memoryMiB > 0 ? (mem[h] ?? 0) / c.memoryMiB : 0)
+            let d = load[h] ?? (0, 0, 0)
+            let u = (cpu: c.cpus > 0 ? d.cpu / c.cpus : 0,
+                     net: c.networkMbps > 0 ? d.net / c.networkMbps : 0,
+                     mem: c.memoryMiB > 0 ? d.mem / c.memoryMiB : 0)
             utilization[h] = u
             if u.cpu > th.cpu { over.insert("\(h)/cpu") }
             if u.net > th.net { over.insert("\(h)/net") }
@@ -113,6 +118,11 @@ struct GroundTruth {
         for vm in swapping { over.insert("vm:\(vm)/mem") }
         return Now(utilization: utilization, observed: observed, swapping: swapping, migrating: migrating.sorted(),
                    over: over)
+    }
+
+    private static func add(_ d: inout (cpu: Double, net: Double, mem: Double), _ cpu: Double, _ net: Double,
+                            _ mem: Double) {
+        d.cpu += cpu; d.net += net; d.mem += mem
     }
 
     /// A host's thresholds are the policy's tightened by the SLAs of its VMs: taken from each plan.

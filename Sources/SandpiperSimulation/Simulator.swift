@@ -298,6 +298,7 @@ public struct SimulatedTelemetry: TelemetrySource, Sendable {
 
     public func windows(for vms: [String], count: Int) -> (now: Double, samples: [String: [Sample]]) {
         var out: [String: [Sample]] = [:]
+        out.reserveCapacity(vms.count)
         for vm in vms {
             guard let series = recorded[vm] else { continue }
             let lo = max(0, index - count + 1)

@@ -83,7 +83,8 @@ final class TraceTests: XCTestCase {
     func testMalformedRowsNameLineAndColumn() {
         let header = Trace.header
         let cases: [(String, String)] = [
-            ("time,vm\n", "t.csv:1:1: the header must be exactly: \(header)"),
+            ("time,vm\n", "t.csv:1:1: column 1 is `time` but must be `time_s`; columns 3-7 (cpu_cores, net_mbps, "
+                + "mem_mib, swap_kbps, guest_free_mib) are missing; the header must be exactly: \(header)"),
             ("\(header)\n0,a,1,2,3,,\n0,a,1,2,3,,\n", "t.csv:3:1: a second row for a at time 0"),
             ("\(header)\n0,a,x,2,3,,\n", "t.csv:2:5: cpu_cores \"x\" is not a non-negative number"),
             ("\(header)\n0,a,1,2\n", "t.csv:2:1: expected 7 fields, found 4"),

@@ -31,4 +31,15 @@ final class InventoryTests: XCTestCase {
         XCTAssertEqual(db.vcpus, 1)
         XCTAssertEqual(db.memoryMiB, 512)
     }
+
+    /// The test driver refuses virDomainGetSchedulerParametersFlags for every domain; after the first refusal a
+    /// connection asks the flag-less call directly (20,000 failing calls cost more than the answers), same result.
+    func testSchedulerParametersAfterTheFlagsVariantIsRefused() throws {
+        let conn = try LibvirtConnection(uri: try Fixture.pm1())
+        XCTAssertFalse(conn.refusesSchedulerFlags)
+        let first = try conn.domain(named: "web1").cpuTune
+        XCTAssertTrue(conn.refusesSchedulerFlags)
+        XCTAssertNotNil(first?.weight)
+        XCTAssertEqual(try conn.domain(named: "web1").cpuTune, first)
+    }
 }
