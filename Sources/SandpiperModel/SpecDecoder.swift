@@ -133,21 +133,36 @@ public enum SpecDecoder {
     }
 
     static func readHost(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> HostSpec? {
-        guard let m = r.mapping(node, path, allowed: ["name", "uri", "capacity", "maintenance", "labels", "power"])
+        guard let m = r.mapping(node, path, allowed: ["name", "uri", "capacity", "maintenance", "labels", "power",
+                                                       "allocationRatio", "schedulable"])
         else { return nil }
         let name = m.readRequired("name", r.name)
         let uri = m.readRequired("uri", r.string)
         var host = HostSpec(name: name ?? "", uri: uri ?? "")
-        if let c = m["capacity"], let cm = r.mapping(c, m.field("capacity"), allowed: ["cpus", "memory", "network"]) {
+        if let c = m["capacity"], let cm = r.mapping(c, m.field("capacity"), allowed: ["cpus", "memory", "network",
+                                                                                       "reserved"]) {
             host.capacity = Capacity(
                 cpus: cm.read("cpus") { r.number($0, $1, min: 0.01, what: "a number of CPUs") },
                 memoryMiB: cm.read("memory", r.sizeMiB),
                 networkMbps: cm.read("network", r.bandwidthMbps))
+            if let rv = cm["reserved"], let rm = r.mapping(rv, cm.field("reserved"), allowed: ["cpus", "memory"]) {
+                host.capacity.reservedCPUs = rm.read("cpus") { r.number($0, $1, min: 0, what: "a number of CPUs") } ?? 0
+                host.capacity.reservedMemoryMiB = rm.read("memory", r.sizeMiB) ?? 0
+            }
         }
+        host.allocationRatio = m.read("allocationRatio") { readAllocationRatio($0, $1, r) }
+        host.schedulable = m.read("schedulable", r.bool) ?? true
         host.maintenance = m.read("maintenance", r.bool) ?? false
         host.labels = m.read("labels", r.stringMap) ?? [:]
         host.power = m.read("power") { readPower($0, $1, r) }
         return name == nil ? nil : host
+    }
+
+    /// `allocationRatio: {cpu: 4.0, memory: 1.0}` (policy, or a host's override).
+    static func readAllocationRatio(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> AllocationRatio? {
+        guard let m = r.mapping(node, path, allowed: ["cpu", "memory"]) else { return nil }
+        return AllocationRatio(cpu: m.read("cpu") { r.number($0, $1, min: 0.01, max: 1000) },
+                               memory: m.read("memory") { r.number($0, $1, min: 0.01, max: 1000) })
     }
 
     /// `power: {on: [argv], off: [argv], status: [argv]}`: lists of strings, never a shell line.
@@ -191,7 +206,7 @@ public enum SpecDecoder {
 
     static func readVM(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> VMSpec? {
         guard let m = r.mapping(node, path, allowed: ["name", "vcpus", "memory", "sla", "template", "resources",
-                                                       "placement"]) else { return nil }
+                                                       "placement", "automation"]) else { return nil }
         let name = m.readRequired("name", r.name)
         let vcpus = m.readRequired("vcpus") { r.int($0, $1, min: 1, max: 4096) }
         let memory = m.readRequired("memory", r.sizeMiB)
@@ -206,6 +221,7 @@ public enum SpecDecoder {
         if let p = m["placement"], let pm = r.mapping(p, m.field("placement"), allowed: ["host", "labels"]) {
             vm.placement = PlacementRule(host: pm.read("host", r.name), labels: pm.read("labels", r.stringMap) ?? [:])
         }
+        vm.automation = m.read("automation") { r.oneOf($0, $1, VMAutomation.self) }
         if memory != nil && memory! <= 0 { r.error(at: m.field("memory"), "must be larger than 0") }
         return name == nil ? nil : vm
     }
@@ -224,7 +240,8 @@ public enum SpecDecoder {
 
     static func readPolicy(_ root: YAMLNode, name: String, _ r: NodeReader) -> Policy? {
         guard let m = r.mapping(root, "", allowed: ["apiVersion", "kind", "thresholds", "window", "prediction",
-                                                     "profiling", "placement", "automation", "consolidation"]) else { return nil }
+                                                     "profiling", "placement", "automation", "consolidation",
+                                                     "allocationRatio"]) else { return nil }
         readHeader(m, kind: "Policy")
         var p = Policy(name: name)
         if let t = m.read("thresholds", { readThresholds($0, $1, r) }) {
@@ -265,6 +282,7 @@ public enum SpecDecoder {
             p.placement.minGain = lm.read("minGain") { r.number($0, $1, min: 0, max: 1) } ?? p.placement.minGain
         }
         p.automation = m.read("automation") { r.oneOf($0, $1, Policy.Automation.self) } ?? .manual
+        p.allocationRatio = m.read("allocationRatio") { readAllocationRatio($0, $1, r) } ?? AllocationRatio()
         if let c = m["consolidation"], let cm = r.mapping(c, "consolidation", allowed: [
             "enabled", "targetUtilization", "lowUtilization", "minHostsOn", "spareHosts", "powerOffAfter",
             "wakeAhead", "powerCommands", "commandTimeout"]) {

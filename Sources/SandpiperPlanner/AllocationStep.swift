@@ -76,6 +76,7 @@ extension PlanningContext {
 
         for v in fleet.vms.indices {
             guard let spec = fleet.spec(of: v), let o = fleet.observed(v) else { continue }
+            if fleet.vms[v].automation == .disabled { continue }  // left alone: no tune, no resize
             let at = o.host
             // What shrinks (or only reweighs) runs first, where the VM is now; what grows runs on the VM's final
             // host once the moves that make room there are done (ActionBuilder.grow).
