@@ -17,7 +17,7 @@ struct Sandpiper: ParsableCommand {
         """,
         version: SandpiperVersion.current,
         subcommands: [Validate.self, Observe.self, Plan.self, Show.self, Apply.self, Reconcile.self, Simulate.self,
-                      ForceUnlock.self, Bench.self, Import.self])
+                      ForceUnlock.self, Bench.self, Import.self, Schema.self])
 
     /// SIGPIPE is ignored process-wide before anything runs: libvirt's ssh transport writes to a pipe whose
     /// reader (ssh) may already have exited (host unreachable, refused, wrong key). The write then fails with
