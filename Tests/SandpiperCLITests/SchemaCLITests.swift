@@ -122,3 +122,16 @@ final class SchemaCLITests: XCTestCase {
                    stderr: String(decoding: e, as: UTF8.self))
     }
 }
+
+/// The completion scripts README documents are produced and know every subcommand, the new ones included.
+final class CompletionScriptTests: XCTestCase {
+    func testCompletionScriptsNameEverySubcommand() throws {
+        for shell in ["bash", "zsh", "fish"] {
+            let run = try CLI.run(["--generate-completion-script", shell])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            for command in ["validate", "plan", "apply", "reconcile", "import", "schema"] {
+                XCTAssertTrue(run.stdout.contains(command), "\(shell) completion lacks \(command)")
+            }
+        }
+    }
+}
