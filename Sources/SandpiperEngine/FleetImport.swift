@@ -9,6 +9,7 @@ public enum FleetImport {
     public struct Domain: Sendable, Equatable {
         public var info: DomainInfo
         public var xml: String
+        public init(info: DomainInfo, xml: String) { self.info = info; self.xml = xml }
     }
 
     public struct Host: Sendable, Equatable {
@@ -16,6 +17,9 @@ public enum FleetImport {
         public var uri: String
         public var info: SandpiperLibvirt.HostInfo
         public var domains: [Domain]
+        public init(uri: String, info: SandpiperLibvirt.HostInfo, domains: [Domain]) {
+            self.uri = uri; self.info = info; self.domains = domains
+        }
     }
 
     /// The files an import writes: cluster.yaml text and templates (paths relative to the cluster directory).
