@@ -37,17 +37,24 @@ public struct HostObservation: Sendable, Equatable, Codable {
     /// Since when the host has been low (consolidation), on the observation's clock; recorded by the engine in
     /// state.json from the plans it sees, so `powerOffAfter` can be longer than the sample window.
     public var lowSince: Double?
+    /// Load on the host that is not its VMs' (the hypervisor, host services), one sample per interval, oldest
+    /// first: counted in the host's utilization and detection, and staying on the host when VMs move.
+    /// A sample window like the VMs' (never stored in state.json).
+    public var overhead: [Sample]
 
     public init(name: String, status: Status = .up, cpus: Double, memoryMiB: Double, networkMbps: Double,
-                lowSince: Double? = nil) {
+                lowSince: Double? = nil, overhead: [Sample] = []) {
         self.name = name; self.status = status; self.cpus = cpus
         self.memoryMiB = memoryMiB; self.networkMbps = networkMbps; self.lowSince = lowSince
+        self.overhead = overhead
     }
 
     public var isUp: Bool { if case .up = status { return true } else { return false } }
     public var isStandby: Bool { status == .standby }
 
-    private enum CodingKeys: String, CodingKey { case name, status, reason, cpus, memoryMiB, networkMbps, lowSince }
+    private enum CodingKeys: String, CodingKey {
+        case name, status, reason, cpus, memoryMiB, networkMbps, lowSince, overhead
+    }
 
     /// `"status": "up"`, or `"status": "unknown", "reason": "..."`: readable in state.json and its diffs.
     public func encode(to encoder: Encoder) throws {
@@ -64,6 +71,7 @@ public struct HostObservation: Sendable, Equatable, Codable {
         try c.encode(memoryMiB, forKey: .memoryMiB)
         try c.encode(networkMbps, forKey: .networkMbps)
         try c.encodeIfPresent(lowSince, forKey: .lowSince)
+        if !overhead.isEmpty { try c.encode(overhead, forKey: .overhead) }
     }
 
     public init(from decoder: Decoder) throws {
@@ -80,6 +88,7 @@ public struct HostObservation: Sendable, Equatable, Codable {
         memoryMiB = try c.decode(Double.self, forKey: .memoryMiB)
         networkMbps = try c.decode(Double.self, forKey: .networkMbps)
         lowSince = try c.decodeIfPresent(Double.self, forKey: .lowSince)
+        overhead = try c.decodeIfPresent([Sample].self, forKey: .overhead) ?? []
     }
 }
 

@@ -26,9 +26,13 @@ public struct Telemetry: Sendable, Equatable, Codable {
     /// Path of the trace CSV, relative to the cluster.yaml that names it.
     public var trace: String?
     public var intervalSeconds: Double
+    /// Live telemetry: also sample each host's own CPU and memory counters, so load outside the VMs counts in
+    /// utilization and detection. Off by default: daemons sharing one kernel (a lab on one machine) would each
+    /// count the whole machine. Trace telemetry uses `@host` rows whenever the trace has them.
+    public var hostLoad: Bool
 
-    public init(source: Source = .libvirt, trace: String? = nil, intervalSeconds: Double = 10) {
-        self.source = source; self.trace = trace; self.intervalSeconds = intervalSeconds
+    public init(source: Source = .libvirt, trace: String? = nil, intervalSeconds: Double = 10, hostLoad: Bool = false) {
+        self.source = source; self.trace = trace; self.intervalSeconds = intervalSeconds; self.hostLoad = hostLoad
     }
 }
 

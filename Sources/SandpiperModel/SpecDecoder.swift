@@ -107,6 +107,7 @@ public enum SpecDecoder {
         var t = Telemetry()
         t.source = m.read("source") { r.oneOf($0, $1, Telemetry.Source.self) } ?? .libvirt
         t.trace = m.read("trace", r.string)
+        t.hostLoad = m.read("hostLoad", r.bool) ?? false
         if let s = m.read("interval", r.durationSeconds) {
             if s < 1 { r.error(at: m.field("interval"), "\(Units.formatSeconds(s)) is shorter than the minimum 1s") }
             t.intervalSeconds = s

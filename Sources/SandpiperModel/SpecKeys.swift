@@ -46,7 +46,7 @@ public enum SpecKeys {
 
     public static let thresholds = KeyTable([("cpu", .fraction), ("net", .fraction), ("mem", .fraction)])
     public static let telemetry = KeyTable([("source", .oneOf(values(Telemetry.Source.self))), ("trace", .string),
-                                            ("interval", .duration)])
+                                            ("interval", .duration), ("hostLoad", .bool)])
     public static let sla = KeyTable([("thresholds", .object(thresholds)),
                                       ("migration", .oneOf(values(MigrationMode.self)))])
     public static let reserved = KeyTable([("cpus", .number(min: 0, max: nil)), ("memory", .size)])

@@ -63,7 +63,8 @@ extension PlanningContext {
                                         shares: Double(shares)))
                     info.append((v, ctl?.limit, shares))
                 }
-                let e = Entitlements.waterFill(capacity: capacity, claims: claims)
+                // What the host's own load leaves for its VMs.
+                let e = Entitlements.waterFill(capacity: max(0, capacity - fleet.hosts[h].overhead[r]), claims: claims)
                 for (i, x) in info.enumerated() {
                     entitlements.append(Entitlement(vm: fleet.vms[x.v].name, host: hostName(h), resource: r,
                                                     reservation: claims[i].reservation, limit: x.limit,

@@ -13,6 +13,9 @@ struct HostInfo: Sendable {
     var capacity: Vec3
     /// `capacity.reserved` (cpu and mem; net 0).
     var reserved: Vec3 = .zero
+    /// Load outside the VMs (profiled from `HostObservation.overhead`): stays on the host whatever moves.
+    var overhead: Vec3 = .zero
+    var overheadSamples: [Sample] = []
     /// Allocation limits (declared vCPUs, declared MiB): capacity x ratio - reserved; nil when no ratio is set.
     var vcpuLimit: AllocationLimit?
     var memoryLimit: AllocationLimit?
@@ -129,6 +132,10 @@ struct Fleet: Sendable {
                 AllocationLimit(capacity: physical.mem, ratio: $0, reserved: reserved.mem)
             }
             info.schedulable = s?.schedulable ?? true
+            if let o, !o.overhead.isEmpty {
+                info.overhead = Profiler(policy: policy).overhead(o.overhead)
+                info.overheadSamples = o.overhead
+            }
             hosts.append(info)
         }
 

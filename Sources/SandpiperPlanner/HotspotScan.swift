@@ -33,6 +33,13 @@ enum HotspotScan {
                 var i = n - s.count
                 for x in s { cpu[i] += x.cpu; net[i] += x.netMbps; mem[i] += x.memMiB; i += 1 }
             }
+            // The host's own load, newest samples aligned with the VMs'.
+            do {
+                let s = fleet.hosts[h].overheadSamples.suffix(n)
+                len = max(len, s.count)
+                var i = n - s.count
+                for x in s { cpu[i] += x.cpu; net[i] += x.netMbps; mem[i] += x.memMiB; i += 1 }
+            }
             guard len > 0 else { continue }
             let cap = fleet.hosts[h].capacity
             let t = state.thresholds[h]

@@ -158,6 +158,7 @@ struct ProposedLoad: Sendable {
         asleep = awake
         var keys: [VolumeOrder.Key] = []
         for h in 0..<n {
+            load[h] = fleet.hosts[h].overhead
             for v in members[h] {
                 let vm = fleet.vms[v]
                 load[h] += vm.demand; cpuReserved[h] += vm.cpuReservation; memReserved[h] += vm.memReservation
@@ -216,7 +217,8 @@ struct ProposedLoad: Sendable {
         load[h] -= vm.demand; cpuReserved[h] -= vm.cpuReservation; memReserved[h] -= vm.memReservation
         vcpusAllocated[h] -= vm.vcpus; memAllocated[h] -= vm.allocatedMiB
         if members[h].isEmpty {  // no residue from floating-point subtraction
-            load[h] = .zero; cpuReserved[h] = 0; memReserved[h] = 0; vcpusAllocated[h] = 0; memAllocated[h] = 0
+            load[h] = fleet.hosts[h].overhead; cpuReserved[h] = 0; memReserved[h] = 0; vcpusAllocated[h] = 0
+            memAllocated[h] = 0
         }
         thresholds[h] = Self.thresholds(of: members[h], fleet: fleet, default: defaultThresholds)
         refreshVolume(h, fleet: fleet)

@@ -25,6 +25,14 @@ final class ImportQemuTests: XCTestCase {
         _ = try b.define(xml: QemuLab.tinyXML(name: "busy"))
         try b.start("busy")
         let (infoA, infoB) = (try a.hostInfo(), try b.hostInfo())
+        // The host's own counters (telemetry.hostLoad) read through the real daemon, checked against the kernel.
+        let node = try a.nodeStats()
+        XCTAssertNotNil(node.busyNs)
+        let memTotal = try String(contentsOf: URL(fileURLWithPath: "/proc/meminfo"), encoding: .utf8)
+            .split(separator: "\n").first { $0.hasPrefix("MemTotal:") }?
+            .split(separator: " ").dropFirst().first.flatMap { UInt64($0) }
+        XCTAssertEqual(node.memoryTotalKiB, memTotal)
+        XCTAssertNotNil(node.memoryUsedMiB)
         let busy = try b.domain(named: "busy")
 
         let root = try CLI.sandbox(self)

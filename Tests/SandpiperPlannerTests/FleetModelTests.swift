@@ -207,3 +207,24 @@ final class FleetModelTests: XCTestCase {
         XCTAssertTrue(w.plan().actions.contains { $0.vm == "a" && $0.kind == .tune })
     }
 }
+
+/// Load outside the VMs (`HostObservation.overhead`): counted in utilization and detection, staying on its host.
+final class HostOverheadTests: XCTestCase {
+    func testHostOwnLoadMakesAHostHotAndStaysWhenVMsMove() throws {
+        var w = World(hosts: 3)
+        w.addVM("a", on: "pm1", cpu: 4)
+        w.addVM("p", on: "pm2", cpu: 1)
+        XCTAssertTrue(w.plan().hotspots.isEmpty, "4 of 8 cores: not hot without the host's own load")
+        // pm1's hypervisor uses 2.5 cores, pm2's 3: pm1 at (4 + 2.5) / 8 = 81% > 75%.
+        w.hosts[0].overhead = Fixture.samples(cpu: [2.5, 2.5, 2.5, 2.5, 2.5], mem: 2048)
+        w.hosts[1].overhead = Fixture.samples(cpu: [3, 3, 3, 3, 3], mem: 0)
+        let plan = w.plan()
+        XCTAssertEqual(plan.hotspots.map(\.host), ["pm1"])
+        XCTAssertEqual(plan.host("pm1", after: false)?.cpu ?? 0, 6.5 / 8, accuracy: 1e-9)
+        XCTAssertEqual(plan.host("pm1", after: false)?.mem ?? 0, (2048 + 1024 + 32) / 32768, accuracy: 1e-9)
+        // a (4 cores) does not fit on pm2 (3 + 1 + 4 > 6), it does on pm3; pm1 keeps its own 2.5 cores.
+        XCTAssertEqual(plan.moves.map { "\($0.vm):\($0.from!)->\($0.to!)" }, ["a:pm1->pm3"])
+        XCTAssertEqual(plan.host("pm1")?.cpu ?? 0, 2.5 / 8, accuracy: 1e-9)
+        XCTAssertEqual(plan.host("pm3")?.cpu ?? 0, 4.0 / 8, accuracy: 1e-9)
+    }
+}
