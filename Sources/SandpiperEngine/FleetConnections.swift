@@ -203,12 +203,15 @@ public final class FleetConnections: @unchecked Sendable {
             switch result {
             case .some(.success(let (info, domains))):
                 let cpus = Double(info.cpus), mem = Double(info.memoryMiB)
-                if let declared = host.capacity.cpus, declared != cpus {
-                    warnings.append("\(host.name): spec declares \(Units.trim(declared)) CPUs, libvirt reports \(info.cpus)")
+                // Declared below observed is honoured by the planner (the operator keeps the rest); above it is a
+                // mistake worth a warning: the observation is the ceiling.
+                if let declared = host.capacity.cpus, declared > cpus {
+                    warnings.append("\(host.name): spec declares \(Units.trim(declared)) CPUs, libvirt reports "
+                        + "\(info.cpus); using \(info.cpus)")
                 }
-                if let declared = host.capacity.memoryMiB, abs(declared - mem) > max(64, declared * 0.02) {
+                if let declared = host.capacity.memoryMiB, declared - mem > max(64, declared * 0.02) {
                     warnings.append("\(host.name): spec declares \(Units.formatMiB(declared)) of memory, libvirt reports "
-                        + Units.formatMiB(mem))
+                        + Units.formatMiB(mem) + "; using " + Units.formatMiB(mem))
                 }
                 // libvirt cannot tell a host's network capacity: the spec says it, or 1 Gbit/s is assumed.
                 hostObs.append(HostObservation(name: host.name, cpus: cpus, memoryMiB: mem,

@@ -73,7 +73,8 @@ public enum Engine {
                 inventory.warnings.append("--at \(Units.trim(t)): the trace ends at \(Units.trim(end))s; "
                     + "using the window ending there")
             }
-            let (_, samples) = source.windows(for: inventory.vms.map(\.name), count: n)
+            let (_, samples) = source.windows(for: inventory.vms.map(\.name) + inventory.hosts.map { Trace.hostKey($0.name) },
+                                              count: n)
             return FleetSnapshot(
                 observation: Observation(inventory: inventory, samples: samples, now: now,
                                          intervalSeconds: cluster.spec.telemetry.intervalSeconds),
@@ -82,8 +83,9 @@ public enum Engine {
             let interval = telemetry.intervalSeconds ?? cluster.spec.telemetry.intervalSeconds
             let now = Date().timeIntervalSince1970
             let inventory = connections.inventory(previous: state?.inventory, now: now)
-            let source = LibvirtTelemetry(connections: connections, intervalSeconds: interval,
+            var source = LibvirtTelemetry(connections: connections, intervalSeconds: interval,
                                           progress: telemetry.progress)
+            source.sampleHostLoad = cluster.spec.telemetry.hostLoad
             let windows: (now: Double, samples: [String: [Sample]], warnings: [String])
             do { windows = try source.sample(for: inventory.vms.map(\.name), count: telemetry.samples ?? n) }
             catch { throw .trace("sampling failed: \(error)") }

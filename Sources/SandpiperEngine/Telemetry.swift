@@ -43,6 +43,8 @@ public struct LibvirtTelemetry: TelemetrySource, Sendable {
     public let intervalSeconds: Double
     /// Called after each round with (done, total) so a terminal can show progress.
     public var progress: (@Sendable (Int, Int) -> Void)?
+    /// Also sample each host's own counters (`telemetry.hostLoad`): load outside the VMs as `@host` windows.
+    public var sampleHostLoad = false
 
     public init(connections: FleetConnections, intervalSeconds: Double, progress: (@Sendable (Int, Int) -> Void)? = nil) {
         self.connections = connections; self.intervalSeconds = intervalSeconds; self.progress = progress
@@ -60,6 +62,8 @@ public struct LibvirtTelemetry: TelemetrySource, Sendable {
     public func sample(for vms: [String], count: Int) throws -> (now: Double, samples: [String: [Sample]], warnings: [String]) {
         let hosts = connections.cluster.spec.hosts.map(\.name).filter { connections.connection($0) != nil }
         var samplers = Array(repeating: UtilizationSampler(), count: hosts.count)
+        // The hosts' own counters, for the load outside their VMs (`@host` windows); nil where unsupported.
+        var nodes = [NodeStats?](repeating: nil, count: hosts.count)
         var windows: [String: [PendingSample]] = [:]
         var freshness = GuestStatsFreshness()
         let wanted = Set(vms)
@@ -72,14 +76,18 @@ public struct LibvirtTelemetry: TelemetrySource, Sendable {
         for round in 0...count {
             if round > 0 { Thread.sleep(forTimeInterval: intervalSeconds) }
             let snapshots = FleetConnections.parallel(hosts, concurrency: fleet.concurrency, timeout: fleet.timeout) { i in
-                guard let c = fleet.connection(hosts[i]) else { return Result<StatsSnapshot, LibvirtError>.failure(
+                guard let c = fleet.connection(hosts[i]) else { return Result<(StatsSnapshot, NodeStats?), LibvirtError>.failure(
                     LibvirtError(code: 0, domain: 0, message: fleet.failure(hosts[i]) ?? "not connected")) }
-                do throws(LibvirtError) { return .success(try c.allDomainStats()) } catch { return .failure(error) }
+                do throws(LibvirtError) {
+                    let domains = try c.allDomainStats()
+                    return .success((domains, self.sampleHostLoad ? try? c.nodeStats() : nil))
+                } catch { return .failure(error) }
             }
             for (i, result) in snapshots.enumerated() {
                 let snapshot: StatsSnapshot
+                let node: NodeStats?
                 switch result {
-                case .some(.success(let s)): snapshot = s
+                case .some(.success(let s)): (snapshot, node) = s
                 case .some(.failure(let e)):
                     connections.markUnknown(hosts[i], reason: "statistics failed during sampling: \(e.message)")
                     continue
@@ -91,7 +99,18 @@ public struct LibvirtTelemetry: TelemetrySource, Sendable {
                     freshness.record(name, lastUpdate: d.balloonLastUpdate, atNs: snapshot.timestampNs)
                 }
                 let rates = samplers[i].ingest(snapshot)
+                let previousNode = nodes[i]
+                nodes[i] = node
                 guard round > 0 else { continue }
+                if let node {
+                    let vmCores = rates.reduce(0.0) { $0 + ($1.cpuCores ?? 0) }
+                    let vmMiB = snapshot.domains.values.filter { $0.state == .running || $0.state == .paused }
+                        .reduce(0.0) { $0 + Double($1.balloonCurrentKiB ?? 0) / 1024 }
+                    if let o = NodeStats.overhead(previous: previousNode, current: node, vmCores: vmCores,
+                                                  vmMemoryMiB: vmMiB) {
+                        windows[Trace.hostKey(hosts[i]), default: []].append(PendingSample(cpu: o.cpu, netMbps: 0, memMiB: o.memMiB, swapKbps: nil))
+                    }
+                }
                 for u in rates where wanted.contains(u.name) {
                     // A running guest with a counter but no rate arrived on this host (a migration restarts its
                     // counters in the target's QEMU) or restarted: a reset, so no sample rather than a zero one.
@@ -169,20 +188,27 @@ public struct GuestStatsFreshness: Sendable {
 }
 
 extension Observation {
-    /// The planner's input: the inventory with each VM's sample window attached.
+    /// The planner's input: the inventory with each VM's sample window attached, and each host's window of load
+    /// outside its VMs (`samples["@<host>"]`, see `Trace.hostKey`) when the telemetry source has one.
     public init(inventory: FleetInventory, samples: [String: [Sample]], now: Double, intervalSeconds: Double) {
         let vms = inventory.vms.map { vm -> VMObservation in
             var v = vm
             v.samples = samples[vm.name] ?? []
             return v
         }
-        self.init(intervalSeconds: intervalSeconds, now: now, hosts: inventory.hosts, vms: vms)
+        let hosts = inventory.hosts.map { host -> HostObservation in
+            var h = host
+            h.overhead = samples[Trace.hostKey(host.name)] ?? []
+            return h
+        }
+        self.init(intervalSeconds: intervalSeconds, now: now, hosts: hosts, vms: vms)
     }
 
     /// The inventory without samples, as stored in state.json.
     public var withoutSamples: Observation {
         var copy = self
         copy.vms = vms.map { var v = $0; v.samples = []; return v }
+        copy.hosts = hosts.map { var h = $0; h.overhead = []; return h }
         return copy
     }
 }

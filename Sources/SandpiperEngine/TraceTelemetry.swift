@@ -3,7 +3,9 @@ import SandpiperModel
 
 /// A recorded trace (DESIGN.md "Trace CSV"): one row per VM per interval,
 /// `time_s,vm,cpu_cores,net_mbps,mem_mib,swap_kbps,guest_free_mib`.
-/// Demand belongs to the VM, so it follows the VM when it migrates.
+/// Demand belongs to the VM, so it follows the VM when it migrates. A row whose `vm` is `@<host>` is the load on
+/// that host outside its VMs (hypervisor, host services: cpu_cores, mem_mib; the other columns are ignored);
+/// such rows are optional, per host, and stay with the host.
 public struct Trace: Sendable, Equatable {
     public static let header = "time_s,vm,cpu_cores,net_mbps,mem_mib,swap_kbps,guest_free_mib"
 
@@ -12,7 +14,10 @@ public struct Trace: Sendable, Equatable {
     /// Per VM, one sample per time (same length as `times`), sorted by VM name.
     public var samples: [String: [Sample]]
 
-    public var vmNames: [String] { samples.keys.sorted() }
+    public var vmNames: [String] { samples.keys.filter { !$0.hasPrefix("@") }.sorted() }
+
+    /// The `vm` column of a host's own-load rows, and the key of its window.
+    public static func hostKey(_ host: String) -> String { "@" + host }
 
     /// The last `count` samples of `vm` up to and including `index` (oldest first).
     public func window(_ vm: String, endingAt index: Int, count: Int) -> [Sample] {

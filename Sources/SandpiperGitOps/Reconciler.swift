@@ -174,6 +174,26 @@ public final class Reconciler {
             result.touched.formUnion(["state.json", "plans/\(id).json"])
         }
 
+        // Per-VM automation levels: apply what each action's VM allows, propose the rest (a swap only whole).
+        if cluster.spec.vms.contains(where: { $0.automation != nil }) {
+            let allowed = Self.allowedSubset(full, cluster: cluster)
+            if allowed.actions.count == full.actions.count {
+                try apply(full)
+                return result
+            }
+            if !allowed.actions.isEmpty {
+                try apply(allowed)
+                if result.reports.last?.succeeded == false { return result }
+                let now = Self.reobserve(snapshot, connections: connections, state: state)
+                let proposal = Engine.plan(cluster, snapshot: now, state: state, specCommit: specCommit,
+                                           prune: options.prune)
+                result.proposal = proposal.actions.isEmpty ? nil : proposal
+            } else {
+                result.proposal = full
+            }
+            return result
+        }
+
         switch cluster.policy.automation {
         case .manual:
             result.proposal = full
@@ -224,6 +244,42 @@ public final class Reconciler {
 
     /// The actions of `document` whose kind is in `kinds` and whose dependencies are kept, with counts and id
     /// recomputed.
+    /// The level that governs `action`: its VM's `automation:`, else the policy's (host actions, undeclared VMs).
+    static func level(of action: PlanDocument.Action, cluster: LoadedCluster) -> VMAutomation {
+        if !action.vm.isEmpty, let own = cluster.spec.vm(named: action.vm)?.automation { return own }
+        return VMAutomation(rawValue: cluster.policy.automation.rawValue) ?? .manual
+    }
+
+    /// The actions their automation level lets reconcile apply (full: all; partial: allocations, define and
+    /// start; manual and disabled: none), keeping only actions whose dependencies are kept and swaps whose every
+    /// migration is kept: half a swap could leave a host over its thresholds.
+    static func allowedSubset(_ document: PlanDocument, cluster: LoadedCluster) -> PlanDocument {
+        var keep = Set(document.actions.filter { a in
+            switch level(of: a, cluster: cluster) {
+            case .full: true
+            case .partial: partialKinds.contains(a.kind)
+            case .manual, .disabled: false
+            }
+        }.map(\.id))
+        while true {
+            let before = keep.count
+            for a in document.actions where keep.contains(a.id) && !a.dependsOn.allSatisfy(keep.contains) {
+                keep.remove(a.id)
+            }
+            let brokenSwaps = Set(document.actions.filter { $0.swapGroup != nil && !keep.contains($0.id) }
+                .compactMap(\.swapGroup))
+            for a in document.actions where a.swapGroup.map(brokenSwaps.contains) == true { keep.remove(a.id) }
+            if keep.count == before { break }
+        }
+        var copy = document
+        copy.actions = document.actions.filter { keep.contains($0.id) }
+        guard copy.actions.count != document.actions.count else { return document }
+        copy.summary = PlanDocument.Summary(counting: copy.actions.map(\.kind), hotspots: copy.summary.hotspots,
+                                            unresolved: copy.summary.unresolved)
+        copy.id = Engine.planID(copy)
+        return copy
+    }
+
     static func subset(_ document: PlanDocument, kinds: Set<ActionKind>) -> PlanDocument {
         var kept = Set<String>()
         var copy = document

@@ -39,17 +39,24 @@ public struct HostObservation: Sendable, Equatable, Codable {
     public var lowSince: Double?
     /// Tunables the host refuses (probed once per host); nil when it takes them all or was not asked.
     public var tuning: HostTuning?
+    /// Load on the host that is not its VMs' (the hypervisor, host services), one sample per interval, oldest
+    /// first: counted in the host's utilization and detection, and staying on the host when VMs move.
+    /// A sample window like the VMs' (never stored in state.json).
+    public var overhead: [Sample]
 
     public init(name: String, status: Status = .up, cpus: Double, memoryMiB: Double, networkMbps: Double,
-                lowSince: Double? = nil, tuning: HostTuning? = nil) {
+                lowSince: Double? = nil, tuning: HostTuning? = nil, overhead: [Sample] = []) {
         self.name = name; self.status = status; self.cpus = cpus
         self.memoryMiB = memoryMiB; self.networkMbps = networkMbps; self.lowSince = lowSince; self.tuning = tuning
+        self.overhead = overhead
     }
 
     public var isUp: Bool { if case .up = status { return true } else { return false } }
     public var isStandby: Bool { status == .standby }
 
-    private enum CodingKeys: String, CodingKey { case name, status, reason, cpus, memoryMiB, networkMbps, lowSince, tuning }
+    private enum CodingKeys: String, CodingKey {
+        case name, status, reason, cpus, memoryMiB, networkMbps, lowSince, tuning, overhead
+    }
 
     /// `"status": "up"`, or `"status": "unknown", "reason": "..."`: readable in state.json and its diffs.
     public func encode(to encoder: Encoder) throws {
@@ -67,6 +74,7 @@ public struct HostObservation: Sendable, Equatable, Codable {
         try c.encode(networkMbps, forKey: .networkMbps)
         try c.encodeIfPresent(lowSince, forKey: .lowSince)
         try c.encodeIfPresent(tuning, forKey: .tuning)
+        if !overhead.isEmpty { try c.encode(overhead, forKey: .overhead) }
     }
 
     public init(from decoder: Decoder) throws {
@@ -84,6 +92,7 @@ public struct HostObservation: Sendable, Equatable, Codable {
         networkMbps = try c.decode(Double.self, forKey: .networkMbps)
         lowSince = try c.decodeIfPresent(Double.self, forKey: .lowSince)
         tuning = try c.decodeIfPresent(HostTuning.self, forKey: .tuning)
+        overhead = try c.decodeIfPresent([Sample].self, forKey: .overhead) ?? []
     }
 }
 

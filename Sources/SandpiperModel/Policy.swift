@@ -135,14 +135,17 @@ public struct Policy: Sendable, Equatable, Codable {
     public var automation: Automation
     public var consolidation: Consolidation
     public var migration: Migration = Migration()
+    /// `allocationRatio: {cpu, memory}`; hosts may override it. Unset: allocations are not limited.
+    public var allocationRatio: AllocationRatio
 
     public init(name: String = "default", thresholds: ResolvedThresholds = ResolvedThresholds(),
                 window: Window = Window(), prediction: Prediction = Prediction(),
                 profiling: Profiling = Profiling(), placement: Placement = Placement(),
-                automation: Automation = .manual, consolidation: Consolidation = Consolidation()) {
+                automation: Automation = .manual, consolidation: Consolidation = Consolidation(),
+                allocationRatio: AllocationRatio = AllocationRatio()) {
         self.name = name; self.thresholds = thresholds; self.window = window; self.prediction = prediction
         self.profiling = profiling; self.placement = placement; self.automation = automation
-        self.consolidation = consolidation
+        self.consolidation = consolidation; self.allocationRatio = allocationRatio
     }
 }
 

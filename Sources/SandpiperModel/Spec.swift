@@ -26,9 +26,13 @@ public struct Telemetry: Sendable, Equatable, Codable {
     /// Path of the trace CSV, relative to the cluster.yaml that names it.
     public var trace: String?
     public var intervalSeconds: Double
+    /// Live telemetry: also sample each host's own CPU and memory counters, so load outside the VMs counts in
+    /// utilization and detection. Off by default: daemons sharing one kernel (a lab on one machine) would each
+    /// count the whole machine. Trace telemetry uses `@host` rows whenever the trace has them.
+    public var hostLoad: Bool
 
-    public init(source: Source = .libvirt, trace: String? = nil, intervalSeconds: Double = 10) {
-        self.source = source; self.trace = trace; self.intervalSeconds = intervalSeconds
+    public init(source: Source = .libvirt, trace: String? = nil, intervalSeconds: Double = 10, hostLoad: Bool = false) {
+        self.source = source; self.trace = trace; self.intervalSeconds = intervalSeconds; self.hostLoad = hostLoad
     }
 }
 
@@ -56,13 +60,40 @@ public struct SLA: Sendable, Equatable, Codable {
 }
 
 /// Declared capacity; each part is optional because observed values are used and checked against it.
+/// A declared value below what libvirt reports is honoured (the spec wins; the observation is the ceiling).
 public struct Capacity: Sendable, Equatable, Codable {
     public var cpus: Double?
     public var memoryMiB: Double?
     public var networkMbps: Double?
-    public init(cpus: Double? = nil, memoryMiB: Double? = nil, networkMbps: Double? = nil) {
+    /// `reserved: {cpus, memory}`: kept for the host itself (Nova's reserved_host_cpus / reserved_host_memory_mb).
+    /// Subtracted from the capacity VMs' demand and reservations are measured against, and from the allocation
+    /// limit (capacity x ratio - reserved).
+    public var reservedCPUs: Double
+    public var reservedMemoryMiB: Double
+    public init(cpus: Double? = nil, memoryMiB: Double? = nil, networkMbps: Double? = nil,
+                reservedCPUs: Double = 0, reservedMemoryMiB: Double = 0) {
         self.cpus = cpus; self.memoryMiB = memoryMiB; self.networkMbps = networkMbps
+        self.reservedCPUs = reservedCPUs; self.reservedMemoryMiB = reservedMemoryMiB
     }
+}
+
+/// Nova's cpu_allocation_ratio / ram_allocation_ratio: declared vCPUs (memory) of a host's VMs may add up to
+/// capacity x ratio - reserved. Nil: that allocation is not limited (only demand thresholds apply).
+public struct AllocationRatio: Sendable, Equatable, Codable {
+    public var cpu: Double?
+    public var memory: Double?
+    public init(cpu: Double? = nil, memory: Double? = nil) { self.cpu = cpu; self.memory = memory }
+
+    /// These ratios with `o`'s set values taking precedence (a host's override over the policy's).
+    public func overridden(by o: AllocationRatio?) -> AllocationRatio {
+        AllocationRatio(cpu: o?.cpu ?? cpu, memory: o?.memory ?? memory)
+    }
+}
+
+/// Per-VM automation level (VMware DRS per-VM automation): overrides the policy's `automation` for the actions of
+/// this VM. `disabled`: Sandpiper never moves, places or retunes it (its load still counts).
+public enum VMAutomation: String, Sendable, Codable, CaseIterable {
+    case manual, partial, full, disabled
 }
 
 public struct HostSpec: Sendable, Equatable, Codable {
@@ -75,11 +106,18 @@ public struct HostSpec: Sendable, Equatable, Codable {
     /// Commands that power the host on and off (consolidation). Run by `apply` only when the policy says
     /// `consolidation.powerCommands: allow`: whoever can commit to the repository can run them on the reconciler.
     public var power: HostPower?
+    /// Per-host override of the policy's `allocationRatio`.
+    public var allocationRatio: AllocationRatio?
+    /// False: cordoned. Keeps its VMs but receives none (placement, swaps, staging, consolidation); unlike
+    /// `maintenance`, which evacuates.
+    public var schedulable: Bool
 
     public init(name: String, uri: String, capacity: Capacity = Capacity(), maintenance: Bool = false,
-                labels: [String: String] = [:], power: HostPower? = nil) {
+                labels: [String: String] = [:], power: HostPower? = nil, allocationRatio: AllocationRatio? = nil,
+                schedulable: Bool = true) {
         self.name = name; self.uri = uri; self.capacity = capacity
         self.maintenance = maintenance; self.labels = labels; self.power = power
+        self.allocationRatio = allocationRatio; self.schedulable = schedulable
     }
 }
 
@@ -174,11 +212,15 @@ public struct VMSpec: Sendable, Equatable, Codable {
     public var template: String?
     public var resources: ResourceControls
     public var placement: PlacementRule?
+    /// Overrides the policy's automation level for this VM's actions; nil: the policy's.
+    public var automation: VMAutomation?
 
     public init(name: String, vcpus: Int, memoryMiB: Double, sla: String? = nil, template: String? = nil,
-                resources: ResourceControls = ResourceControls(), placement: PlacementRule? = nil) {
+                resources: ResourceControls = ResourceControls(), placement: PlacementRule? = nil,
+                automation: VMAutomation? = nil) {
         self.name = name; self.vcpus = vcpus; self.memoryMiB = memoryMiB; self.sla = sla
         self.template = template; self.resources = resources; self.placement = placement
+        self.automation = automation
     }
 }
 

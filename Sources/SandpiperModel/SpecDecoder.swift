@@ -74,8 +74,7 @@ public enum SpecDecoder {
     // MARK: cluster.yaml
 
     static func readCluster(_ root: YAMLNode, _ r: NodeReader) -> ClusterSpec? {
-        guard let m = r.mapping(root, "", allowed: ["apiVersion", "kind", "name", "policy", "telemetry", "slas",
-                                                     "hosts", "vms", "groups"]) else { return nil }
+        guard let m = r.mapping(root, "", allowed: SpecKeys.cluster.keys) else { return nil }
         readHeader(m, kind: "Cluster")
         var spec = ClusterSpec(name: m.readRequired("name", r.name) ?? "")
         spec.policy = m.read("policy", r.name) ?? "default"
@@ -104,10 +103,11 @@ public enum SpecDecoder {
     }
 
     static func readTelemetry(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> Telemetry? {
-        guard let m = r.mapping(node, path, allowed: ["source", "trace", "interval"]) else { return nil }
+        guard let m = r.mapping(node, path, allowed: SpecKeys.telemetry.keys) else { return nil }
         var t = Telemetry()
         t.source = m.read("source") { r.oneOf($0, $1, Telemetry.Source.self) } ?? .libvirt
         t.trace = m.read("trace", r.string)
+        t.hostLoad = m.read("hostLoad", r.bool) ?? false
         if let s = m.read("interval", r.durationSeconds) {
             if s < 1 { r.error(at: m.field("interval"), "\(Units.formatSeconds(s)) is shorter than the minimum 1s") }
             t.intervalSeconds = s
@@ -119,13 +119,13 @@ public enum SpecDecoder {
     }
 
     static func readThresholds(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> Thresholds? {
-        guard let m = r.mapping(node, path, allowed: ["cpu", "net", "mem"]) else { return nil }
+        guard let m = r.mapping(node, path, allowed: SpecKeys.thresholds.keys) else { return nil }
         return Thresholds(cpu: m.read("cpu", r.fraction), net: m.read("net", r.fraction), mem: m.read("mem", r.fraction))
     }
 
     static func readSLA(_ node: YAMLNode, name: String, path: String, _ r: NodeReader) -> SLA? {
         _ = r.name(YAMLNode(kind: .scalar(name, plain: true), mark: r.sourceMap.mark(for: path)), path)
-        guard let m = r.mapping(node, path, allowed: ["thresholds", "migration"]) else { return nil }
+        guard let m = r.mapping(node, path, allowed: SpecKeys.sla.keys) else { return nil }
         var sla = SLA(name: name)
         sla.thresholds = m.read("thresholds") { readThresholds($0, $1, r) } ?? Thresholds()
         sla.migration = m.read("migration") { r.oneOf($0, $1, MigrationMode.self) } ?? .any
@@ -133,26 +133,39 @@ public enum SpecDecoder {
     }
 
     static func readHost(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> HostSpec? {
-        guard let m = r.mapping(node, path, allowed: ["name", "uri", "capacity", "maintenance", "labels", "power"])
+        guard let m = r.mapping(node, path, allowed: SpecKeys.host.keys)
         else { return nil }
         let name = m.readRequired("name", r.name)
         let uri = m.readRequired("uri", r.string)
         var host = HostSpec(name: name ?? "", uri: uri ?? "")
-        if let c = m["capacity"], let cm = r.mapping(c, m.field("capacity"), allowed: ["cpus", "memory", "network"]) {
+        if let c = m["capacity"], let cm = r.mapping(c, m.field("capacity"), allowed: SpecKeys.capacity.keys) {
             host.capacity = Capacity(
                 cpus: cm.read("cpus") { r.number($0, $1, min: 0.01, what: "a number of CPUs") },
                 memoryMiB: cm.read("memory", r.sizeMiB),
                 networkMbps: cm.read("network", r.bandwidthMbps))
+            if let rv = cm["reserved"], let rm = r.mapping(rv, cm.field("reserved"), allowed: SpecKeys.reserved.keys) {
+                host.capacity.reservedCPUs = rm.read("cpus") { r.number($0, $1, min: 0, what: "a number of CPUs") } ?? 0
+                host.capacity.reservedMemoryMiB = rm.read("memory", r.sizeMiB) ?? 0
+            }
         }
+        host.allocationRatio = m.read("allocationRatio") { readAllocationRatio($0, $1, r) }
+        host.schedulable = m.read("schedulable", r.bool) ?? true
         host.maintenance = m.read("maintenance", r.bool) ?? false
         host.labels = m.read("labels", r.stringMap) ?? [:]
         host.power = m.read("power") { readPower($0, $1, r) }
         return name == nil ? nil : host
     }
 
+    /// `allocationRatio: {cpu: 4.0, memory: 1.0}` (policy, or a host's override).
+    static func readAllocationRatio(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> AllocationRatio? {
+        guard let m = r.mapping(node, path, allowed: SpecKeys.allocationRatio.keys) else { return nil }
+        return AllocationRatio(cpu: m.read("cpu") { r.number($0, $1, min: 0.01, max: 1000) },
+                               memory: m.read("memory") { r.number($0, $1, min: 0.01, max: 1000) })
+    }
+
     /// `power: {on: [argv], off: [argv], status: [argv]}`: lists of strings, never a shell line.
     static func readPower(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> HostPower? {
-        guard let m = r.mapping(node, path, allowed: ["on", "off", "status"]) else { return nil }
+        guard let m = r.mapping(node, path, allowed: SpecKeys.power.keys) else { return nil }
         func argv(_ node: YAMLNode, _ path: String) -> [String]? {
             guard let items = r.sequence(node, path) else { return nil }
             let args = items.enumerated().compactMap { r.string($1, "\(path)[\($0)]") }
@@ -165,7 +178,7 @@ public enum SpecDecoder {
     }
 
     static func readControl(_ node: YAMLNode, _ path: String, memory: Bool, _ r: NodeReader) -> ResourceControl? {
-        guard let m = r.mapping(node, path, allowed: ["reservation", "limit", "shares"]) else { return nil }
+        guard let m = r.mapping(node, path, allowed: SpecKeys.control.keys) else { return nil }
         let amount: (YAMLNode, String) -> Double? = memory
             ? { r.sizeMiB($0, $1) }
             : { r.number($0, $1, min: 0, what: "a number of cores") }
@@ -190,8 +203,7 @@ public enum SpecDecoder {
     }
 
     static func readVM(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> VMSpec? {
-        guard let m = r.mapping(node, path, allowed: ["name", "vcpus", "memory", "sla", "template", "resources",
-                                                       "placement"]) else { return nil }
+        guard let m = r.mapping(node, path, allowed: SpecKeys.vm.keys) else { return nil }
         let name = m.readRequired("name", r.name)
         let vcpus = m.readRequired("vcpus") { r.int($0, $1, min: 1, max: 4096) }
         let memory = m.readRequired("memory", r.sizeMiB)
@@ -199,19 +211,20 @@ public enum SpecDecoder {
         var vm = VMSpec(name: name ?? "", vcpus: vcpus ?? 0, memoryMiB: memory ?? 0)
         vm.sla = m.read("sla", r.name)
         vm.template = m.read("template", r.string)
-        if let res = m["resources"], let rm = r.mapping(res, m.field("resources"), allowed: ["cpu", "memory"]) {
+        if let res = m["resources"], let rm = r.mapping(res, m.field("resources"), allowed: SpecKeys.resources.keys) {
             vm.resources.cpu = rm.read("cpu") { readControl($0, $1, memory: false, r) } ?? ResourceControl()
             vm.resources.memory = rm.read("memory") { readControl($0, $1, memory: true, r) } ?? ResourceControl()
         }
-        if let p = m["placement"], let pm = r.mapping(p, m.field("placement"), allowed: ["host", "labels"]) {
+        if let p = m["placement"], let pm = r.mapping(p, m.field("placement"), allowed: SpecKeys.placement.keys) {
             vm.placement = PlacementRule(host: pm.read("host", r.name), labels: pm.read("labels", r.stringMap) ?? [:])
         }
+        vm.automation = m.read("automation") { r.oneOf($0, $1, VMAutomation.self) }
         if memory != nil && memory! <= 0 { r.error(at: m.field("memory"), "must be larger than 0") }
         return name == nil ? nil : vm
     }
 
     static func readGroup(_ node: YAMLNode, _ path: String, _ r: NodeReader) -> GroupSpec? {
-        guard let m = r.mapping(node, path, allowed: ["name", "vms", "rule", "enforcement"]) else { return nil }
+        guard let m = r.mapping(node, path, allowed: SpecKeys.group.keys) else { return nil }
         let name = m.readRequired("name", r.name)
         let vms = m.readRequired("vms", r.sequence)?.enumerated().compactMap { r.name($1, "\(path).vms[\($0)]") }
         let rule = m.readRequired("rule") { r.oneOf($0, $1, GroupSpec.Rule.self) }
@@ -223,22 +236,20 @@ public enum SpecDecoder {
     // MARK: policy
 
     static func readPolicy(_ root: YAMLNode, name: String, _ r: NodeReader) -> Policy? {
-        guard let m = r.mapping(root, "", allowed: ["apiVersion", "kind", "thresholds", "window", "prediction",
-                                                     "profiling", "placement", "automation", "consolidation",
-                                                     "migration"]) else { return nil }
+        guard let m = r.mapping(root, "", allowed: SpecKeys.policy.keys) else { return nil }
         readHeader(m, kind: "Policy")
         var p = Policy(name: name)
         if let t = m.read("thresholds", { readThresholds($0, $1, r) }) {
             p.thresholds = p.thresholds.overridden(by: t)
         }
-        if let w = m["window"], let wm = r.mapping(w, "window", allowed: ["k", "n"]) {
+        if let w = m["window"], let wm = r.mapping(w, "window", allowed: SpecKeys.window.keys) {
             p.window.k = wm.read("k") { r.int($0, $1, min: 1, max: 1000) } ?? p.window.k
             p.window.n = wm.read("n") { r.int($0, $1, min: 1, max: 1000) } ?? p.window.n
             if p.window.k > p.window.n {
                 r.error(at: "window.k", "k (\(p.window.k)) must not exceed n (\(p.window.n))")
             }
         }
-        if let pr = m["prediction"], let pm = r.mapping(pr, "prediction", allowed: ["model", "order"]) {
+        if let pr = m["prediction"], let pm = r.mapping(pr, "prediction", allowed: SpecKeys.prediction.keys) {
             p.prediction.model = pm.read("model") { r.oneOf($0, $1, Policy.Prediction.Model.self) } ?? .ar
             p.prediction.order = pm.read("order") { r.int($0, $1, min: 0, max: 16) } ?? p.prediction.order
             if p.prediction.order >= p.window.n && p.prediction.model == .ar && p.prediction.order > 0 {
@@ -246,16 +257,14 @@ public enum SpecDecoder {
                         "AR order \(p.prediction.order) needs more than \(p.window.n) samples (window.n)")
             }
         }
-        if let pf = m["profiling"], let fm = r.mapping(pf, "profiling", allowed: [
-            "percentile", "headroom", "memoryStep", "guestFreeTarget", "mode"]) {
+        if let pf = m["profiling"], let fm = r.mapping(pf, "profiling", allowed: SpecKeys.profiling.keys) {
             p.profiling.percentile = fm.read("percentile") { r.number($0, $1, min: 1, max: 100) } ?? p.profiling.percentile
             p.profiling.headroom = fm.read("headroom") { r.number($0, $1, min: 0, max: 10) } ?? p.profiling.headroom
             p.profiling.memoryStepMiB = fm.read("memoryStep", r.sizeMiB) ?? p.profiling.memoryStepMiB
             p.profiling.guestFreeTargetMiB = fm.read("guestFreeTarget", r.sizeMiB) ?? p.profiling.guestFreeTargetMiB
             p.profiling.mode = fm.read("mode") { r.oneOf($0, $1, Policy.Profiling.Mode.self) } ?? p.profiling.mode
         }
-        if let pl = m["placement"], let lm = r.mapping(pl, "placement", allowed: [
-            "swaps", "maxMigrationsPerRun", "maxConcurrentPerHost", "minResidency", "minGain"]) {
+        if let pl = m["placement"], let lm = r.mapping(pl, "placement", allowed: SpecKeys.policyPlacement.keys) {
             p.placement.swaps = lm.read("swaps", r.bool) ?? p.placement.swaps
             p.placement.maxMigrationsPerRun = lm.read("maxMigrationsPerRun") { r.int($0, $1, min: 0, max: 100_000) }
                 ?? p.placement.maxMigrationsPerRun
@@ -266,9 +275,8 @@ public enum SpecDecoder {
             p.placement.minGain = lm.read("minGain") { r.number($0, $1, min: 0, max: 1) } ?? p.placement.minGain
         }
         p.automation = m.read("automation") { r.oneOf($0, $1, Policy.Automation.self) } ?? .manual
-        if let c = m["consolidation"], let cm = r.mapping(c, "consolidation", allowed: [
-            "enabled", "targetUtilization", "lowUtilization", "minHostsOn", "spareHosts", "powerOffAfter",
-            "wakeAhead", "powerCommands", "commandTimeout"]) {
+        p.allocationRatio = m.read("allocationRatio") { readAllocationRatio($0, $1, r) } ?? AllocationRatio()
+        if let c = m["consolidation"], let cm = r.mapping(c, "consolidation", allowed: SpecKeys.consolidation.keys) {
             var k = p.consolidation
             k.enabled = cm.read("enabled", r.bool) ?? k.enabled
             k.targetUtilization = cm.read("targetUtilization", r.fraction) ?? k.targetUtilization
@@ -293,8 +301,7 @@ public enum SpecDecoder {
             }
             p.consolidation = k
         }
-        if let mg = m["migration"], let mm = r.mapping(mg, "migration", allowed: [
-            "bandwidth", "maxDowntime", "autoConverge", "postCopy", "timeoutPerGiB", "compressed", "tls"]) {
+        if let mg = m["migration"], let mm = r.mapping(mg, "migration", allowed: SpecKeys.migration.keys) {
             var g = p.migration
             if let b = mm.read("bandwidth", r.bandwidthMbps) {
                 if b < 8 { r.error(at: "migration.bandwidth", "must be at least 8Mbit (libvirt counts whole MiB/s)") }

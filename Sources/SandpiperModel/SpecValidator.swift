@@ -30,6 +30,15 @@ public enum SpecValidator {
                     if argv.contains(where: { $0.contains("\u{0}") }) { fail(p, "arguments must not contain NUL") }
                 }
             }
+            let c = host.capacity
+            if let cpus = c.cpus, c.reservedCPUs >= cpus {
+                fail("hosts[\(i)].capacity.reserved.cpus",
+                     "reserves \(Units.trim(c.reservedCPUs)) of \(Units.trim(cpus)) CPUs: nothing left for VMs")
+            }
+            if let mem = c.memoryMiB, c.reservedMemoryMiB >= mem {
+                fail("hosts[\(i)].capacity.reserved.memory",
+                     "reserves \(Units.formatMiB(c.reservedMemoryMiB)) of \(Units.formatMiB(mem)): nothing left for VMs")
+            }
             switch HostURI.parse(host.uri) {
             case .failure(let e): fail("hosts[\(i)].uri", e.message)
             case .success(let uri):
@@ -113,13 +122,14 @@ public enum SpecValidator {
         for vm in spec.vms { if let host = vm.placement?.host { pinnedTo[host, default: []].append(vm) } }
         for (i, host) in spec.hosts.enumerated() {
             let pinned = pinnedTo[host.name] ?? []
+            if pinned.isEmpty { continue }
             let cpu = pinned.reduce(0) { $0 + $1.resources.cpu.reservation }
             let mem = pinned.reduce(0) { $0 + $1.resources.memory.reservation }
-            if let cap = host.capacity.cpus, cpu > cap {
+            if let cap = host.capacity.cpus.map({ $0 - host.capacity.reservedCPUs }), cpu > cap {
                 fail("hosts[\(i)].capacity.cpus", "VMs pinned to \(host.name) reserve \(Units.trim(cpu)) cores; "
                     + "the host has \(Units.trim(cap)) (\(pinned.map(\.name).joined(separator: ", ")))")
             }
-            if let cap = host.capacity.memoryMiB, mem > cap {
+            if let cap = host.capacity.memoryMiB.map({ $0 - host.capacity.reservedMemoryMiB }), mem > cap {
                 fail("hosts[\(i)].capacity.memory", "VMs pinned to \(host.name) reserve \(Units.formatMiB(mem)); "
                     + "the host has \(Units.formatMiB(cap)) (\(pinned.map(\.name).joined(separator: ", ")))")
             }

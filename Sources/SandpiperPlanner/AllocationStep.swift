@@ -63,7 +63,8 @@ extension PlanningContext {
                                         shares: Double(shares)))
                     info.append((v, ctl?.limit, shares))
                 }
-                let e = Entitlements.waterFill(capacity: capacity, claims: claims)
+                // What the host's own load leaves for its VMs.
+                let e = Entitlements.waterFill(capacity: max(0, capacity - fleet.hosts[h].overhead[r]), claims: claims)
                 for (i, x) in info.enumerated() {
                     entitlements.append(Entitlement(vm: fleet.vms[x.v].name, host: hostName(h), resource: r,
                                                     reservation: claims[i].reservation, limit: x.limit,
@@ -76,6 +77,7 @@ extension PlanningContext {
 
         for v in fleet.vms.indices {
             guard let spec = fleet.spec(of: v), let o = fleet.observed(v) else { continue }
+            if fleet.vms[v].automation == .disabled { continue }  // left alone: no tune, no resize
             let at = o.host
             // What shrinks (or only reweighs) runs first, where the VM is now; what grows runs on the VM's final
             // host once the moves that make room there are done (ActionBuilder.grow).

@@ -32,7 +32,7 @@ extension PlanningContext {
     mutating func wakeStandby(because why: String, for vm: Int? = nil) -> Int? {
         let standby = fleet.hosts.indices.filter { h in
             guard fleet.hosts[h].status == .standby && fleet.hosts[h].declared && fleet.hosts[h].powerManaged
-                    && !state.awake[h] else { return false }
+                    && fleet.hosts[h].schedulable && !state.awake[h] else { return false }
             guard let vm else { return true }
             var trial = state
             trial.wake(h, fleet: fleet)
@@ -160,8 +160,9 @@ extension PlanningContext {
         var low: [(host: Int, since: Double)] = []
         var lowUtilization: [Int: Vec3] = [:]
         var spare = SpareCapacity(fleet: fleet, state: state)
+        // A cordoned host keeps its VMs: it is never emptied for power-off.
         for h in fleet.hosts.indices where fleet.hosts[h].status == .up && fleet.hosts[h].eligible
-            && fleet.hosts[h].powerManaged {
+            && fleet.hosts[h].schedulable && fleet.hosts[h].powerManaged {
             let u = state.utilization(h, fleet: fleet)
             guard c.isLow(cpu: u.cpu, net: u.net, mem: u.mem), let since = fleet.hosts[h].lowSince,
                   now - since >= c.powerOffAfterSeconds - 1e-9 else { continue }

@@ -8,15 +8,35 @@ struct HostInfo: Sendable {
     var status: HostUtilization.Status
     var unknownReason: String?
     var labels: [String: String]
+    /// What VMs' demand and reservations are measured against: the smaller of declared and observed capacity
+    /// (the spec may keep part of a host back; the observation is the ceiling) minus `reserved`.
     var capacity: Vec3
-    /// Up, declared and not in maintenance: may receive VMs.
+    /// `capacity.reserved` (cpu and mem; net 0).
+    var reserved: Vec3 = .zero
+    /// Load outside the VMs (profiled from `HostObservation.overhead`): stays on the host whatever moves.
+    var overhead: Vec3 = .zero
+    var overheadSamples: [Sample] = []
+    /// Allocation limits (declared vCPUs, declared MiB): capacity x ratio - reserved; nil when no ratio is set.
+    var vcpuLimit: AllocationLimit?
+    var memoryLimit: AllocationLimit?
+    /// Up, declared and not in maintenance (it may still be cordoned: see `schedulable`).
     var eligible: Bool
+    /// `schedulable: false` (cordoned): keeps its VMs, receives none.
+    var schedulable: Bool = true
     /// In the spec. Hosts only observed are reported, never managed.
     var declared: Bool
     /// Declares power commands (`hosts[].power`): consolidation may power it off and on.
     var powerManaged: Bool
     /// Observation: when the host became low (consolidation).
     var lowSince: Double?
+}
+
+/// capacity x ratio - reserved, with its parts kept for the rejection text.
+struct AllocationLimit: Sendable, Equatable {
+    var capacity: Double
+    var ratio: Double
+    var reserved: Double
+    var limit: Double { capacity * ratio - reserved }
 }
 
 struct VMInfo: Sendable {
@@ -30,6 +50,12 @@ struct VMInfo: Sendable {
     var demand: Vec3
     var cpuReservation: Double
     var memReservation: Double
+    /// Allocations counted against the hosts' allocation ratios: declared vCPUs and memory (the observed
+    /// definition for an undeclared VM).
+    var vcpus: Double = 0
+    var allocatedMiB: Double = 0
+    /// Per-VM automation level (nil: the policy's).
+    var automation: VMAutomation?
     /// RAM size for VSR and migration cost: the current allocation (MiB).
     var ram: Double
     /// Policy thresholds overridden by the VM's SLA.
@@ -84,12 +110,33 @@ struct Fleet: Sendable {
                 status = .unknown; reason = "not observed"
             }
             if status == .up || status == .standby, s?.maintenance == true { status = .maintenance }
-            let cap = Vec3(cpu: o?.cpus ?? s?.capacity.cpus ?? 0, net: o?.networkMbps ?? s?.capacity.networkMbps ?? 0,
-                           mem: o?.memoryMiB ?? s?.capacity.memoryMiB ?? 0)
+            // Declared below observed is honoured (the operator keeps the rest); above it, the observation wins.
+            func smaller(_ observed: Double?, _ declared: Double?) -> Double {
+                if let observed, let declared { return min(observed, declared) }
+                return observed ?? declared ?? 0
+            }
+            let physical = Vec3(cpu: smaller(o?.cpus, s?.capacity.cpus),
+                                net: smaller(o?.networkMbps, s?.capacity.networkMbps),
+                                mem: smaller(o?.memoryMiB, s?.capacity.memoryMiB))
+            let reserved = Vec3(cpu: s?.capacity.reservedCPUs ?? 0, net: 0, mem: s?.capacity.reservedMemoryMiB ?? 0)
+            let cap = Vec3(cpu: max(0, physical.cpu - reserved.cpu), net: physical.net,
+                           mem: max(0, physical.mem - reserved.mem))
+            let ratio = policy.allocationRatio.overridden(by: s?.allocationRatio)
             hostIndex[name] = hosts.count
-            hosts.append(HostInfo(name: name, status: status, unknownReason: reason, labels: s?.labels ?? [:],
-                                  capacity: cap, eligible: status == .up && s != nil, declared: s != nil,
-                                  powerManaged: s?.power != nil, lowSince: o?.lowSince))
+            var info = HostInfo(name: name, status: status, unknownReason: reason, labels: s?.labels ?? [:],
+                                capacity: cap, eligible: status == .up && s != nil, declared: s != nil,
+                                powerManaged: s?.power != nil, lowSince: o?.lowSince)
+            info.reserved = reserved
+            info.vcpuLimit = ratio.cpu.map { AllocationLimit(capacity: physical.cpu, ratio: $0, reserved: reserved.cpu) }
+            info.memoryLimit = ratio.memory.map {
+                AllocationLimit(capacity: physical.mem, ratio: $0, reserved: reserved.mem)
+            }
+            info.schedulable = s?.schedulable ?? true
+            if let o, !o.overhead.isEmpty {
+                info.overhead = Profiler(policy: policy).overhead(o.overhead)
+                info.overheadSamples = o.overhead
+            }
+            hosts.append(info)
         }
 
         // Groups, with member names resolved after the VMs are indexed.
@@ -139,7 +186,13 @@ struct Fleet: Sendable {
                               cpuReservation: 0, memReservation: 0, ram: ram, thresholds: policy.thresholds,
                               migration: .any, pin: nil, pinName: nil, labels: [:], groups: [],
                               recentlyMoved: age.map { $0 < minResidency } ?? false, residencyAge: age)
+            if let oi = observed {
+                let o = observation.vms[oi]
+                info.vcpus = Double(o.vcpus); info.allocatedMiB = max(o.maxMemoryMiB, o.memoryMiB)
+            }
             if let di = declared {
+                info.vcpus = Double(spec.vms[di].vcpus); info.allocatedMiB = spec.vms[di].memoryMiB
+                info.automation = spec.vms[di].automation
                 info.cpuReservation = spec.vms[di].resources.cpu.reservation
                 info.memReservation = spec.vms[di].resources.memory.reservation
                 if let slaName = spec.vms[di].sla, let sla = slas[slaName] {

@@ -8,6 +8,11 @@ extension PlanningContext {
         let unknown = unknownHosts.map(hostName)
         for v in fleet.vms.indices where fleet.vms[v].observed == nil {
             guard let spec = fleet.spec(of: v) else { continue }
+            if fleet.vms[v].automation == .disabled {
+                unresolved.append(UnresolvedHotspot(vm: spec.name,
+                                                    reason: "\(spec.name) is declared but not observed; its automation is disabled, so it is not defined"))
+                continue
+            }
             if !unknown.isEmpty {
                 let list = unknown.prefix(3).joined(separator: ", ") + (unknown.count > 3 ? ", ..." : "")
                 unresolved.append(UnresolvedHotspot(vm: spec.name,

@@ -9,6 +9,7 @@ extension PlanningContext {
     func immovable(_ v: Int) -> String? {
         let vm = fleet.vms[v]
         if vm.declared == nil { return "\(vm.name) is not declared" }
+        if vm.automation == .disabled { return "\(vm.name): automation disabled" }
         if touched[v] { return "\(vm.name) already moves in this plan" }
         if vm.migration == .never { return "\(vm.name): SLA \(slaName(v)) forbids migration" }
         if let pin = vm.pin, pin == state.hostOf[v] { return "\(vm.name) is pinned here" }

@@ -109,6 +109,7 @@ struct PlanningContext: Sendable {
         budget = max(0, fleet.policy.placement.maxMigrationsPerRun)
         touched = [Bool](repeating: false, count: fleet.vms.count)
         var counts: [String: Int] = [:]
+        for h in fleet.hosts where h.eligible && !h.schedulable { counts["unschedulable", default: 0] += 1 }
         for h in fleet.hosts where !h.eligible {
             switch h.status {
             case .unknown: counts["host unknown", default: 0] += 1

@@ -70,6 +70,14 @@ struct Profiler: Sendable {
         }
     }
 
+    /// A host's load outside its VMs: the policy's percentile of the window, no headroom (it is not placed).
+    func overhead(_ samples: [Sample]) -> Vec3 {
+        let window = samples.suffix(n)
+        guard !window.isEmpty else { return .zero }
+        return Vec3(cpu: windowPercentile(window) { $0.cpu }, net: windowPercentile(window) { $0.netMbps },
+                    mem: windowPercentile(window) { $0.memMiB })
+    }
+
     func profile(_ vm: VMObservation, cpu cpuCtl: ResourceControl?, memory memCtl: ResourceControl?) -> VMProfile {
         let cpuCeil = Profiler.cpuCeiling(vcpus: vm.vcpus, control: cpuCtl)
         let memCeil = Profiler.memCeiling(maxMemoryMiB: max(vm.maxMemoryMiB, vm.memoryMiB), control: memCtl)

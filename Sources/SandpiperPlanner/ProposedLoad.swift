@@ -96,6 +96,9 @@ struct ProposedLoad: Sendable {
     private(set) var load: [Vec3]
     private(set) var cpuReserved: [Double]
     private(set) var memReserved: [Double]
+    /// Declared vCPUs and MiB of the members (allocation ratios).
+    private(set) var vcpusAllocated: [Double]
+    private(set) var memAllocated: [Double]
     private(set) var thresholds: [ResolvedThresholds]
     private(set) var volume: [Double]
     /// Eligible hosts only.
@@ -109,7 +112,7 @@ struct ProposedLoad: Sendable {
 
     /// May receive VMs in the plan built so far.
     func receives(_ h: Int, fleet: Fleet) -> Bool {
-        (fleet.hosts[h].eligible && !asleep[h]) || awake[h]
+        (fleet.hosts[h].eligible && fleet.hosts[h].schedulable && !asleep[h]) || awake[h]
     }
 
     /// Powered on by this plan: enters the scans with its whole capacity.
@@ -145,6 +148,8 @@ struct ProposedLoad: Sendable {
         load = [Vec3](repeating: .zero, count: n)
         cpuReserved = [Double](repeating: 0, count: n)
         memReserved = [Double](repeating: 0, count: n)
+        vcpusAllocated = memReserved
+        memAllocated = memReserved
         thresholds = [ResolvedThresholds](repeating: fleet.policy.thresholds, count: n)
         volume = [Double](repeating: 1, count: n)
         order = VolumeOrder([])
@@ -153,13 +158,15 @@ struct ProposedLoad: Sendable {
         asleep = awake
         var keys: [VolumeOrder.Key] = []
         for h in 0..<n {
+            load[h] = fleet.hosts[h].overhead
             for v in members[h] {
                 let vm = fleet.vms[v]
                 load[h] += vm.demand; cpuReserved[h] += vm.cpuReservation; memReserved[h] += vm.memReservation
+                vcpusAllocated[h] += vm.vcpus; memAllocated[h] += vm.allocatedMiB
             }
             thresholds[h] = Self.thresholds(of: members[h], fleet: fleet, default: defaultThresholds)
             volume[h] = Volume.of(load[h].fraction(of: fleet.hosts[h].capacity))
-            if fleet.hosts[h].eligible {
+            if fleet.hosts[h].eligible && fleet.hosts[h].schedulable {
                 keys.append(.init(volume: volume[h], host: h))
                 headroom.set(h, room: room(h, fleet: fleet))
             }
@@ -196,6 +203,7 @@ struct ProposedLoad: Sendable {
         let i = members[h].firstIndex { fleet.vms[$0].name > vm.name } ?? members[h].count
         members[h].insert(v, at: i)
         load[h] += vm.demand; cpuReserved[h] += vm.cpuReservation; memReserved[h] += vm.memReservation
+        vcpusAllocated[h] += vm.vcpus; memAllocated[h] += vm.allocatedMiB
         thresholds[h] = thresholdsWith(v, on: h, fleet: fleet, arriving: false)
         refreshVolume(h, fleet: fleet)
     }
@@ -207,8 +215,10 @@ struct ProposedLoad: Sendable {
         if let i = members[h].firstIndex(of: v) { members[h].remove(at: i) }
         let vm = fleet.vms[v]
         load[h] -= vm.demand; cpuReserved[h] -= vm.cpuReservation; memReserved[h] -= vm.memReservation
+        vcpusAllocated[h] -= vm.vcpus; memAllocated[h] -= vm.allocatedMiB
         if members[h].isEmpty {  // no residue from floating-point subtraction
-            load[h] = .zero; cpuReserved[h] = 0; memReserved[h] = 0
+            load[h] = fleet.hosts[h].overhead; cpuReserved[h] = 0; memReserved[h] = 0; vcpusAllocated[h] = 0
+            memAllocated[h] = 0
         }
         thresholds[h] = Self.thresholds(of: members[h], fleet: fleet, default: defaultThresholds)
         refreshVolume(h, fleet: fleet)

@@ -126,7 +126,8 @@ struct PlacementSearch: Sendable {
         }
 
         if !exhausted.isEmpty {
-            let others = state.order.keys.count - (current >= 0 && fleet.hosts[current].eligible ? 1 : 0)
+            let others = state.order.keys.count - (current >= 0 && fleet.hosts[current].eligible
+                                                     && fleet.hosts[current].schedulable ? 1 : 0)
             for r in exhausted { count("exhausted \(r.rawValue)", others) }
             // Swaps still need colder hosts the VM could use if room were made: the lowest-Volume ones that
             // pass every constraint.

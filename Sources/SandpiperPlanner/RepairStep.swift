@@ -11,9 +11,15 @@ extension PlanningContext {
             let h = state.hostOf[v]
             guard h >= 0, fleet.hosts[h].status != .unknown else { continue }
             if fleet.hosts[h].status == .up, !fleet.hosts[h].eligible { continue }  // undeclared host: drift only
-            let broken = search.feasible.constraints(v, on: h, state: state)
+            // A cordoned host keeps its VMs: being on one breaks nothing.
+            let broken = search.feasible.constraints(v, on: h, state: state).filter { $0.reason != "unschedulable" }
             guard !broken.isEmpty else { continue }
             let why = broken.map { $0.text(fleet) }.joined(separator: "; ")
+            if vm.automation == .disabled {
+                unresolved.append(UnresolvedHotspot(host: hostName(h), vm: vm.name,
+                                                    reason: "\(why); its automation is disabled, so it is not moved"))
+                continue
+            }
             if vm.migration == .never {
                 unresolved.append(UnresolvedHotspot(host: hostName(h), vm: vm.name,
                                                     reason: "\(why); SLA \(slaName(v)) forbids migration (migration: never)"))

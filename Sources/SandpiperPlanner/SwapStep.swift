@@ -52,7 +52,9 @@ extension PlanningContext {
                     }
                     if let c = search.feasible.capacity(a, on: t, state: state, extra: Vec3.zero - vb.demand,
                                                         extraCPUResv: -vb.cpuReservation,
-                                                        extraMemResv: -vb.memReservation).first {
+                                                        extraMemResv: -vb.memReservation,
+                                                        extraVcpus: -vb.vcpus,
+                                                        extraMemAlloc: -vb.allocatedMiB).first {
                         check.reject(c.reason, "\(tag): \(c.text(fleet))"); continue
                     }
                     // b onto H, with a gone.
@@ -63,6 +65,10 @@ extension PlanningContext {
                     if state.cpuReserved[h] - va.cpuReservation + vb.cpuReservation > cap.cpu + 1e-9
                         || state.memReserved[h] - va.memReservation + vb.memReservation > cap.mem + 1e-9 {
                         check.reject("reservations", "\(tag): reservations on \(hostName(h)) would exceed capacity"); continue
+                    }
+                    if let c = search.feasible.allocation(b, on: h, state: state, extraVcpus: -va.vcpus,
+                                                          extraMemAlloc: -va.allocatedMiB).first {
+                        check.reject(c.reason, "\(tag): \(c.text(fleet))"); continue
                     }
                     let before = state.load[h], after = before - va.demand + vb.demand
                     let th = state.thresholds[h].strictest(with: vb.thresholds)
@@ -86,9 +92,11 @@ extension PlanningContext {
                     }
                     // Order the moves so every intermediate state exists.
                     let tHolds = search.feasible.canHold(t, extra: va.demand, cpuResv: va.cpuReservation,
-                                                        memResv: va.memReservation, state: state)
+                                                        memResv: va.memReservation, vcpus: va.vcpus,
+                                                        memAlloc: va.allocatedMiB, state: state)
                     let hHolds = search.feasible.canHold(h, extra: vb.demand, cpuResv: vb.cpuReservation,
-                                                        memResv: vb.memReservation, state: state)
+                                                        memResv: vb.memReservation, vcpus: vb.vcpus,
+                                                        memAlloc: vb.allocatedMiB, state: state)
                     if !tHolds && !hHolds {
                         guard staged == nil else { continue }  // keep the first three-move swap as a fallback
                         guard stagingSearches < Self.stagingSearches else { continue }

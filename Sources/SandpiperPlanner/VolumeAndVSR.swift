@@ -19,8 +19,9 @@ enum Volume {
 }
 
 extension Fleet {
-    /// Host `h`'s utilization series over the detection window (sum of its residents' samples / capacity), newest
-    /// samples aligned, as long as the longest resident window; nil when no resident has samples.
+    /// Host `h`'s utilization series over the detection window (sum of its residents' samples plus the host's own
+    /// load outside its VMs, / capacity), newest samples aligned, as long as the longest window; nil when there
+    /// are no samples.
     /// Detection (HotspotScan) and wake-ahead (ConsolidationStep) judge the same series.
     func hostSeries(_ h: Int) -> [Vec3]? {
         let n = policy.window.n
@@ -33,6 +34,11 @@ extension Fleet {
             var i = n - s.count
             for x in s { series[i] += Vec3(cpu: x.cpu, net: x.netMbps, mem: x.memMiB); i += 1 }
         }
+        // The host's own load (hypervisor, host services), which stays on the host when VMs move.
+        let own = hosts[h].overheadSamples.suffix(n)
+        len = max(len, own.count)
+        var i = n - own.count
+        for x in own { series[i] += Vec3(cpu: x.cpu, net: x.netMbps, mem: x.memMiB); i += 1 }
         guard len > 0 else { return nil }
         return series[(n - len)...].map { $0.fraction(of: hosts[h].capacity) }
     }

@@ -16,8 +16,8 @@ struct Sandpiper: ParsableCommand {
         (plan/reconcile --detailed-exitcode), 64 argument mistakes.
         """,
         version: SandpiperVersion.current,
-        subcommands: [Validate.self, Observe.self, Plan.self, Show.self, Apply.self, Reconcile.self, Run.self, Simulate.self,
-                      ForceUnlock.self, Bench.self])
+        subcommands: [Validate.self, Observe.self, Plan.self, Show.self, Apply.self, Reconcile.self, Run.self,
+                      Simulate.self, Import.self, Schema.self, ForceUnlock.self, Bench.self])
 
     /// SIGPIPE is ignored process-wide before anything runs: libvirt's ssh transport writes to a pipe whose
     /// reader (ssh) may already have exited (host unreachable, refused, wrong key). The write then fails with
