@@ -67,6 +67,8 @@ final class SchemaCLITests: XCTestCase {
         consolidation: {enabled: true, targetUtilization: 0.6, lowUtilization: 0.3, minHostsOn: 1, spareHosts: 1,
                         powerOffAfter: 30m, wakeAhead: true, powerCommands: deny, commandTimeout: 2m}
         allocationRatio: {cpu: 4.0, memory: 1.5}
+        migration: {bandwidth: 500Mbit, maxDowntime: 300ms, autoConverge: true, postCopy: false, timeoutPerGiB: 60s,
+                    compressed: false, tls: false}
 
         """
 
