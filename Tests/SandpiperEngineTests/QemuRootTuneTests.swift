@@ -62,6 +62,78 @@ final class QemuRootTuneTests: XCTestCase {
         XCTAssertEqual(next.actions.filter { $0.kind == .tune }.map(\.reason), [])
     }
 
+    /// Shares take effect under contention: two busy 1-vCPU guests pinned to one host CPU (vcpupin and
+    /// emulatorpin to CPU 0, so they compete for one core whatever else the box runs), `shares: high` (2000) and
+    /// `shares: low` (500). Before the tune they split the core about evenly; after apply the measured CPU time
+    /// ratio is within 25% of the 4:1 shares ratio.
+    func testSharesDivideAContendedCoreByTheirRatio() throws {
+        if let reason = LinuxGuest.unavailableReason() { throw XCTSkip(reason) }
+        let shared = try SharedQemuLab.get(.root)
+        let high = "rt-high", low = "rt-low"
+        shared.removeGuests([high, low])
+        defer { shared.removeGuests([high, low]) }
+        for (i, name) in [high, low].enumerated() {
+            var xml = try LinuxGuest.xml(name: name, uuid: "4e4e4e4e-0000-4000-8000-00000000001\(i)", load: "cpu")
+            let pin = "<cputune><vcpupin vcpu='0' cpuset='0'/><emulatorpin cpuset='0'/></cputune>"
+            guard let vcpu = xml.range(of: "</vcpu>") else { return XCTFail("no <vcpu> in the guest XML") }
+            xml.insert(contentsOf: "\n  " + pin, at: vcpu.upperBound)
+            _ = try shared.a.define(xml: xml)
+            try shared.a.start(name)
+            try LinuxGuest.waitUntilReady(shared.a, name).close()
+        }
+        let even = try cpuRates(shared.a, [high, low], seconds: 6)
+        XCTAssertLessThan(even[0] + even[1], 1.3, "both share one core: \(even)")
+        XCTAssertEqual(even[0] / max(even[1], 0.01), 1, accuracy: 0.5, "equal shares split evenly: \(even)")
+
+        let root = try temporaryDirectory(self)
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("Policies"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("Policies/default.yaml"),
+                                         to: root.appendingPathComponent("Policies/default.yaml"))
+        let dir = root.appendingPathComponent("Clusters/shares")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("traces"), withIntermediateDirectories: true)
+        try """
+            apiVersion: sandpiper/v1
+            kind: Cluster
+            name: shares
+            telemetry: {source: trace, trace: traces/t.csv, interval: 10s}
+            hosts:
+              - {name: a, uri: "\(shared.uri("A"))"}
+            vms:
+              - {name: \(high), vcpus: 1, memory: 512MiB, placement: {host: a}, resources: {cpu: {shares: high}}}
+              - {name: \(low), vcpus: 1, memory: 512MiB, placement: {host: a}, resources: {cpu: {shares: low}}}
+            """.write(to: dir.appendingPathComponent("cluster.yaml"), atomically: true, encoding: .utf8)
+        var csv = "time_s,vm,cpu_cores,net_mbps,mem_mib,swap_kbps,guest_free_mib\n"
+        for t in stride(from: 0, to: 50, by: 10) { csv += "\(t),\(high),0.2,0.1,100,,300\n\(t),\(low),0.2,0.1,100,,300\n" }
+        try csv.write(to: dir.appendingPathComponent("traces/t.csv"), atomically: true, encoding: .utf8)
+
+        let cluster = try ClusterLoader.load(dir.path)
+        let connections = FleetConnections(cluster: cluster)
+        defer { connections.closeAll() }
+        let document = Engine.plan(cluster, snapshot: try Engine.observe(cluster, connections: connections, state: nil),
+                                   state: nil)
+        let shares = Dictionary(uniqueKeysWithValues: document.actions.filter { $0.kind == .tune }
+            .compactMap { a in a.parameters.cpuShares.map { (a.vm, $0) } })
+        XCTAssertEqual(shares, [high: 2000, low: 500], "\(document.actions.map(\.reason))")
+        let report = try Applier(cluster: cluster, connections: connections, state: nil).apply(document)
+        XCTAssertTrue(report.succeeded, "\(report.outcomes)")
+        XCTAssertEqual(try shared.a.domain(named: high).cpuTune?.shares, 2000)
+        XCTAssertEqual(try shared.a.domain(named: low).cpuTune?.shares, 500)
+
+        let tuned = try cpuRates(shared.a, [high, low], seconds: 6)
+        let ratio = tuned[0] / max(tuned[1], 0.01)
+        print(String(format: "shares on one core: before %.2f/%.2f cores, after high %.2f / low %.2f = %.2f (shares 4.0)",
+                     even[0], even[1], tuned[0], tuned[1], ratio))
+        XCTAssertEqual(ratio, 4, accuracy: 1, "CPU time follows the 4:1 shares within 25%: \(tuned) (before \(even))")
+    }
+
+    private func cpuRates(_ c: LibvirtConnection, _ names: [String], seconds: Double) throws -> [Double] {
+        let s0 = try c.allDomainStats()
+        Thread.sleep(forTimeInterval: seconds)
+        let s1 = try c.allDomainStats()
+        let rates = UtilizationCalculator.utilization(previous: s0, current: s1)
+        return try names.map { n in try XCTUnwrap(rates.first { $0.name == n }?.cpuCores, n) }
+    }
+
     private func cpuRate(_ c: LibvirtConnection, _ name: String, seconds: Double) throws -> Double {
         let s0 = try c.allDomainStats()
         Thread.sleep(forTimeInterval: seconds)
