@@ -108,7 +108,7 @@ extension LibvirtConnection {
                 virStreamNew(conn, VIR_STREAM_NONBLOCK.rawValue)
             }
             do throws(LibvirtError) {
-                try withDomain(name) { (dom) throws(LibvirtError) in
+                _ = try withDomain(name) { (dom) throws(LibvirtError) in
                     try libvirtCall("virDomainOpenConsole '\(name)' on \(redactedURI)", scrub: scrub) {
                         virDomainOpenConsole(dom, nil, s, VIR_DOMAIN_CONSOLE_FORCE.rawValue)
                     }

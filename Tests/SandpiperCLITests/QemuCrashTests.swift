@@ -89,26 +89,10 @@ final class QemuCrashTests: XCTestCase {
 
     /// The guest pinned to b, automation full, a quiet replayed trace (no other actions).
     private func writeCluster(root: URL, shared: SharedQemuLab, vm: String) throws -> URL {
-        let policy = root.appendingPathComponent("Policies/default.yaml")
-        try String(contentsOf: policy, encoding: .utf8).replacingOccurrences(of: "automation: manual", with: "automation: full")
-            .write(to: policy, atomically: true, encoding: .utf8)
-        let dir = root.appendingPathComponent("Clusters/lab")
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent("traces"), withIntermediateDirectories: true)
-        try """
-            apiVersion: sandpiper/v1
-            kind: Cluster
-            name: lab
-            telemetry: {source: trace, trace: traces/t.csv, interval: 10s}
-            hosts:
-              - {name: a, uri: "\(shared.uri("A"))"}
-              - {name: b, uri: "\(shared.uri("B"))"}
-            vms:
-              - {name: \(vm), vcpus: 1, memory: 512MiB, placement: {host: b}}
-            """.write(to: dir.appendingPathComponent("cluster.yaml"), atomically: true, encoding: .utf8)
-        var csv = "time_s,vm,cpu_cores,net_mbps,mem_mib,swap_kbps,guest_free_mib\n"
-        for t in stride(from: 0, to: 50, by: 10) { csv += "\(t),\(vm),0.3,0.1,250,,200\n" }
-        try csv.write(to: dir.appendingPathComponent("traces/t.csv"), atomically: true, encoding: .utf8)
-        return dir
+        try LabCluster.writePolicy(root: root, edits: [("automation: manual", "automation: full")])
+        return try LabCluster.write(root: root, name: "lab", hosts: [("a", shared.uri("A")), ("b", shared.uri("B"))],
+                                    vms: ["{name: \(vm), vcpus: 1, memory: 512MiB, placement: {host: b}}"],
+                                    trace: [.init(vm, cpu: 0.3, memMiB: 250, guestFreeMiB: 200)])
     }
 }
 

@@ -71,27 +71,16 @@ final class QemuGuestDefineTests: XCTestCase {
 
     private func writeCluster(root: URL, shared: SharedQemuLab, vm: String, host: String,
                               resources: String? = nil) throws -> URL {
-        let dir = root.appendingPathComponent("Clusters/e2e")
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent("traces"), withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent("templates"), withIntermediateDirectories: true)
+        let resources = resources.map { ", " + $0 } ?? ""
+        let dir = try LabCluster.write(
+            root: root, name: "e2e", hosts: [("a", shared.uri("A")), ("b", shared.uri("B"))],
+            vms: ["{name: \(vm), vcpus: 1, memory: 512MiB, template: templates/guest.xml, placement: {host: \(host)}\(resources)}"],
+            trace: [.init(vm)])
         // The guest's own XML as the template; Sandpiper fills in name, uuid, vCPUs, memory and entitlements.
         // Its balloon has no stats period: define adds one.
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("templates"), withIntermediateDirectories: true)
         try LinuxGuest.xml(name: "NAME", uuid: "00000000-0000-4000-8000-000000000000", statsPeriod: 0)
             .write(to: dir.appendingPathComponent("templates/guest.xml"), atomically: true, encoding: .utf8)
-        try """
-            apiVersion: sandpiper/v1
-            kind: Cluster
-            name: e2e
-            telemetry: {source: trace, trace: traces/t.csv, interval: 10s}
-            hosts:
-              - {name: a, uri: "\(shared.uri("A"))"}
-              - {name: b, uri: "\(shared.uri("B"))"}
-            vms:
-              - {name: \(vm), vcpus: 1, memory: 512MiB, template: templates/guest.xml, placement: {host: \(host)}\(resources.map { ", " + $0 } ?? "")}
-            """.write(to: dir.appendingPathComponent("cluster.yaml"), atomically: true, encoding: .utf8)
-        var csv = "time_s,vm,cpu_cores,net_mbps,mem_mib,swap_kbps,guest_free_mib\n"
-        for t in stride(from: 0, to: 50, by: 10) { csv += "\(t),\(vm),0.05,0.1,60,,400\n" }
-        try csv.write(to: dir.appendingPathComponent("traces/t.csv"), atomically: true, encoding: .utf8)
         return dir.appendingPathComponent("cluster.yaml")
     }
 

@@ -78,24 +78,9 @@ final class QemuGrayBoxTests: XCTestCase {
     }
 
     private func writeCluster(root: URL, shared: SharedQemuLab, vm: String) throws -> URL {
-        let policies = root.appendingPathComponent("Policies")
-        try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
-        try String(contentsOf: repositoryRoot.appendingPathComponent("Policies/default.yaml"), encoding: .utf8)
-            .replacingOccurrences(of: "guestFreeTarget: 32MiB", with: "guestFreeTarget: 96MiB")
-            .write(to: policies.appendingPathComponent("default.yaml"), atomically: true, encoding: .utf8)
-        let dir = root.appendingPathComponent("Clusters/gray")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try """
-            apiVersion: sandpiper/v1
-            kind: Cluster
-            name: gray
-            telemetry: {source: libvirt, interval: 2s}
-            hosts:
-              - {name: a, uri: "\(shared.uri("A"))"}
-            vms:
-              - {name: \(vm), vcpus: 1, memory: 512MiB, placement: {host: a}}
-            """.write(to: dir.appendingPathComponent("cluster.yaml"), atomically: true, encoding: .utf8)
-        return dir
+        try LabCluster.writePolicy(root: root, edits: [("guestFreeTarget: 32MiB", "guestFreeTarget: 96MiB")])
+        return try LabCluster.write(root: root, name: "gray", hosts: [("a", shared.uri("A"))],
+                                    vms: ["{name: \(vm), vcpus: 1, memory: 512MiB, placement: {host: a}}"])
     }
 }
 

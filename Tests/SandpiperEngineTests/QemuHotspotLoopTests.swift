@@ -92,29 +92,14 @@ final class QemuHotspotLoopTests: XCTestCase {
     }
 
     private func writeCluster(root: URL, shared: SharedQemuLab, vms: [String], threshold: Double) throws -> URL {
-        let policies = root.appendingPathComponent("Policies")
-        try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
-        try String(contentsOf: repositoryRoot.appendingPathComponent("Policies/default.yaml"), encoding: .utf8)
-            .replacingOccurrences(of: "automation: manual", with: "automation: full")
+        try LabCluster.writePolicy(root: root, edits: [
+            ("automation: manual", "automation: full"),
             // Profiles from the median without headroom: whether the move fits under the threshold then does not
             // hinge on the sample noise of a box shared with other work (detection still uses the raw samples).
-            .replacingOccurrences(of: "percentile: 95, headroom: 0.10", with: "percentile: 50, headroom: 0")
-            .write(to: policies.appendingPathComponent("default.yaml"), atomically: true, encoding: .utf8)
-        let dir = root.appendingPathComponent("Clusters/loop")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try """
-            apiVersion: sandpiper/v1
-            kind: Cluster
-            name: loop
-            telemetry: {source: libvirt, interval: 2s}
-            slas:
-              lab: {thresholds: {cpu: \(threshold)}, migration: live}
-            hosts:
-              - {name: a, uri: "\(shared.uri("A"))"}
-              - {name: b, uri: "\(shared.uri("B"))"}
-            vms:
-            \(vms.map { "  - {name: \($0), vcpus: 1, memory: 512MiB, sla: lab}" }.joined(separator: "\n"))
-            """.write(to: dir.appendingPathComponent("cluster.yaml"), atomically: true, encoding: .utf8)
-        return dir
+            ("percentile: 95, headroom: 0.10", "percentile: 50, headroom: 0"),
+        ])
+        return try LabCluster.write(root: root, name: "loop", hosts: [("a", shared.uri("A")), ("b", shared.uri("B"))],
+                                    vms: vms.map { "{name: \($0), vcpus: 1, memory: 512MiB, sla: lab}" },
+                                    extra: "slas:\n  lab: {thresholds: {cpu: \(threshold)}, migration: live}\n")
     }
 }

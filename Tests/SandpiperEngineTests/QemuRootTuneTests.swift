@@ -19,24 +19,11 @@ final class QemuRootTuneTests: XCTestCase {
         XCTAssertGreaterThan(before, 0.3, "a busy loop uses more than the limit to come")
 
         let root = try temporaryDirectory(self)
-        try FileManager.default.createDirectory(at: root.appendingPathComponent("Policies"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("Policies/default.yaml"),
-                                         to: root.appendingPathComponent("Policies/default.yaml"))
-        let dir = root.appendingPathComponent("Clusters/rt")
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent("traces"), withIntermediateDirectories: true)
-        try """
-            apiVersion: sandpiper/v1
-            kind: Cluster
-            name: rt
-            telemetry: {source: trace, trace: traces/t.csv, interval: 10s}
-            hosts:
-              - {name: a, uri: "\(shared.uri("A"))"}
-            vms:
-              - {name: \(vm), vcpus: 1, memory: 512MiB, placement: {host: a}, resources: {cpu: {limit: 0.2}, memory: {limit: 600MiB}}}
-            """.write(to: dir.appendingPathComponent("cluster.yaml"), atomically: true, encoding: .utf8)
-        var csv = "time_s,vm,cpu_cores,net_mbps,mem_mib,swap_kbps,guest_free_mib\n"
-        for t in stride(from: 0, to: 50, by: 10) { csv += "\(t),\(vm),0.2,0.1,100,,300\n" }
-        try csv.write(to: dir.appendingPathComponent("traces/t.csv"), atomically: true, encoding: .utf8)
+        try LabCluster.writePolicy(root: root)
+        let dir = try LabCluster.write(
+            root: root, name: "rt", hosts: [("a", shared.uri("A"))],
+            vms: ["{name: \(vm), vcpus: 1, memory: 512MiB, placement: {host: a}, resources: {cpu: {limit: 0.2}, memory: {limit: 600MiB}}}"],
+            trace: [.init(vm, cpu: 0.2, memMiB: 100, guestFreeMiB: 300)])
 
         let cluster = try ClusterLoader.load(dir.path)
         let connections = FleetConnections(cluster: cluster)
@@ -86,25 +73,11 @@ final class QemuRootTuneTests: XCTestCase {
         XCTAssertEqual(even[0] / max(even[1], 0.01), 1, accuracy: 0.5, "equal shares split evenly: \(even)")
 
         let root = try temporaryDirectory(self)
-        try FileManager.default.createDirectory(at: root.appendingPathComponent("Policies"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("Policies/default.yaml"),
-                                         to: root.appendingPathComponent("Policies/default.yaml"))
-        let dir = root.appendingPathComponent("Clusters/shares")
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent("traces"), withIntermediateDirectories: true)
-        try """
-            apiVersion: sandpiper/v1
-            kind: Cluster
-            name: shares
-            telemetry: {source: trace, trace: traces/t.csv, interval: 10s}
-            hosts:
-              - {name: a, uri: "\(shared.uri("A"))"}
-            vms:
-              - {name: \(high), vcpus: 1, memory: 512MiB, placement: {host: a}, resources: {cpu: {shares: high}}}
-              - {name: \(low), vcpus: 1, memory: 512MiB, placement: {host: a}, resources: {cpu: {shares: low}}}
-            """.write(to: dir.appendingPathComponent("cluster.yaml"), atomically: true, encoding: .utf8)
-        var csv = "time_s,vm,cpu_cores,net_mbps,mem_mib,swap_kbps,guest_free_mib\n"
-        for t in stride(from: 0, to: 50, by: 10) { csv += "\(t),\(high),0.2,0.1,100,,300\n\(t),\(low),0.2,0.1,100,,300\n" }
-        try csv.write(to: dir.appendingPathComponent("traces/t.csv"), atomically: true, encoding: .utf8)
+        try LabCluster.writePolicy(root: root)
+        let dir = try LabCluster.write(
+            root: root, name: "shares", hosts: [("a", shared.uri("A"))],
+            vms: [high, low].map { "{name: \($0), vcpus: 1, memory: 512MiB, placement: {host: a}, resources: {cpu: {shares: \($0 == high ? "high" : "low")}}}" },
+            trace: [high, low].map { .init($0, cpu: 0.2, memMiB: 100, guestFreeMiB: 300) })
 
         let cluster = try ClusterLoader.load(dir.path)
         let connections = FleetConnections(cluster: cluster)

@@ -271,22 +271,8 @@ extension QemuLab {
     /// `b`, and the tiny guest pinned to `b` with a quiet replayed trace, so that a plan repairs its placement
     /// with a live migration a -> b.
     public func writeCluster(root: URL) throws -> URL {
-        let dir = root.appendingPathComponent("Clusters/lab")
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent("traces"), withIntermediateDirectories: true)
-        try """
-            apiVersion: sandpiper/v1
-            kind: Cluster
-            name: lab
-            telemetry: {source: trace, trace: traces/t.csv, interval: 10s}
-            hosts:
-              - {name: a, uri: "\(uri("A"))"}
-              - {name: b, uri: "\(uri("B"))"}
-            vms:
-              - {name: tiny, vcpus: 1, memory: 64MiB, placement: {host: b}}
-            """.write(to: dir.appendingPathComponent("cluster.yaml"), atomically: true, encoding: .utf8)
-        var csv = "time_s,vm,cpu_cores,net_mbps,mem_mib,swap_kbps,guest_free_mib\n"
-        for t in stride(from: 0, to: 50, by: 10) { csv += "\(t),tiny,0.05,0.1,20,,40\n" }
-        try csv.write(to: dir.appendingPathComponent("traces/t.csv"), atomically: true, encoding: .utf8)
-        return dir
+        try LabCluster.write(root: root, name: "lab", hosts: [("a", uri("A")), ("b", uri("B"))],
+                             vms: ["{name: tiny, vcpus: 1, memory: 64MiB, placement: {host: b}}"],
+                             trace: [.init("tiny", memMiB: 20, guestFreeMiB: 40)])
     }
 }
