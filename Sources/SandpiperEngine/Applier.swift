@@ -426,7 +426,14 @@ public final class Applier: @unchecked Sendable {
             _ = try target.define(xml: xml)
             return ExecutionResult(detail: DomainTemplate.refusedKnobs(spec, tuning: tuning))
         case .start:
-            try connection(action.to ?? action.from).start(action.vm)
+            let host = action.to ?? action.from!
+            do { try connection(host).start(action.vm) } catch let e as LibvirtError where e.message.contains("locked memory") {
+                // libvirt raises QEMU's RLIMIT_MEMLOCK to a <memtune> hard limit; without CAP_SYS_RESOURCE it may not.
+                throw ApplyError("\(action.vm) did not start on \(host): the host cannot lock memory up to the VM's "
+                    + "memory hard limit (libvirt raises QEMU's RLIMIT_MEMLOCK to <memtune><hard_limit>, which needs "
+                    + "CAP_SYS_RESOURCE for libvirtd). Remove resources.memory.limit from \(action.vm) in cluster.yaml "
+                    + "or give libvirtd that capability. libvirt said: \(e.message)")
+            }
             return ExecutionResult()
         case .stop:
             try connection(action.from).destroy(action.vm)
