@@ -23,7 +23,7 @@ struct Import: ParsableCommand {
     @Option(help: "Name of the new cluster.")
     var name: String?
 
-    @Option(help: "Directory to write (default: Clusters/<name> under the current repository).")
+    @Option(help: "Directory to write, as <repository>/Clusters/<name> (default: Clusters/<name> under the current repository); the policy goes to <repository>/Policies/, two levels up, where validate and plan look for it.")
     var out: String?
 
     @Option(help: "Add the hosts to this existing cluster directory instead of writing a new one.")
@@ -34,6 +34,14 @@ struct Import: ParsableCommand {
 
     func validate() throws {
         if uris.isEmpty { throw ValidationError("give at least one libvirt URI") }
+        if let out {
+            let repository = URL(fileURLWithPath: out).standardizedFileURL.deletingLastPathComponent().deletingLastPathComponent()
+            if repository.path == "/" {
+                throw ValidationError("--out \(out): a cluster directory sits in a repository as <repository>/Clusters/<name>, "
+                    + "and its policy two levels up in <repository>/Policies/ (here that would be /Policies); "
+                    + "pass e.g. --out \(out)/Clusters/\(name ?? "NAME")")
+            }
+        }
         if addTo != nil && (name != nil || out != nil) {
             throw ValidationError("--add-to adds to an existing cluster: --name and --out do not apply")
         }

@@ -36,7 +36,7 @@ struct GitIdentityFlags: ParsableArguments {
 
 /// How long observation waits for each host, shared by observe and plan.
 struct HostDeadlineFlags: ParsableArguments {
-    @Option(help: "Seconds each host has to connect and answer (default 15); a host that does not is unknown, with the reason.")
+    @Option(help: "Seconds each host has to connect and answer; a host that does not is unknown, with the reason.")
     var hostTimeout: Double = 15
 
     func validate() throws {

@@ -148,4 +148,15 @@ final class ImportCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: repo.appendingPathComponent("Clusters/x").path))
         XCTAssertEqual(try CLI.run(["import", "test://" + nodes[0].path], in: repo).status, 64, "--name is required")
     }
+
+    /// `--out` names a cluster directory inside a repository; one whose policy would land in `/Policies` is refused
+    /// before anything is read or written.
+    func testOutDirectlyBelowTheRootIsRefused() throws {
+        let (repo, nodes) = try fleet()
+        let name = "sandpiper-out-\(UUID().uuidString.prefix(8))"
+        let run = try CLI.run(["import", "test://" + nodes[0].path, "--name", "x", "--out", "/tmp/\(name)"], in: repo)
+        XCTAssertEqual(run.status, 64, run.stderr)
+        XCTAssertTrue(run.stderr.contains("<repository>/Clusters/<name>"), run.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/tmp/\(name)"))
+    }
 }
