@@ -47,6 +47,8 @@ public struct ReconcileOutcome: Sendable {
     public var branch: String?
     public var pushed = false
     public var notes: [String] = []
+    /// The round ran outside the policy's change windows: moves were proposed, not applied.
+    public var outsideChangeWindow = false
 
     public var succeeded: Bool { reports.allSatisfy(\.succeeded) }
     /// Actions left for review (not applied because of the automation level).
@@ -74,6 +76,9 @@ public final class Reconciler {
     /// Where a round's observation comes from; nil = `Engine.observe` (samples its own window). `sandpiper run`
     /// passes the windows it keeps between rounds.
     public var observe: ((LoadedCluster, FleetConnections, StateDocument?) throws -> FleetSnapshot)?
+    /// The clock change windows are judged by: the wall clock, also for trace clusters (whose observation time
+    /// counts trace seconds, not dates). Tests inject a fixed date.
+    public var clock: () -> Date = { Date() }
 
     public init(path: String, options: ReconcileOptions) { self.path = path; self.options = options }
 
@@ -111,6 +116,7 @@ public final class Reconciler {
         outcome.applied = r.applied
         outcome.reports = r.reports
         outcome.recordedInventory = r.recordedInventory
+        outcome.outsideChangeWindow = r.outsideChangeWindow
         if let proposal = r.proposal, let id = proposal.id {
             let url = PlanStore.defaultURL(cluster, id: id)
             try PlanStore.save(proposal, to: url)
@@ -128,12 +134,15 @@ public final class Reconciler {
         var reports: [ApplyReport] = []
         var proposal: PlanDocument?
         var recordedInventory = false
+        var outsideChangeWindow = false
         /// Files of the cluster directory written (relative: `state.json`, `plans/<id>.json`).
         var touched: Set<String> = []
     }
 
     /// Kinds `partial` applies; moves (and removals) are proposed.
     static let partialKinds: Set<ActionKind> = [.tune, .resize, .define, .start]
+    /// Kinds a closed change window holds back (proposed instead): moves and host power actions.
+    static let moveKinds: Set<ActionKind> = [.migrate, .drain, .powerOff, .powerOn]
 
     func round(_ cluster: LoadedCluster, connections: FleetConnections, specCommit: String?) throws -> Round {
         let stateFile = StateFile(directory: cluster.directory)
@@ -174,9 +183,18 @@ public final class Reconciler {
             result.touched.formUnion(["state.json", "plans/\(id).json"])
         }
 
+        // Change windows: while closed, moves are proposed; only full automation applies moves, so only it changes.
+        let movesOpen = cluster.policy.changeWindows.movesOpen(at: clock())
+        let windowMatters = !movesOpen && full.actions.contains { Self.moveKinds.contains($0.kind) }
+            && (cluster.policy.automation == .full || cluster.spec.vms.contains { $0.automation == .full })
+        if windowMatters {
+            result.outsideChangeWindow = true
+            log("outside the change windows: moves are proposed, not applied"
+                + (cluster.policy.changeWindows.repairOverridesWindows ? " (constraint repair excepted)" : ""))
+        }
         // Per-VM automation levels: apply what each action's VM allows, propose the rest (a swap only whole).
-        if cluster.spec.vms.contains(where: { $0.automation != nil }) {
-            let allowed = Self.allowedSubset(full, cluster: cluster)
+        if windowMatters || cluster.spec.vms.contains(where: { $0.automation != nil }) {
+            let allowed = Self.allowedSubset(full, cluster: cluster, movesOpen: !windowMatters)
             if allowed.actions.count == full.actions.count {
                 try apply(full)
                 return result
@@ -253,10 +271,13 @@ public final class Reconciler {
     /// The actions their automation level lets reconcile apply (full: all; partial: allocations, define and
     /// start; manual and disabled: none), keeping only actions whose dependencies are kept and swaps whose every
     /// migration is kept: half a swap could leave a host over its thresholds.
-    static func allowedSubset(_ document: PlanDocument, cluster: LoadedCluster) -> PlanDocument {
+    /// With `movesOpen` false (outside the change windows) `full` keeps no moves but constraint repairs when the
+    /// policy lets them override the windows.
+    static func allowedSubset(_ document: PlanDocument, cluster: LoadedCluster, movesOpen: Bool = true) -> PlanDocument {
+        let repairOverrides = cluster.policy.changeWindows.repairOverridesWindows
         var keep = Set(document.actions.filter { a in
             switch level(of: a, cluster: cluster) {
-            case .full: true
+            case .full: movesOpen || !moveKinds.contains(a.kind) || (repairOverrides && isRepair(a, in: document))
             case .partial: partialKinds.contains(a.kind)
             case .manual, .disabled: false
             }
@@ -278,6 +299,13 @@ public final class Reconciler {
                                             unresolved: copy.summary.unresolved)
         copy.id = Engine.planID(copy)
         return copy
+    }
+
+    /// A constraint-repair move (pin, labels, must-rule, maintenance evacuation): the planner's repair step decided it.
+    static func isRepair(_ action: PlanDocument.Action, in document: PlanDocument) -> Bool {
+        action.kind == .migrate && document.decisions.contains {
+            $0.vm == action.vm && $0.purpose == PlacementDiagnostics.Purpose.repair.rawValue && $0.chosen == action.to
+        }
     }
 
     static func subset(_ document: PlanDocument, kinds: Set<ActionKind>) -> PlanDocument {
@@ -339,6 +367,7 @@ public final class Reconciler {
             o.reports += r.reports
             o.recordedInventory = o.recordedInventory || r.recordedInventory
             o.proposal = r.proposal
+            o.outsideChangeWindow = r.outsideChangeWindow
             outcome = o
             return GitSession.Work(touched: r.touched, applied: r.applied, reports: r.reports,
                                    recordedInventory: r.recordedInventory, proposal: r.proposal)
@@ -351,7 +380,8 @@ public final class Reconciler {
         if let proposal = o.proposal, options.propose || options.remote != nil {
             o.proposalBranch = try session.propose(proposal, base: result.commit ?? result.base)
         } else if let proposal = o.proposal {
-            o.notes.append("plan \(proposal.id ?? "?") was not applied (automation \(o.automation.rawValue)); "
+            o.notes.append("plan \(proposal.id ?? "?") was not applied (automation \(o.automation.rawValue)"
+                + (o.outsideChangeWindow ? ", outside the change windows" : "") + "); "
                 + "run with --propose to commit it to \(GitProposals.branch(proposal.id ?? "<id>")) for review")
         }
         return o

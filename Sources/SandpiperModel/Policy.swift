@@ -135,6 +135,8 @@ public struct Policy: Sendable, Equatable, Codable {
     public var automation: Automation
     public var consolidation: Consolidation
     public var migration: Migration = Migration()
+    /// `automation: {level, windows, repairOverridesWindows}`: when moves may be applied (none: always).
+    public var changeWindows: ChangeWindows = ChangeWindows()
     /// `allocationRatio: {cpu, memory}`; hosts may override it. Unset: allocations are not limited.
     public var allocationRatio: AllocationRatio
 

@@ -1,3 +1,4 @@
+import Foundation
 import SandpiperYAML
 
 /// Strict decoding of cluster.yaml and policy files into the spec types.
@@ -235,6 +236,48 @@ public enum SpecDecoder {
 
     // MARK: policy
 
+    /// `automation: full`, or `automation: {level: full, windows: [{allow: "Mon-Fri 22:00-06:00", timezone: ...}],
+    /// repairOverridesWindows: true}`.
+    static func readAutomation(_ node: YAMLNode, into p: inout Policy, _ r: NodeReader) {
+        if case .scalar = node.kind {
+            p.automation = r.oneOf(node, "automation", Policy.Automation.self) ?? .manual
+            return
+        }
+        guard let am = r.mapping(node, "automation", allowed: SpecKeys.automation.keys) else { return }
+        p.automation = am.read("level") { r.oneOf($0, $1, Policy.Automation.self) } ?? .manual
+        p.changeWindows.repairOverridesWindows = am.read("repairOverridesWindows", r.bool) ?? false
+        guard let items = am.read("windows", r.sequence) else { return }
+        for (i, item) in items.enumerated() {
+            let path = "automation.windows[\(i)]"
+            guard let wm = r.mapping(item, path, allowed: SpecKeys.changeWindow.keys) else { continue }
+            let allow = wm.read("allow", r.string), deny = wm.read("deny", r.string)
+            var zone = "UTC"
+            if let z = wm.read("timezone", r.string) {
+                if TimeZone(identifier: z) == nil {
+                    r.error(at: wm.field("timezone"), "\"\(z)\" is not a time zone (an IANA name, e.g. Europe/Berlin)")
+                    continue
+                }
+                zone = z
+            }
+            let effect: ChangeWindow.Effect, text: String
+            switch (allow, deny) {
+            case (let a?, nil): (effect, text) = (.allow, a)
+            case (nil, let d?): (effect, text) = (.deny, d)
+            case (.some, .some):
+                r.error(at: wm.field("deny"), "a window is either allow or deny, not both"); continue
+            case (nil, nil):
+                if wm["allow"] == nil && wm["deny"] == nil {
+                    r.error(item.mark, path, "missing required field allow or deny")
+                }
+                continue
+            }
+            switch ChangeWindow.parse(text, effect: effect, timeZone: zone) {
+            case .success(let w): p.changeWindows.windows.append(w)
+            case .failure(let e): r.error(at: wm.field(effect.rawValue), e.message)
+            }
+        }
+    }
+
     static func readPolicy(_ root: YAMLNode, name: String, _ r: NodeReader) -> Policy? {
         guard let m = r.mapping(root, "", allowed: SpecKeys.policy.keys) else { return nil }
         readHeader(m, kind: "Policy")
@@ -274,7 +317,7 @@ public enum SpecDecoder {
                 ?? p.placement.minResidencySeconds
             p.placement.minGain = lm.read("minGain") { r.number($0, $1, min: 0, max: 1) } ?? p.placement.minGain
         }
-        p.automation = m.read("automation") { r.oneOf($0, $1, Policy.Automation.self) } ?? .manual
+        if let a = m["automation"] { readAutomation(a, into: &p, r) }
         p.allocationRatio = m.read("allocationRatio") { readAllocationRatio($0, $1, r) } ?? AllocationRatio()
         if let c = m["consolidation"], let cm = r.mapping(c, "consolidation", allowed: SpecKeys.consolidation.keys) {
             var k = p.consolidation

@@ -26,6 +26,8 @@ public indirect enum FieldType: Sendable {
     case list(FieldType)
     /// A mapping whose keys are names and whose values all have one type (`slas:`).
     case namedMap(FieldType)
+    /// Any one of several forms (`automation: full` or `automation: {level: full, windows: [...]}`).
+    case either([FieldType])
 }
 
 public struct KeyTable: Sendable {
@@ -104,10 +106,16 @@ public enum SpecKeys {
         ("bandwidth", .bandwidth), ("maxDowntime", .duration), ("autoConverge", .bool), ("postCopy", .bool),
         ("timeoutPerGiB", .duration), ("compressed", .bool), ("tls", .bool),
     ])
+    /// `automation.windows[]`: exactly one of allow / deny (the decoder checks), optional time zone.
+    public static let changeWindow = KeyTable([("allow", .string), ("deny", .string), ("timezone", .string)])
+    public static let automation = KeyTable([
+        ("level", .oneOf(values(Policy.Automation.self))), ("windows", .list(.object(changeWindow))),
+        ("repairOverridesWindows", .bool),
+    ])
     public static let policy = KeyTable(header + [
         ("kind", .oneOf(["Policy"])), ("thresholds", .object(thresholds)), ("window", .object(window)),
         ("prediction", .object(prediction)), ("profiling", .object(profiling)),
-        ("placement", .object(policyPlacement)), ("automation", .oneOf(values(Policy.Automation.self))),
+        ("placement", .object(policyPlacement)), ("automation", .either([.oneOf(values(Policy.Automation.self)), .object(automation)])),
         ("consolidation", .object(consolidation)), ("allocationRatio", .object(allocationRatio)),
         ("migration", .object(migration)),
     ], required: ["apiVersion", "kind"])

@@ -70,6 +70,8 @@ public enum SpecSchema {
             return ["type": "array", "items": schema(item)]
         case .namedMap(let value):
             return ["type": "object", "propertyNames": schema(.name), "additionalProperties": schema(value)]
+        case .either(let forms):
+            return ["oneOf": forms.map(schema)]
         }
     }
 }

@@ -125,7 +125,8 @@ struct Reconcile: ParsableCommand {
     static func text(_ o: ReconcileOutcome) -> String {
         var lines: [String] = []
         let plan = o.plan
-        lines.append("Reconcile \(o.cluster) (automation \(o.automation.rawValue))"
+        lines.append("Reconcile \(o.cluster) (automation \(o.automation.rawValue)"
+            + (o.outsideChangeWindow ? ", outside the change windows: moves proposed" : "") + ")"
             + (o.baseCommit.map { " from \($0.prefix(12))" } ?? "") + ":")
         if let plan {
             lines.append("  plan \(plan.id ?? "?"): \(plan.actions.count) action(s), \(plan.summary.hotspots) hotspot(s), "
@@ -166,6 +167,8 @@ struct ReconcileJSON: Encodable {
     var error: String?
     var cluster: String?
     var automation: String?
+    /// Present (true) only when moves were held back by the policy's change windows.
+    var outsideChangeWindow: Bool?
     var baseCommit: String?
     var attempts: Int?
     var planID: String?
@@ -187,6 +190,7 @@ struct ReconcileJSON: Encodable {
         ok = o.succeeded
         cluster = o.cluster
         automation = o.automation.rawValue
+        outsideChangeWindow = o.outsideChangeWindow ? true : nil
         baseCommit = o.baseCommit
         attempts = o.attempts
         planID = o.plan?.id

@@ -63,7 +63,10 @@ final class SchemaCLITests: XCTestCase {
         prediction: {model: ar, order: 2}
         profiling: {percentile: 95, headroom: 0.1, memoryStep: 32MiB, guestFreeTarget: 32MiB, mode: black-box}
         placement: {swaps: true, maxMigrationsPerRun: 4, maxConcurrentPerHost: 2, minResidency: 5m, minGain: 0.05}
-        automation: partial
+        automation:
+          level: partial
+          windows: [{allow: "Mon-Fri 22:00-06:00", timezone: Europe/Berlin}, {deny: "Sat,Sun 00:00-24:00"}]
+          repairOverridesWindows: true
         consolidation: {enabled: true, targetUtilization: 0.6, lowUtilization: 0.3, minHostsOn: 1, spareHosts: 1,
                         powerOffAfter: 30m, wakeAhead: true, powerCommands: deny, commandTimeout: 2m}
         allocationRatio: {cpu: 4.0, memory: 1.5}
