@@ -63,9 +63,12 @@ public struct Policy: Sendable, Equatable, Codable {
         public var enabled: Bool
         /// Receivers are filled up to this utilization (every resource, on profiles), never above a threshold.
         public var targetUtilization: Double
-        /// A host is *low* while every resource's utilization is below this; only hosts low for
-        /// `powerOffAfterSeconds` are emptied.
-        public var lowUtilization: Double
+        /// Explicit override of the low level (the pre-band criterion); nil: the low edge of the target band,
+        /// `targetUtilization - targetBand` (VMware DPM: 63% ± 18%).
+        public var lowUtilization: Double?
+        /// Half-width of the target band: a host whose every resource is below `targetUtilization - targetBand`
+        /// is a candidate for power-off (emptied when its VMs fit the other hosts under the target).
+        public var targetBand: Double
         /// Never fewer powered hosts than this.
         public var minHostsOn: Int
         /// Powered hosts kept empty as spare capacity (N+1: 1).
@@ -78,19 +81,24 @@ public struct Policy: Sendable, Equatable, Codable {
         public var powerCommands: PowerCommands
         public var commandTimeoutSeconds: Double
 
-        public init(enabled: Bool = false, targetUtilization: Double = 0.60, lowUtilization: Double = 0.30,
-                    minHostsOn: Int = 1, spareHosts: Int = 0, powerOffAfterSeconds: Double = 1800,
+        public init(enabled: Bool = false, targetUtilization: Double = 0.60, lowUtilization: Double? = nil,
+                    targetBand: Double = 0.18, minHostsOn: Int = 1, spareHosts: Int = 0, powerOffAfterSeconds: Double = 1800,
                     wakeAhead: Bool = true, powerCommands: PowerCommands = .deny, commandTimeoutSeconds: Double = 120) {
             self.enabled = enabled; self.targetUtilization = targetUtilization; self.lowUtilization = lowUtilization
+            self.targetBand = targetBand
             self.minHostsOn = minHostsOn; self.spareHosts = spareHosts
             self.powerOffAfterSeconds = powerOffAfterSeconds; self.wakeAhead = wakeAhead
             self.powerCommands = powerCommands; self.commandTimeoutSeconds = commandTimeoutSeconds
         }
 
-        /// Low: every resource below `lowUtilization`. One definition for the planner and for the engine, which
+        /// The level under which a host is low: `lowUtilization` when set, else the band's low edge.
+        public var lowLevel: Double { lowUtilization ?? max(0, targetUtilization - targetBand) }
+
+        /// Low: every resource below `lowLevel`. One definition for the planner and for the engine, which
         /// records when each host became low (`HostObservation.lowSince`, kept in state.json).
         public func isLow(cpu: Double, net: Double, mem: Double) -> Bool {
-            cpu < lowUtilization && net < lowUtilization && mem < lowUtilization
+            let l = lowLevel
+            return cpu < l && net < l && mem < l
         }
     }
 

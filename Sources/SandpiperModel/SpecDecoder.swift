@@ -324,6 +324,7 @@ public enum SpecDecoder {
             k.enabled = cm.read("enabled", r.bool) ?? k.enabled
             k.targetUtilization = cm.read("targetUtilization", r.fraction) ?? k.targetUtilization
             k.lowUtilization = cm.read("lowUtilization", r.fraction) ?? k.lowUtilization
+            k.targetBand = cm.read("targetBand", r.fraction) ?? k.targetBand
             k.minHostsOn = cm.read("minHostsOn") { r.int($0, $1, min: 1, max: 1_000_000) } ?? k.minHostsOn
             k.spareHosts = cm.read("spareHosts") { r.int($0, $1, min: 0, max: 1_000_000) } ?? k.spareHosts
             k.powerOffAfterSeconds = cm.read("powerOffAfter", r.durationSeconds) ?? k.powerOffAfterSeconds
@@ -334,9 +335,12 @@ public enum SpecDecoder {
                 if t < 1 { r.error(at: "consolidation.commandTimeout", "must be at least 1s") }
                 k.commandTimeoutSeconds = t
             }
-            if k.lowUtilization >= k.targetUtilization {
+            if let low = k.lowUtilization, low >= k.targetUtilization {
                 r.error(at: cm["lowUtilization"] != nil ? "consolidation.lowUtilization" : "consolidation",
-                        "lowUtilization (\(k.lowUtilization)) must be below targetUtilization (\(k.targetUtilization))")
+                        "lowUtilization (\(low)) must be below targetUtilization (\(k.targetUtilization))")
+            } else if k.lowUtilization == nil, k.targetBand >= k.targetUtilization {
+                r.error(at: cm["targetBand"] != nil ? "consolidation.targetBand" : "consolidation",
+                        "targetBand (\(k.targetBand)) must be below targetUtilization (\(k.targetUtilization)): the band's low edge, targetUtilization - targetBand, is the level under which a host is low")
             }
             if k.targetUtilization > p.thresholds.cpu || k.targetUtilization > p.thresholds.mem {
                 r.error(at: cm["targetUtilization"] != nil ? "consolidation.targetUtilization" : "consolidation",

@@ -97,7 +97,7 @@ public enum SpecKeys {
     ])
     public static let consolidation = KeyTable([
         ("enabled", .bool), ("targetUtilization", .fraction), ("lowUtilization", .fraction),
-        ("minHostsOn", .int(min: 1, max: 1_000_000)), ("spareHosts", .int(min: 0, max: 1_000_000)),
+        ("targetBand", .fraction), ("minHostsOn", .int(min: 1, max: 1_000_000)), ("spareHosts", .int(min: 0, max: 1_000_000)),
         ("powerOffAfter", .duration), ("wakeAhead", .bool),
         ("powerCommands", .oneOf(values(Policy.Consolidation.PowerCommands.self))), ("commandTimeout", .duration),
     ])

@@ -7,9 +7,11 @@ import SandpiperModel
 ///   hotspot. Its VMs (highest VSR first, movable ones only) go to the lowest-Volume powered host that stays under
 ///   `targetUtilization`; when none has room, a standby host is powered on first (the largest, then by name).
 /// - **Consolidate.** Only in a calm plan (nothing hot, nothing warm, no migration planned yet): hosts that have
-///   been *low* (every resource under `lowUtilization`) for `powerOffAfter` are emptied, lowest Volume first (then
-///   least RAM to move), each VM going to the *most* loaded powered host where it stays under `targetUtilization`
-///   and every threshold, reservation and must-rule; then the host is drained and powered off. A host is emptied
+///   been *low* (every resource under the target band's low edge, `targetUtilization - targetBand`, like VMware
+///   DPM; or under `lowUtilization` when the policy sets it) for `powerOffAfter` are emptied, lowest Volume first
+///   (then least RAM to move), each VM going to the *most* loaded powered host where it stays under
+///   `targetUtilization` and every threshold, reservation and must-rule, and breaks no `should` rule it kept on
+///   its host; then the host is drained and powered off. A host is emptied
 ///   only when all its VMs fit (no half-empty hosts), never below `minHostsOn` powered hosts, and only while the
 ///   powered hosts minus the `spareHosts` largest still hold the load under the policy thresholds (N+1).
 ///
@@ -132,10 +134,14 @@ extension PlanningContext {
 
     /// A powered host for `v` (not its own) that passes every filter and stays under the target utilization for
     /// every resource: the most loaded one when packing, the least loaded one when relieving.
-    func receiver(for v: Int, packing: Bool, state: ProposedLoad, excluding: Int? = nil) -> Int? {
+    func receiver(for v: Int, packing: Bool, state: ProposedLoad, excluding: Int? = nil,
+                  keepingShouldRulesFrom home: Int? = nil) -> Int? {
         let target = fleet.policy.consolidation.targetUtilization
         let keys = state.order.keys
         let current = state.hostOf[v]
+        let soft = SoftRules(fleet: fleet)
+        // Should-rules: a receiver may not cost the VM more penalties than its home host does (no new violation).
+        let homePenalty = home.map { soft.penalty(v, on: $0, state: state) }
         var examined = 0
         for i in keys.indices {
             let h = (packing ? keys[keys.count - 1 - i] : keys[i]).host
@@ -143,6 +149,7 @@ extension PlanningContext {
             // The target first (cheap), then every filter, at most `scanLimit` times (Nomad's limit iterator).
             let after = (state.load[h] + fleet.vms[v].demand).fraction(of: fleet.hosts[h].capacity)
             guard ResourceKind.allCases.allSatisfy({ after[$0] <= target + 1e-9 }) else { continue }
+            if let homePenalty, soft.penalty(v, on: h, state: state) > homePenalty { continue }
             examined += 1
             if examined > options.scanLimit { return nil }
             if search.feasible.verdict(v, on: h, state: state).fits { return h }
@@ -190,7 +197,8 @@ extension PlanningContext {
             var moves: [(vm: Int, to: Int, before: String, after: String)] = []
             var fits = true
             for v in order {
-                guard let t = receiver(for: v, packing: true, state: state) else { fits = false; break }
+                guard let t = receiver(for: v, packing: true, state: state, keepingShouldRulesFrom: h)
+                else { fits = false; break }
                 let b = describe(t)
                 state.move(v, to: t, fleet: fleet)
                 moves.append((v, t, b, describe(t)))
@@ -203,7 +211,9 @@ extension PlanningContext {
             let u = lowUtilization[h] ?? .zero
             let receivers = Array(Set(moves.map(\.to))).sorted().map(hostName)
             let movedRAM = residents.reduce(0.0) { $0 + fleet.vms[$1].ram }
-            let headline = "\(hostName(h)) below \(Fmt.pct(c.lowUtilization)) for \(Fmt.d((now - since) / 60, 0)) min (cpu \(Fmt.pct(u.cpu)), net \(Fmt.pct(u.net)), mem \(Fmt.pct(u.mem)))"
+            let level = c.lowUtilization != nil ? Fmt.pct(c.lowLevel)
+                : "the target band's low edge \(Fmt.pct(c.lowLevel)) (\(Fmt.pct(c.targetUtilization)) - \(Fmt.pct(c.targetBand)))"
+            let headline = "\(hostName(h)) below \(level) for \(Fmt.d((now - since) / 60, 0)) min (cpu \(Fmt.pct(u.cpu)), net \(Fmt.pct(u.net)), mem \(Fmt.pct(u.mem)))"
                 + (residents.isEmpty ? "; it holds no VM"
                    : "; its \(residents.count) VM(s) (\(Fmt.mib(movedRAM))) fit on \(receivers.joined(separator: "/")) under \(Fmt.pct(c.targetUtilization))")
             for m in moves {

@@ -59,4 +59,30 @@ final class ConsolidationSimulateTests: XCTestCase {
         let json = String(decoding: try on.encoded(), as: UTF8.self)
         XCTAssertTrue(json.contains("\"hostHoursOn\"") && json.contains("\"hotspotSeconds\""))
     }
+
+    /// The memory-bound fleet (memory near 35% of every host day and night, CPU diurnal), policy with only the
+    /// documented keys: the target band's low edge (42%) finds the nights' spare hosts that `lowUtilization: 0.35`
+    /// never did, without adding hotspot time. Judged on the simulator's own counts of both runs.
+    func testMemoryBoundFleetSavesHostHoursBelowTheTargetBand() throws {
+        let cluster = try ClusterLoader.load(repositoryRoot.appendingPathComponent("Clusters/diurnal-mem").path)
+        XCTAssertNil(cluster.policy.consolidation.lowUtilization, "the band decides, not lowUtilization")
+        func run(_ cluster: LoadedCluster, _ on: Bool) throws -> SimulationReport {
+            try Simulator(cluster: cluster, options: SimulationOptions(consolidation: on)).run()
+        }
+        let off = try run(cluster, false)
+        let on = try run(cluster, true)
+        XCTAssertEqual(off.powerOns + off.powerOffs, 0)
+        XCTAssertLessThanOrEqual(on.hostHoursOn, 0.85 * off.hostHoursOn, "at least 15% of host-hours saved")
+        XCTAssertEqual(on.hotspotSeconds, 0)
+        XCTAssertEqual(off.hotspotSeconds, 0)
+        XCTAssertEqual(on.applyFailures, 0)
+        XCTAssertTrue(on.actions.filter { $0.kind == "power-off" }.allSatisfy { $0.reason.contains("target band") })
+
+        // The old criterion on the same fleet: memory stays above 35%, no host is ever low, nothing is saved.
+        var old = cluster
+        old.policy.consolidation.lowUtilization = 0.35
+        let legacy = try run(old, true)
+        XCTAssertEqual(legacy.powerOffs, 0)
+        XCTAssertEqual(legacy.hostHoursOn, off.hostHoursOn)
+    }
 }

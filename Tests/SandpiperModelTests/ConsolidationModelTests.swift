@@ -43,6 +43,27 @@ final class ConsolidationModelTests: XCTestCase {
         XCTAssertFalse(c.wakeAhead)
         XCTAssertEqual(c.powerCommands, .allow)
         XCTAssertEqual(c.commandTimeoutSeconds, 45)
+        XCTAssertEqual(c.lowLevel, 0.25, "lowUtilization overrides the band")
+    }
+
+    /// Without lowUtilization a host is low below the target band's low edge, targetUtilization - targetBand.
+    func testTargetBandDecidesTheLowLevelAndIsValidated() throws {
+        let base = "apiVersion: sandpiper/v1\nkind: Policy\n"
+        let band = try SpecDecoder.decodePolicy(base + "consolidation: {enabled: true, targetUtilization: 0.6}\n",
+                                                file: "p.yaml", name: "p").consolidation
+        XCTAssertNil(band.lowUtilization)
+        XCTAssertEqual(band.lowLevel, 0.6 - 0.18, accuracy: 1e-12)
+        XCTAssertTrue(band.isLow(cpu: 0.1, net: 0, mem: 0.41))
+        XCTAssertFalse(band.isLow(cpu: 0.1, net: 0, mem: 0.43))
+        let wide = try SpecDecoder.decodePolicy(base + "consolidation: {targetUtilization: 0.6, targetBand: 0.1}\n",
+                                                file: "p.yaml", name: "p").consolidation
+        XCTAssertEqual(wide.lowLevel, 0.5, accuracy: 1e-12)
+        XCTAssertThrowsError(try SpecDecoder.decodePolicy(base + "consolidation:\n  targetUtilization: 0.5\n  targetBand: 0.5\n",
+                                                          file: "p.yaml", name: "p")) { error in
+            let lines = (error as? SpecErrors)?.diagnostics.map(\.description) ?? []
+            XCTAssertTrue(lines.contains { $0.contains("p.yaml:5:") && $0.contains("consolidation.targetBand:")
+                && $0.contains("below targetUtilization") }, "\(lines)")
+        }
     }
 
     func testConsolidationPolicyErrorsAreLocated() {

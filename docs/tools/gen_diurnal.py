@@ -89,8 +89,8 @@ automation: full
 consolidation:
   enabled: true
   targetUtilization: 0.60     # fill receivers up to 60% (every resource, on profiles)
-  lowUtilization: 0.35        # a host is low while every resource is under 35%
-  powerOffAfter: 30m          # ... and is emptied and powered off after 30 minutes low
+  targetBand: 0.18            # a host is low while every resource is under 60% - 18% = 42% (like VMware DPM)
+  powerOffAfter: 30m          # ... and is emptied and powered off after 30 minutes low, if its VMs fit the others
   minHostsOn: 2
   spareHosts: 0               # 1 = keep N+1 capacity
   wakeAhead: true             # power on when the AR prediction rises past halfway to the threshold
