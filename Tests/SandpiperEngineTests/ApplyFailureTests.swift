@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import SandpiperEngine
 import SandpiperLibvirt
 import SandpiperModel
@@ -145,6 +148,23 @@ final class PowerCommandTests: XCTestCase {
 }
 
 final class DomainTemplateTests: XCTestCase {
+    /// The rendered XML parsed back: assertions are about structure and values, not about quoting or spacing.
+    private func parsed(_ xml: String, file: StaticString = #filePath, line: UInt = #line) throws -> XMLDocument {
+        do { return try XMLDocument(xmlString: xml, options: []) } catch {
+            XCTFail("render produced unparsable XML: \(error)\n\(xml)", file: file, line: line)
+            throw error
+        }
+    }
+
+    private func values(_ doc: XMLDocument, _ xpath: String) throws -> [String] {
+        try doc.nodes(forXPath: xpath).map { $0.stringValue ?? "" }
+    }
+
+    /// Names of the element children of the element at `xpath`, in order.
+    private func childNames(_ doc: XMLDocument, _ xpath: String) throws -> [String] {
+        try doc.nodes(forXPath: xpath + "/*").map { $0.name ?? "" }
+    }
+
     func testEntitlementsMergeIntoTheOperatorsTuningElements() throws {
         let template = """
             <domain type='kvm'>
@@ -157,41 +177,114 @@ final class DomainTemplateTests: XCTestCase {
         let vm = VMSpec(name: "web1", vcpus: 2, memoryMiB: 2048,
                         resources: ResourceControls(cpu: ResourceControl(reservation: 0.5, limit: 1.5, shares: .high),
                                                     memory: ResourceControl(reservation: 1024, limit: 2048)))
-        let xml = try DomainTemplate.render(template, vm: vm, uuid: "u")
-        XCTAssertTrue(xml.contains("<cputune><vcpupin vcpu='0' cpuset='2'/><shares>4000</shares><period>100000</period><quota>150000</quota></cputune>"), xml)
-        XCTAssertTrue(xml.contains("<memtune><swap_hard_limit unit='KiB'>9</swap_hard_limit><hard_limit unit='KiB'>2097152</hard_limit><soft_limit unit='KiB'>1048576</soft_limit></memtune>"), xml)
-        XCTAssertTrue(xml.contains("<name>web1</name>"))
-        XCTAssertTrue(xml.contains("<memoryBacking/>"), "elements that merely start alike are left alone")
-        XCTAssertEqual(xml.components(separatedBy: "<cputune>").count, 2)
+        let doc = try parsed(try DomainTemplate.render(template, vm: vm, uuid: "u"))
+        XCTAssertEqual(try childNames(doc, "/domain/cputune"), ["vcpupin", "shares", "period", "quota"])
+        XCTAssertEqual(try values(doc, "/domain/cputune/vcpupin/@cpuset"), ["2"], "the operator's pinning is kept")
+        XCTAssertEqual(try values(doc, "/domain/cputune/shares"), ["4000"])
+        XCTAssertEqual(try values(doc, "/domain/cputune/period"), ["100000"])
+        XCTAssertEqual(try values(doc, "/domain/cputune/quota"), ["150000"])
+        XCTAssertEqual(try childNames(doc, "/domain/memtune"), ["swap_hard_limit", "hard_limit", "soft_limit"])
+        XCTAssertEqual(try values(doc, "/domain/memtune/swap_hard_limit"), ["9"])
+        XCTAssertEqual(try values(doc, "/domain/memtune/hard_limit"), ["2097152"])
+        XCTAssertEqual(try values(doc, "/domain/memtune/hard_limit/@unit"), ["KiB"])
+        XCTAssertEqual(try values(doc, "/domain/memtune/soft_limit"), ["1048576"])
+        XCTAssertEqual(try values(doc, "/domain/memtune/soft_limit/@unit"), ["KiB"])
+        XCTAssertEqual(try values(doc, "/domain/name"), ["web1"])
+        XCTAssertEqual(try values(doc, "/domain/uuid"), ["u"])
+        XCTAssertEqual(try values(doc, "/domain/vcpu"), ["2"])
+        XCTAssertEqual(try values(doc, "/domain/memory"), ["2097152"])
+        XCTAssertEqual(try values(doc, "/domain/currentMemory"), ["2097152"])
+        XCTAssertEqual(try values(doc, "/domain/@type"), ["kvm"])
+        XCTAssertEqual(try childNames(doc, "/domain/devices"), ["memoryBacking"],
+                       "elements that merely start alike (<memoryBacking> vs <memory>) are left alone")
+        XCTAssertEqual(try doc.nodes(forXPath: "//cputune").count, 1)
 
-        let empty = try DomainTemplate.render("<domain type='test'><cputune/></domain>", vm: vm, uuid: "u")
-        XCTAssertTrue(empty.contains("<cputune><shares>4000</shares><period>100000</period><quota>150000</quota></cputune>"), empty)
-        XCTAssertFalse(empty.contains("<cputune/>"))
+        let empty = try parsed(try DomainTemplate.render("<domain type='test'><cputune/></domain>", vm: vm, uuid: "u"))
+        XCTAssertEqual(try childNames(empty, "/domain/cputune"), ["shares", "period", "quota"], "<cputune/> is filled")
+        XCTAssertEqual(try values(empty, "/domain/cputune/shares"), ["4000"])
+        XCTAssertEqual(try values(empty, "/domain/cputune/quota"), ["150000"])
+        XCTAssertEqual(try empty.nodes(forXPath: "//cputune").count, 1)
     }
 
     func testHostThatRefusesTuningGetsNoEntitlementElementsAndTheRefusalIsNamed() throws {
         let vm = VMSpec(name: "web1", vcpus: 1, memoryMiB: 512,
                         resources: ResourceControls(memory: ResourceControl(limit: 512)))
         let session = HostTuning(cpu: false, memory: false, reason: "QEMU in session mode has no cgroups")
-        let xml = try DomainTemplate.render("<domain type='qemu'><name>N</name></domain>", vm: vm, uuid: "u", tuning: session)
-        XCTAssertFalse(xml.contains("<cputune") || xml.contains("<memtune"), xml)
+        let doc = try parsed(try DomainTemplate.render("<domain type='qemu'><name>N</name></domain>", vm: vm, uuid: "u",
+                                                       tuning: session))
+        XCTAssertTrue(try doc.nodes(forXPath: "//cputune | //memtune").isEmpty, doc.xmlString)
+        XCTAssertEqual(try values(doc, "/domain/name"), ["web1"])
         XCTAssertEqual(DomainTemplate.refusedKnobs(vm, tuning: session),
                        "not written: <cputune> shares; <memtune> hard_limit (QEMU in session mode has no cgroups)")
         XCTAssertNil(DomainTemplate.refusedKnobs(vm, tuning: nil))
-        let cpuOnly = try DomainTemplate.render("<domain type='qemu'></domain>", vm: vm, uuid: "u",
-                                                tuning: HostTuning(cpu: true, memory: false))
-        XCTAssertTrue(cpuOnly.contains("<cputune><shares>1000</shares></cputune>") && !cpuOnly.contains("<memtune"), cpuOnly)
+        let cpuOnly = try parsed(try DomainTemplate.render("<domain type='qemu'></domain>", vm: vm, uuid: "u",
+                                                           tuning: HostTuning(cpu: true, memory: false)))
+        XCTAssertEqual(try childNames(cpuOnly, "/domain/cputune"), ["shares"])
+        XCTAssertEqual(try values(cpuOnly, "/domain/cputune/shares"), ["1000"])
+        XCTAssertTrue(try cpuOnly.nodes(forXPath: "//memtune").isEmpty, cpuOnly.xmlString)
+        XCTAssertEqual(try childNames(cpuOnly, "/domain"), ["name", "uuid", "memory", "currentMemory", "vcpu", "cputune"],
+                       "absent elements are added to <domain>")
+        XCTAssertEqual(try values(cpuOnly, "/domain/memory/@unit"), ["KiB"])
     }
 
     func testVirtioBalloonGetsAStatsPeriodUnlessItHasOne() throws {
         let vm = VMSpec(name: "g", vcpus: 1, memoryMiB: 512)
-        func render(_ devices: String) throws -> String {
-            try DomainTemplate.render("<domain type='qemu'><devices>\(devices)</devices></domain>", vm: vm, uuid: "u")
+        func render(_ devices: String) throws -> XMLDocument {
+            try parsed(try DomainTemplate.render("<domain type='qemu'><devices>\(devices)</devices></domain>",
+                                                 vm: vm, uuid: "u"))
         }
-        XCTAssertTrue(try render("<memballoon model='virtio'></memballoon>").contains("<memballoon model='virtio'><stats period='2'/></memballoon>"))
-        XCTAssertTrue(try render("<memballoon model='virtio'/>").contains("<memballoon model='virtio'><stats period='2'/></memballoon>"))
-        XCTAssertTrue(try render("<memballoon model='virtio'><stats period='7'/></memballoon>").contains("<stats period='7'/></memballoon>"))
-        XCTAssertEqual(try render("<memballoon model='virtio'><stats period='7'/></memballoon>").components(separatedBy: "<stats").count, 2)
-        XCTAssertTrue(try render("<memballoon model='none'/>").contains("<memballoon model='none'/>"))
+        let balloon = "/domain/devices/memballoon"
+        XCTAssertEqual(try values(try render("<memballoon model='virtio'></memballoon>"), balloon + "/stats/@period"), ["2"])
+        XCTAssertEqual(try values(try render("<memballoon model='virtio'/>"), balloon + "/stats/@period"), ["2"])
+        XCTAssertEqual(try values(try render("<memballoon model='virtio'><stats period='7'/></memballoon>"),
+                                  balloon + "/stats/@period"), ["7"], "the operator's period is kept, not doubled")
+        let none = try render("<memballoon model='none'/>")
+        XCTAssertEqual(try values(none, balloon + "/@model"), ["none"])
+        XCTAssertEqual(try childNames(none, balloon), [], "only a virtio balloon gets statistics")
+    }
+
+    func testOnlyTheDomainsOwnNameIsSetNotOneNestedDeeperOrInAComment() throws {
+        let template = """
+            <domain type='qemu'>
+              <!-- <name>placeholder</name> <vcpu>99</vcpu> -->
+              <metadata><app:info xmlns:app='urn:example'><app:name>keep-me</app:name></app:info></metadata>
+              <devices>
+                <disk type='file'><source file='/x.img'/><target dev='vda'/></disk>
+                <hostdev><metadata><name>nested-device-name</name></metadata></hostdev>
+              </devices>
+              <name>NAME</name>
+            </domain>
+            """
+        let xml = try DomainTemplate.render(template, vm: VMSpec(name: "db1", vcpus: 3, memoryMiB: 256), uuid: "u")
+        let doc = try parsed(xml)
+        XCTAssertEqual(try values(doc, "/domain/name"), ["db1"])
+        XCTAssertEqual(try values(doc, "/domain/devices/hostdev/metadata/name"), ["nested-device-name"], xml)
+        XCTAssertEqual(try doc.nodes(forXPath: "//*[local-name()='name' and text()='keep-me']").count, 1, xml)
+        XCTAssertEqual(try values(doc, "/domain/vcpu"), ["3"])
+        XCTAssertEqual(try doc.nodes(forXPath: "//vcpu").count, 1, "the comment's <vcpu> is not an element")
+        let comments = try values(doc, "//comment()")
+        XCTAssertEqual(comments, [" <name>placeholder</name> <vcpu>99</vcpu> "], "the comment stays a comment, untouched")
+        XCTAssertEqual(try values(doc, "/domain/devices/disk/source/@file"), ["/x.img"])
+    }
+
+    func testMalformedTemplateIsRefusedNamingTheVMAndTheFault() {
+        let vm = VMSpec(name: "web9", vcpus: 1, memoryMiB: 256)
+        let cases: [(String, String)] = [
+            ("<domain type='qemu'><name>x</domain>", "not well-formed XML at line 1"),
+            ("<domain type='qemu'><name>x</name>", "ends before </domain>"),
+            ("not xml at all", "not well-formed XML"),
+            ("", "is empty"),
+            ("<!-- only a comment -->", "is empty"),
+            ("<domain>&undeclared;</domain>", "not well-formed XML"),
+            ("<!DOCTYPE d [<!ENTITY x 'y'>]><domain>&x;</domain>", "may not declare a DTD"),
+            ("<node><name>x</name></node>", "has <node> as its root, not <domain>"),
+        ]
+        for (template, expected) in cases {
+            XCTAssertThrowsError(try DomainTemplate.render(template, vm: vm, uuid: "u"), template) { error in
+                let text = "\(error)"
+                XCTAssertTrue(text.contains("template for web9"), text)
+                XCTAssertTrue(text.contains(expected), "\(template): \(text)")
+            }
+        }
     }
 }
