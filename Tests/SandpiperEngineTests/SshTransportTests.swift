@@ -37,25 +37,10 @@ final class SshTransportTests: XCTestCase {
 
         // An operator repository whose hosts are reached through sshd.
         let root = try temporaryDirectory(self)
-        let dir = root.appendingPathComponent("Clusters/lab")
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent("traces"), withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: root.appendingPathComponent("Policies"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("Policies/default.yaml"),
-                                         to: root.appendingPathComponent("Policies/default.yaml"))
-        try """
-            apiVersion: sandpiper/v1
-            kind: Cluster
-            name: lab
-            telemetry: {source: trace, trace: traces/t.csv, interval: 10s}
-            hosts:
-              - {name: a, uri: "\(uriA)"}
-              - {name: b, uri: "\(uriB)"}
-            vms:
-              - {name: tiny, vcpus: 1, memory: 64MiB, placement: {host: b}}
-            """.write(to: dir.appendingPathComponent("cluster.yaml"), atomically: true, encoding: .utf8)
-        var csv = "time_s,vm,cpu_cores,net_mbps,mem_mib,swap_kbps,guest_free_mib\n"
-        for t in stride(from: 0, to: 50, by: 10) { csv += "\(t),tiny,0.05,0.1,20,,40\n" }
-        try csv.write(to: dir.appendingPathComponent("traces/t.csv"), atomically: true, encoding: .utf8)
+        try LabCluster.writePolicy(root: root)
+        let dir = try LabCluster.write(root: root, name: "lab", hosts: [("a", uriA), ("b", uriB)],
+                                       vms: ["{name: tiny, vcpus: 1, memory: 64MiB, placement: {host: b}}"],
+                                       trace: [.init("tiny", memMiB: 20, guestFreeMiB: 40)])
 
         let cluster = try ClusterLoader.load(dir.path)
         let connections = FleetConnections(cluster: cluster, timeout: .seconds(60))

@@ -49,3 +49,16 @@ public enum LabCluster {
         return dir
     }
 }
+
+/// Processes a lab test started itself (sshd, a TLS libvirtd): stopped by their own PID, never by name.
+public enum LabProcess {
+    /// SIGTERM, up to `grace` seconds to exit, then SIGKILL; waits for the exit.
+    public static func stop(_ process: Process, grace: TimeInterval = 10) {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(grace)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}

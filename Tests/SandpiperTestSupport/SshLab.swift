@@ -152,13 +152,7 @@ public final class SshLab {
 
     /// Stops the sshd this lab started (by its PID) and removes the directory unless SANDPIPER_KEEP_SSH_LAB is set.
     public func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            let deadline = Date().addingTimeInterval(10)
-            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
+        LabProcess.stop(process)
         if ProcessInfo.processInfo.environment["SANDPIPER_KEEP_SSH_LAB"] == nil {
             try? FileManager.default.removeItem(at: root)
         }

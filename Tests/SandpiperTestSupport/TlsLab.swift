@@ -145,13 +145,7 @@ public final class TlsLab {
                 kill(pid, SIGTERM)
             }
         }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            let deadline = Date().addingTimeInterval(10)
-            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
+        LabProcess.stop(process)
         if ProcessInfo.processInfo.environment["SANDPIPER_KEEP_TLS_LAB"] == nil {
             try? FileManager.default.removeItem(at: root)
         }
