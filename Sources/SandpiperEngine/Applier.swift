@@ -177,25 +177,18 @@ public final class Applier: @unchecked Sendable {
                 continue
             }
             if a.vm.isEmpty { problems.append("\(what): names no VM"); continue }
-            let declared = cluster.spec.vm(named: a.vm) != nil
             switch a.kind {
-            case .define:
-                needHost(a.to, "target")
-                if !declared { problems.append("\(what): \(a.vm) is not declared in cluster.yaml") }
-            case .start:
-                needHost(a.to ?? a.from, "its")
-                if !declared { problems.append("\(what): \(a.vm) is not declared in cluster.yaml") }
+            case .define: needHost(a.to, "target")
+            case .start: needHost(a.to ?? a.from, "its")
             case .migrate:
                 needHost(a.from, "source"); needHost(a.to, "target")
                 if a.mode == nil { problems.append("\(what): no mode (live or cold)") }
-                if !declared { problems.append("\(what): \(a.vm) is not declared in cluster.yaml") }
-            case .tune, .resize:
-                needHost(a.from, "its")
-                if !declared { problems.append("\(what): \(a.vm) is not declared in cluster.yaml") }
-            case .stop, .undefine:
-                needHost(a.from, "its")  // undeclared VMs are what prune stops
-            case .drain, .powerOff, .powerOn:
-                break
+            case .tune, .resize, .stop, .undefine: needHost(a.from, "its")
+            case .drain, .powerOff, .powerOn: break
+            }
+            // Only undeclared VMs are what prune stops and undefines; every other VM action needs its spec.
+            if a.kind != .stop, a.kind != .undefine, cluster.spec.vm(named: a.vm) == nil {
+                problems.append("\(what): \(a.vm) is not declared in cluster.yaml")
             }
         }
         return problems
@@ -382,8 +375,6 @@ public final class Applier: @unchecked Sendable {
         }
         state.record(observation)
     }
-
-    var runsPowerCommands: Bool { options.runsPowerCommands }
 
     private func connection(_ host: String?) throws -> any FleetHost {
         guard let host else { throw ApplyError("the action names no host") }

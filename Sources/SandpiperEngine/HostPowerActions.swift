@@ -50,7 +50,7 @@ extension Applier {
                     throw ApplyError("\(host) still holds \(left.joined(separator: ", ")); refusing to power it off")
                 }
             }
-            guard runsPowerCommands else {
+            guard options.runsPowerCommands else {
                 // `simulate`: the power state changes as apply would leave it, and no command runs — a copied
                 // production spec must never reach real BMCs from a simulation.
                 return HostActionResult(detail: "\(host) powered \(on ? "on" : "off") (simulated: no command run)",
