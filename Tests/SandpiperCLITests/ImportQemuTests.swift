@@ -17,9 +17,8 @@ final class ImportQemuTests: XCTestCase {
             for c in cleanup { try? c.undefine("idle") }
             lab.teardown(domain: "busy", connections: cleanup)
         }
-        try lab.startDaemon("A", hostUUID: "77777777-7777-4777-8777-777777777777", migrationPortMin: 50100)
-        try lab.startDaemon("B", hostUUID: "88888888-8888-4888-8888-888888888888", migrationPortMin: 50250)
-        let a = try lab.connect("A"), b = try lab.connect("B")
+        let (a, b) = try lab.startPair(
+            hostUUIDs: ("77777777-7777-4777-8777-777777777777", "88888888-8888-4888-8888-888888888888"), migrationPortMin: 50100)
         cleanup += [a, b]
         _ = try a.define(xml: QemuLab.tinyXML(name: "idle"))
         _ = try b.define(xml: QemuLab.tinyXML(name: "busy"))

@@ -13,11 +13,9 @@ final class QemuApplyTests: XCTestCase {
         let lab = try QemuLab()
         var cleanup: [LibvirtConnection] = []
         defer { lab.teardown(domain: "tiny", connections: cleanup) }
-        try lab.startDaemon("A", hostUUID: "33333333-3333-4333-8333-333333333333", migrationPortMin: 49500)
-        try lab.startDaemon("B", hostUUID: "44444444-4444-4444-8444-444444444444", migrationPortMin: 49650)
-        let setupA = try lab.connect("A")
-        cleanup.append(setupA)
-        cleanup.append(try lab.connect("B"))
+        let (setupA, setupB) = try lab.startPair(
+            hostUUIDs: ("33333333-3333-4333-8333-333333333333", "44444444-4444-4444-8444-444444444444"), migrationPortMin: 49500)
+        cleanup += [setupA, setupB]
         _ = try setupA.define(xml: QemuLab.tinyXML())
         try setupA.start("tiny")
 

@@ -15,12 +15,9 @@ final class QemuMigrationControlTests: XCTestCase {
         let lab = try QemuLab()
         var cleanup: [LibvirtConnection] = []
         defer { lab.teardown(domain: "tiny", connections: cleanup) }
-        try lab.startDaemon("A", hostUUID: "aaaaaaaa-1111-4111-8111-aaaaaaaaaaaa", migrationPortMin: 50700)
-        try lab.startDaemon("B", hostUUID: "bbbbbbbb-2222-4222-8222-bbbbbbbbbbbb", migrationPortMin: 50850)
-        let unixA = try lab.connect("A")
-        cleanup.append(unixA)
-        let unixB = try lab.connect("B")
-        cleanup.append(unixB)
+        let (unixA, unixB) = try lab.startPair(
+            hostUUIDs: ("aaaaaaaa-1111-4111-8111-aaaaaaaaaaaa", "bbbbbbbb-2222-4222-8222-bbbbbbbbbbbb"), migrationPortMin: 50700)
+        cleanup += [unixA, unixB]
         _ = try unixA.define(xml: QemuLab.tinyXML())
         try unixA.start("tiny")
 

@@ -15,12 +15,9 @@ final class SshTransportTests: XCTestCase {
         let lab = try QemuLab()
         var cleanup: [LibvirtConnection] = []
         defer { lab.teardown(domain: "tiny", connections: cleanup) }
-        try lab.startDaemon("A", hostUUID: "77777777-7777-4777-8777-777777777777", migrationPortMin: 50400)
-        try lab.startDaemon("B", hostUUID: "88888888-8888-4888-8888-888888888888", migrationPortMin: 50550)
-        let unixA = try lab.connect("A")
-        cleanup.append(unixA)
-        let unixB = try lab.connect("B")
-        cleanup.append(unixB)
+        let (unixA, unixB) = try lab.startPair(
+            hostUUIDs: ("77777777-7777-4777-8777-777777777777", "88888888-8888-4888-8888-888888888888"), migrationPortMin: 50400)
+        cleanup += [unixA, unixB]
         let ssh = try SshLab()
         defer { ssh.stop() }
         let uriA = ssh.uri(socket: lab.uri("A")), uriB = ssh.uri(socket: lab.uri("B"))

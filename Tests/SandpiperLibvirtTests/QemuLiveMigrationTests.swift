@@ -15,12 +15,9 @@ final class QemuLiveMigrationTests: XCTestCase {
             lab.teardown(domain: "tiny", connections: conns)
             lab.log(String(format: "wall time %.2fs", Date().timeIntervalSince(started)))
         }
-        try lab.startDaemon("A", hostUUID: "11111111-1111-4111-8111-111111111111", migrationPortMin: 49152)
-        try lab.startDaemon("B", hostUUID: "22222222-2222-4222-8222-222222222222", migrationPortMin: 49300)
-        let a = try lab.connect("A")
-        conns.append(a)
-        let b = try lab.connect("B")
-        conns.append(b)
+        let (a, b) = try lab.startPair(
+            hostUUIDs: ("11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"), migrationPortMin: 49152)
+        conns += [a, b]
         XCTAssertTrue(a.keepAliveActive, "keepalive on a remote (unix socket) connection")
 
         let hostA = try a.hostInfo()

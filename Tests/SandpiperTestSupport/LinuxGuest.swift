@@ -113,12 +113,10 @@ public final class SharedQemuLab: @unchecked Sendable {
     private init(mode: QemuLab.Mode) throws {
         lab = try QemuLab(mode: mode)
         let base = mode == .session ? 50100 : 50400
-        try lab.startDaemon("A", hostUUID: mode == .session ? "a1a1a1a1-0000-4000-8000-00000000000a" : "a2a2a2a2-0000-4000-8000-00000000000a",
-                            migrationPortMin: base)
-        try lab.startDaemon("B", hostUUID: mode == .session ? "b1b1b1b1-0000-4000-8000-00000000000b" : "b2b2b2b2-0000-4000-8000-00000000000b",
-                            migrationPortMin: base + 150)
-        a = try lab.connect("A")
-        b = try lab.connect("B")
+        (a, b) = try lab.startPair(
+            hostUUIDs: mode == .session ? ("a1a1a1a1-0000-4000-8000-00000000000a", "b1b1b1b1-0000-4000-8000-00000000000b")
+                                        : ("a2a2a2a2-0000-4000-8000-00000000000a", "b2b2b2b2-0000-4000-8000-00000000000b"),
+            migrationPortMin: base)
     }
 
     /// The shared lab for `mode`, started on first use.

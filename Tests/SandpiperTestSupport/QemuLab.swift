@@ -173,6 +173,15 @@ public final class QemuLab: @unchecked Sendable {
     }
 
     /// Waits until the daemon answers (like wait_ready, with a longer budget for a cold capability cache).
+    /// Starts daemons A and B (migration ports from `migrationPortMin` and `migrationPortMin + 150`, 64 each) and
+    /// connects to both over their unix sockets.
+    public func startPair(hostUUIDs: (a: String, b: String),
+                          migrationPortMin: Int) throws -> (a: LibvirtConnection, b: LibvirtConnection) {
+        try startDaemon("A", hostUUID: hostUUIDs.a, migrationPortMin: migrationPortMin)
+        try startDaemon("B", hostUUID: hostUUIDs.b, migrationPortMin: migrationPortMin + 150)
+        return (try connect("A"), try connect("B"))
+    }
+
     public func connect(_ name: String, timeout: TimeInterval = 60) throws -> LibvirtConnection {
         let d = daemons[name]!
         let deadline = Date().addingTimeInterval(timeout)
