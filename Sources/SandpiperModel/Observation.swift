@@ -159,12 +159,16 @@ public struct VMObservation: Sendable, Equatable, Codable {
     public var samples: [Sample]
     /// When the VM last arrived on its host (seconds, same clock as `Observation.now`), if known.
     public var lastMovedAt: Double?
+    /// Bytes of local disk a move must copy (0 or nil: shared storage, or not known); migration cost is
+    /// memory plus this.
+    public var diskCopyBytes: Double?
 
     public init(name: String, host: String, state: State = .running, vcpus: Int, memoryMiB: Double,
                 maxVcpus: Int? = nil, maxMemoryMiB: Double? = nil, tunables: Tunables = Tunables(),
-                samples: [Sample] = [], lastMovedAt: Double? = nil) {
+                samples: [Sample] = [], lastMovedAt: Double? = nil, diskCopyBytes: Double? = nil) {
         self.name = name; self.host = host; self.state = state; self.vcpus = vcpus; self.memoryMiB = memoryMiB
         self.maxVcpus = maxVcpus ?? vcpus; self.maxMemoryMiB = maxMemoryMiB ?? memoryMiB
         self.tunables = tunables; self.samples = samples; self.lastMovedAt = lastMovedAt
+        self.diskCopyBytes = diskCopyBytes
     }
 }

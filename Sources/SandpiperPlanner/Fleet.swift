@@ -58,6 +58,8 @@ struct VMInfo: Sendable {
     var automation: VMAutomation?
     /// RAM size for VSR and migration cost: the current allocation (MiB).
     var ram: Double
+    /// What a move copies (MiB): `ram` plus the local disk bytes the observation reports.
+    var copyMiB: Double
     /// Policy thresholds overridden by the VM's SLA.
     var thresholds: ResolvedThresholds
     var migration: MigrationMode
@@ -183,12 +185,14 @@ struct Fleet: Sendable {
         func info(name: String, observed: Int?, declared: Int?, host: Int, demand: Vec3, ram: Double,
                   age: Double?) -> VMInfo {
             var info = VMInfo(name: name, observed: observed, declared: declared, host: host, demand: demand,
-                              cpuReservation: 0, memReservation: 0, ram: ram, thresholds: policy.thresholds,
+                              cpuReservation: 0, memReservation: 0, ram: ram, copyMiB: ram,
+                              thresholds: policy.thresholds,
                               migration: .any, pin: nil, pinName: nil, labels: [:], groups: [],
                               recentlyMoved: age.map { $0 < minResidency } ?? false, residencyAge: age)
             if let oi = observed {
                 let o = observation.vms[oi]
                 info.vcpus = Double(o.vcpus); info.allocatedMiB = max(o.maxMemoryMiB, o.memoryMiB)
+                if let disk = o.diskCopyBytes, disk > 0 { info.copyMiB = ram + disk / 1_048_576 }
             }
             if let di = declared {
                 info.vcpus = Double(spec.vms[di].vcpus); info.allocatedMiB = spec.vms[di].memoryMiB
