@@ -233,7 +233,7 @@ public struct DriftNote: Sendable, Equatable {
 /// Nomad's AllocMetric for one placement decision: why hosts were rejected and how the best ones scored.
 public struct PlacementDiagnostics: Sendable, Equatable {
     public enum Purpose: String, Sendable, Equatable, Codable {
-        case hotspot, swap, staging, repair, initial, consolidation
+        case hotspot, swap, staging, repair, initial, consolidation, balance
     }
     public struct Candidate: Sendable, Equatable {
         public var host: String

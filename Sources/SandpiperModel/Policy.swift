@@ -39,12 +39,30 @@ public struct Policy: Sendable, Equatable, Codable {
         public var minResidencySeconds: Double
         /// A move must lower the source host's Volume by at least this fraction to be worth its cost.
         public var minGain: Double
+        /// Cost-benefit per move, like DRS's migration threshold: 1 conservative ... 5 aggressive. A hotspot or
+        /// balance move is made only when its benefit is at least `CostBenefitLevel.requiredRatio` times its cost;
+        /// 5 (the default) requires nothing more than relief, as before the knob existed.
+        public var migrationThreshold: Int
         public init(swaps: Bool = true, maxMigrationsPerRun: Int = 4, maxConcurrentPerHost: Int = 2,
-                    minResidencySeconds: Double = 300, minGain: Double = 0.0) {
+                    minResidencySeconds: Double = 300, minGain: Double = 0.0, migrationThreshold: Int = 5) {
             self.swaps = swaps; self.maxMigrationsPerRun = maxMigrationsPerRun
             self.maxConcurrentPerHost = maxConcurrentPerHost
             self.minResidencySeconds = minResidencySeconds; self.minGain = minGain
+            self.migrationThreshold = migrationThreshold
         }
+
+        /// Benefit / cost a move needs at `migrationThreshold` (DRS: level 1 applies only mandatory moves,
+        /// 5 every improving one). Constraint repair and evacuation are never filtered.
+        public static func requiredRatio(migrationThreshold level: Int) -> Double {
+            switch level {
+            case ...1: return 4
+            case 2: return 2
+            case 3: return 1
+            case 4: return 0.5
+            default: return 0
+            }
+        }
+        public var requiredBenefitRatio: Double { Self.requiredRatio(migrationThreshold: migrationThreshold) }
     }
 
     public enum Automation: String, Sendable, Codable, CaseIterable {
@@ -102,6 +120,21 @@ public struct Policy: Sendable, Equatable, Codable {
         }
     }
 
+    /// Load balancing under the thresholds (`balance:`; DRS load balance, OpenStack Watcher's
+    /// workload_stabilization): in a calm plan (no hotspot, no migration planned yet), move VMs from the most to
+    /// the least loaded powered host while the spread of the dominant resource exceeds `maxSpread`.
+    public struct Balance: Sendable, Equatable, Codable {
+        public var enabled: Bool
+        /// Spread = max - min utilization of the dominant resource (the one with the highest mean utilization
+        /// over the powered hosts) across the powered, schedulable hosts.
+        public var maxSpread: Double
+        /// At most this many balance moves per plan (within maxMigrationsPerRun).
+        public var maxMoves: Int
+        public init(enabled: Bool = false, maxSpread: Double = 0.20, maxMoves: Int = 2) {
+            self.enabled = enabled; self.maxSpread = maxSpread; self.maxMoves = maxMoves
+        }
+    }
+
     /// How live migrations run (`migration:`): passed to libvirt as migration parameters and flags.
     public struct Migration: Sendable, Equatable, Codable {
         /// Bandwidth cap, Mbit/s (VIR_MIGRATE_PARAM_BANDWIDTH, in MiB/s); nil = unlimited.
@@ -143,6 +176,7 @@ public struct Policy: Sendable, Equatable, Codable {
     public var automation: Automation
     public var consolidation: Consolidation
     public var migration: Migration = Migration()
+    public var balance: Balance = Balance()
     /// `automation: {level, windows, repairOverridesWindows}`: when moves may be applied (none: always).
     public var changeWindows: ChangeWindows = ChangeWindows()
     /// `allocationRatio: {cpu, memory}`; hosts may override it. Unset: allocations are not limited.

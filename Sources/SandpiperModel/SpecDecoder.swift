@@ -316,6 +316,8 @@ public enum SpecDecoder {
             p.placement.minResidencySeconds = lm.read("minResidency", r.durationSeconds)
                 ?? p.placement.minResidencySeconds
             p.placement.minGain = lm.read("minGain") { r.number($0, $1, min: 0, max: 1) } ?? p.placement.minGain
+            p.placement.migrationThreshold = lm.read("migrationThreshold") { r.int($0, $1, min: 1, max: 5) }
+                ?? p.placement.migrationThreshold
         }
         if let a = m["automation"] { readAutomation(a, into: &p, r) }
         p.allocationRatio = m.read("allocationRatio") { readAllocationRatio($0, $1, r) } ?? AllocationRatio()
@@ -347,6 +349,11 @@ public enum SpecDecoder {
                         "targetUtilization (\(k.targetUtilization)) must not exceed the cpu and mem thresholds")
             }
             p.consolidation = k
+        }
+        if let b = m["balance"], let bm = r.mapping(b, "balance", allowed: SpecKeys.balance.keys) {
+            p.balance.enabled = bm.read("enabled", r.bool) ?? p.balance.enabled
+            p.balance.maxSpread = bm.read("maxSpread", r.fraction) ?? p.balance.maxSpread
+            p.balance.maxMoves = bm.read("maxMoves") { r.int($0, $1, min: 1, max: 100_000) } ?? p.balance.maxMoves
         }
         if let mg = m["migration"], let mm = r.mapping(mg, "migration", allowed: SpecKeys.migration.keys) {
             var g = p.migration

@@ -93,7 +93,11 @@ public enum SpecKeys {
     public static let policyPlacement = KeyTable([
         ("swaps", .bool), ("maxMigrationsPerRun", .int(min: 0, max: 100_000)),
         ("maxConcurrentPerHost", .int(min: 1, max: 64)), ("minResidency", .duration),
-        ("minGain", .number(min: 0, max: 1)),
+        ("minGain", .number(min: 0, max: 1)), ("migrationThreshold", .int(min: 1, max: 5)),
+    ])
+    /// `balance:` in the policy: load balancing under the thresholds.
+    public static let balance = KeyTable([
+        ("enabled", .bool), ("maxSpread", .fraction), ("maxMoves", .int(min: 1, max: 100_000)),
     ])
     public static let consolidation = KeyTable([
         ("enabled", .bool), ("targetUtilization", .fraction), ("lowUtilization", .fraction),
@@ -117,6 +121,6 @@ public enum SpecKeys {
         ("prediction", .object(prediction)), ("profiling", .object(profiling)),
         ("placement", .object(policyPlacement)), ("automation", .either([.oneOf(values(Policy.Automation.self)), .object(automation)])),
         ("consolidation", .object(consolidation)), ("allocationRatio", .object(allocationRatio)),
-        ("migration", .object(migration)),
+        ("migration", .object(migration)), ("balance", .object(balance)),
     ], required: ["apiVersion", "kind"])
 }

@@ -72,6 +72,8 @@ extension PlanningContext {
             // While one hot host is relieved, every other host only gains load, so a VM that found no target
             // will not find one on the next pass either: remember the failed search instead of repeating it.
             var failedSearch: [Int: SearchResult] = [:]
+            // How long the hotspot lasts per the AR forecast: computed once, only when cost-benefit filters.
+            var duration: Double?
             while true {
                 var still = state.over(h, fleet: fleet, resources: resources)
                 if still.isEmpty {
@@ -92,6 +94,7 @@ extension PlanningContext {
                 var firstFailure: SearchResult?
                 var failures: [(Int, SearchResult)] = []
                 var lowGain: [String] = []
+                var costly: [String] = []
                 var moved = false
                 for v in movable.prefix(options.maxCandidatesPerHost) {
                     let g = gain(removing: v, from: h)
@@ -110,6 +113,12 @@ extension PlanningContext {
                         failures.append((v, result))
                         failedSearch[v] = result
                         continue
+                    }
+                    if costBenefit.filters {
+                        if duration == nil { duration = hotspotDuration(h, resources: resources) }
+                        if let why = costExceedsBenefit(moving: v, from: h, to: t, gain: g, duration: duration!) {
+                            costly.append(why); continue
+                        }
                     }
                     let why = "\(fleet.vms[v].name) has the highest VSR \(Fmt.d(vsr(v, on: h) * 1000, 4))e-3 (volume \(Fmt.d(vmVolume(v, relativeTo: h), 3)), \(Fmt.mib(fleet.vms[v].ram))) of \(movable.count) movable VM(s) that fit somewhere"
                     let fromBefore = describe(h), toBefore = describe(t)
@@ -138,6 +147,7 @@ extension PlanningContext {
                 if movable.isEmpty { reason += "; no movable VM" }
                 if !held.isEmpty { reason += "; held: " + held.prefix(3).joined(separator: "; ") }
                 if !lowGain.isEmpty { reason += "; " + lowGain.prefix(2).joined(separator: "; ") }
+                if !costly.isEmpty { reason += "; " + costly.prefix(2).joined(separator: "; ") }
                 if let f = firstFailure {
                     reason += "; no host fits \(f.diagnostics.vm) (highest VSR): \(summary(f.diagnostics))"
                     decisions.append(f.diagnostics)

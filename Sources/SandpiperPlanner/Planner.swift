@@ -29,6 +29,8 @@ public enum Planner {
     ///  7. consolidation (policy.consolidation.enabled):      (ConsolidationStep: wake ahead of a rising load,
     ///     else empty sustained-low hosts onto others           else empty low hosts, lowest Volume / least RAM
     ///     under targetUtilization and power them off)           first, and power them off)
+    /// 7b. balancing (policy.balance.enabled), calm plans only: (BalanceStep: most -> least loaded host while the
+    ///     dominant resource's spread exceeds maxSpread;       each move narrows the gap and passes cost-benefit)
     ///  8. prune undeclared VMs when asked                     (DriftStep.prune)
     ///  9. allocations on the final placement                  (AllocationStep: entitlements, tune, resize)
     /// Every placement goes through one PlacementSearch: FeasibleHosts -> VolumeRank -> SoftRules -> Select,
@@ -54,6 +56,7 @@ public enum Planner {
         ctx.relieveHotspots(detection); finished(.relieve)
         ctx.placeAbsentVMs(); finished(.placeAbsent)
         ctx.consolidate(detection); finished(.consolidate)
+        ctx.balance(detection); finished(.balance)
         if options.prune { ctx.pruneUndeclared(); finished(.prune) }
         ctx.allocate(detection); finished(.allocate)
 
@@ -69,7 +72,7 @@ public enum Planner {
 /// The steps of `Planner.plan`, in the order they run (numbered as in the pipeline comment above; `build`
 /// orders the actions and computes the after column).
 public enum PlanStep: String, Sendable, CaseIterable {
-    case index, detect, drift, repair, relieve, placeAbsent = "place-absent", consolidate, prune, allocate, build
+    case index, detect, drift, repair, relieve, placeAbsent = "place-absent", consolidate, balance, prune, allocate, build
 }
 
 extension Planner {

@@ -30,6 +30,7 @@ extension PlanningContext {
         var staged: (a: Int, b: Int, t: Int, staging: SearchResult, volBefore: Double)?
         var stagingSearches = 0
         let minGain = max(fleet.policy.placement.minGain, 1e-9)
+        var duration: Double?  // the hotspot's AR-forecast duration, computed once when cost-benefit filters
         for (a, result) in failures.prefix(Self.swapVMsTried) {
             let va = fleet.vms[a]
             let volA = vmVolume(a, relativeTo: h)
@@ -89,6 +90,10 @@ extension PlanningContext {
                     if g < minGain {
                         check.reject("gain", "\(tag): \(hostName(h)) volume \(Fmt.d(volBefore, 3)) -> \(Fmt.d(volAfter, 3)) gains \(Fmt.pct(g))")
                         continue
+                    }
+                    if let why = swapCostExceedsBenefit(a: a, b: b, h: h, t: t, gain: g, resources: resources,
+                                                        duration: &duration) {
+                        check.reject("cost-benefit", "\(tag): \(why)"); continue
                     }
                     // Order the moves so every intermediate state exists.
                     let tHolds = search.feasible.canHold(t, extra: va.demand, cpuResv: va.cpuReservation,
