@@ -12,8 +12,8 @@ import SandpiperModel
 ///   `cost = time x (1 + migrationCPUCores / source cores + migrationCPUCores / target cores)`.
 /// - **benefit** = how much the move relieves the source, for how long the relief matters:
 ///   `gain x max(0, duration - time)`, with `gain` the fractional Volume reduction of the source host and
-///   `duration` how long the hotspot lasts per the AR prediction (the fitted model run forward, one sample
-///   interval a step, until it falls under the threshold, at most `horizonSamples` steps; the whole horizon when
+///   `duration` how long the hotspot lasts per the AR prediction (the model fitted on the window run forward, one
+///   sample interval a step, until it falls under the threshold, at most `horizonSamples` steps; the whole horizon when
 ///   prediction is off). A balance move's duration is the whole horizon (an imbalance does not end by itself).
 ///
 /// A move is made when `benefit >= requiredRatio x cost` (Policy.Placement.requiredRatio: 4, 2, 1, 0.5, 0 for
@@ -80,20 +80,26 @@ struct CostBenefit: Sendable {
                        accepted: benefit >= required * cost - 1e-9)
     }
 
-    /// Seconds the hot resources of a host stay above their thresholds per the AR forecast: the model fitted on
-    /// the window, run forward a step at a time (each prediction appended to the window), until it falls under
-    /// the threshold; the longest over `resources`. The whole horizon without prediction or samples.
+    /// Seconds the hot resources of a host stay above their thresholds per the AR forecast: the model fitted once
+    /// on the window, run forward a step at a time (each forecast feeding the next), until it falls under the
+    /// threshold; the longest over `resources`. It decays towards the window mean: a hotspot whose window
+    /// averages above the threshold lasts the horizon, a fresh spike on a lower base a few intervals. The whole horizon without prediction or samples.
     func hotspotDuration(series: [Vec3]?, resources: [ResourceKind], thresholds: ResolvedThresholds, window n: Int) -> Double {
         let horizon = Double(Self.horizonSamples) * interval
         guard order > 0, let series, !series.isEmpty else { return horizon }
         var longest = 0
         for r in resources {
-            var x = series.map { $0[r] }
+            let window = series.map { $0[r] }.suffix(n)
+            let (mean, a) = ARPredictor.fit(window, order: order)
+            // Deviations from the mean, newest last; each forecast feeds the next (the standard AR forecast,
+            // which decays towards the window mean).
+            var dev = window.map { $0 - mean }
             var steps = 0
             while steps < Self.horizonSamples {
-                let next = ARPredictor.predict(x.suffix(n), order: order)
-                guard next > thresholds[r] else { break }
-                x.append(next)
+                var next = 0.0
+                for j in a.indices { next += a[j] * dev[dev.count - 1 - j] }
+                guard mean + next > thresholds[r] else { break }
+                dev.append(next)
                 steps += 1
             }
             longest = max(longest, steps)

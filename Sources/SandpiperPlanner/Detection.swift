@@ -26,13 +26,22 @@ struct WindowRule: Sendable, Equatable {
 /// predicted to stay, a load that has already dropped away is predicted below the threshold.
 enum ARPredictor {
     static func predict(_ x: ArraySlice<Double>, order: Int) -> Double {
+        let (mean, a) = fit(x, order: order)
+        var prediction = mean
+        let n = x.count, base = x.startIndex
+        for j in a.indices { prediction += a[j] * (x[base + n - 1 - j] - mean) }
+        return prediction
+    }
+
+    /// The window mean and the fitted coefficients a1...ap (index 0 = a1; empty when nothing can be fitted).
+    static func fit(_ x: ArraySlice<Double>, order: Int) -> (mean: Double, coefficients: [Double]) {
         let n = x.count
-        guard n > 0 else { return 0 }
+        guard n > 0 else { return (0, []) }
         var mean = 0.0
         for v in x { mean += v }
         mean /= Double(n)
         let p = min(order, n - 1)
-        guard p > 0 else { return mean }
+        guard p > 0 else { return (mean, []) }
         let base = x.startIndex
         // Autocovariances r[0...p].
         var r = [Double](repeating: 0, count: p + 1)
@@ -45,7 +54,7 @@ enum ARPredictor {
             }
             r[lag] = s / Double(n)
         }
-        guard r[0] > 1e-12 else { return mean }  // flat window: the level persists
+        guard r[0] > 1e-12 else { return (mean, []) }  // flat window: the level persists
         // Levinson-Durbin.
         var a = [Double](repeating: 0, count: p + 1)  // a[1...p]
         var e = r[0]
@@ -62,9 +71,7 @@ enum ARPredictor {
             e *= (1 - lambda * lambda)
             if e <= 1e-15 { break }
         }
-        var prediction = mean
-        for j in 1...fitted { prediction += a[j] * (x[base + n - j] - mean) }
-        return prediction
+        return (mean, Array(a[1...fitted]))
     }
 }
 
