@@ -8,14 +8,15 @@ import SandpiperModel
 /// - **When**: only in a calm plan (no hot host, nothing moved or powered by an earlier step, consolidation
 ///   included), and only while the spread exceeds `balance.maxSpread`.
 /// - **What**: a movable VM (the same `immovable` test as relief: declared, automation on, not pinned here,
-///   not moved within `minResidency`) from a host above the mean to one below it, the move that lowers the
-///   hosts' variance the most; the target passes every filter (thresholds, reservations, must-rules), breaks
+///   not moved within `minResidency`) from a host above the mean to a less loaded one, the move that lowers
+///   the hosts' variance the most; the target passes every filter (thresholds, reservations, must-rules), breaks
 ///   no `should` rule the VM kept at home, and the move must narrow the gap between the two hosts
 ///   (|source after - target after| < source before - target before), so moving the VM back could never pass
 ///   the same test: no ping-pong on constant load. Each move must pass cost-benefit (CostBenefit: the source's
 ///   Volume gain over the whole forecast horizon). At most `balance.maxMoves` moves per plan, within the budget.
-/// - **Never against consolidation**: with consolidation enabled, a host that is low (a candidate for
-///   evacuation) or powered off by this plan is never a target.
+/// - **Never against consolidation**: with consolidation enabled, a power-managed host that is low (a candidate
+///   for evacuation) is never a target, and a plan in which consolidation moves or powers anything does not
+///   balance; a VM that moved (by either) within `minResidency` is not moved.
 extension PlanningContext {
     /// Hosts balance looks at: declared, up, powered and schedulable in the plan built so far.
     func balanceHosts() -> [Int] {
@@ -24,8 +25,8 @@ extension PlanningContext {
         }
     }
 
-    /// The resource with the highest mean utilization over `hosts` (ties: cpu, net, mem); nil when a host lacks
-    /// capacity for it... for every resource.
+    /// The resource with the highest mean utilization over `hosts` (ties: cpu, net, mem), among those every
+    /// host has capacity for.
     func dominantResource(_ hosts: [Int]) -> ResourceKind? {
         var best: (ResourceKind, Double)?
         for r in ResourceKind.allCases where hosts.allSatisfy({ fleet.hosts[$0].capacity[r] > 0 }) {
@@ -44,7 +45,7 @@ extension PlanningContext {
         let c = fleet.policy.consolidation
         // Consolidation's candidates for evacuation are never balance targets.
         let targetable = Set(hosts.filter { h in
-            guard c.enabled else { return true }
+            guard c.enabled, fleet.hosts[h].powerManaged else { return true }
             let u = state.utilization(h, fleet: fleet)
             return !c.isLow(cpu: u.cpu, net: u.net, mem: u.mem)
         })
@@ -61,20 +62,22 @@ extension PlanningContext {
             let mean = values.reduce(0, +) / Double(values.count)
             // Most loaded sources, least loaded targets (ties: index), bounded so a large fleet stays fast.
             let sources = hosts.filter { u[$0]! > mean }.sorted { u[$0]! != u[$1]! ? u[$0]! > u[$1]! : $0 < $1 }
-            let targets = hosts.filter { u[$0]! < mean && targetable.contains($0) }
+            let targets = hosts.filter { targetable.contains($0) }
                 .sorted { u[$0]! != u[$1]! ? u[$0]! < u[$1]! : $0 < $1 }
             var best: (v: Int, s: Int, t: Int, varianceDrop: Double)?
             for s in sources.prefix(4) {
                 for v in state.members[s] where fleet.vms[v].demand[r] > 0 && immovable(v) == nil {
                     let home = soft.penalty(v, on: s, state: state)
-                    for t in targets.prefix(8) {
+                    for t in targets.prefix(8) where u[t]! < u[s]! {
                         let us = u[s]!, ut = u[t]!
                         let usAfter = us - fleet.vms[v].demand[r] / fleet.hosts[s].capacity[r]
                         let utAfter = ut + fleet.vms[v].demand[r] / fleet.hosts[t].capacity[r]
-                        // Narrows the gap between the two: the reverse move would widen it again.
-                        guard abs(usAfter - utAfter) < (us - ut) - 1e-9 else { continue }
+                        // Narrows the gap between the two, both staying within it (so the spread never widens):
+                        // the reverse move would widen it again.
+                        guard abs(usAfter - utAfter) < (us - ut) - 1e-9, usAfter >= ut, utAfter <= us else { continue }
                         let drop = (us - mean) * (us - mean) + (ut - mean) * (ut - mean)
                             - (usAfter - mean) * (usAfter - mean) - (utAfter - mean) * (utAfter - mean)
+                        guard drop > 1e-12 else { continue }
                         if let cur = best, !(drop > cur.varianceDrop + 1e-12) { continue }
                         guard search.feasible.verdict(v, on: t, state: state).fits,
                               soft.penalty(v, on: t, state: state) <= home else { continue }
@@ -99,7 +102,7 @@ extension PlanningContext {
             budget -= 1
             moves += 1
             builder.migrate(vm: fleet.vms[m.v].name, from: m.s, to: m.t, mode: mode(m.v),
-                            reason: "balance: \(r.rawValue) spread \(Fmt.pct(spreadBefore)) > maxSpread \(Fmt.pct(b.maxSpread)) over \(hosts.count) powered hosts; \(fleet.vms[m.v].name) from above-mean \(hostName(m.s)) to below-mean \(hostName(m.t)) lowers the hosts' variance the most (spread -> \(Fmt.pct(after.max()! - after.min()!))); \(hostName(m.s)): \(sBefore) -> \(describe(m.s)); \(hostName(m.t)): \(tBefore) -> \(describe(m.t))")
+                            reason: "balance: \(r.rawValue) spread \(Fmt.pct(spreadBefore)) > maxSpread \(Fmt.pct(b.maxSpread)) over \(hosts.count) powered hosts; \(fleet.vms[m.v].name) from above-mean \(hostName(m.s)) to less loaded \(hostName(m.t)) lowers the hosts' variance the most (spread -> \(Fmt.pct(after.max()! - after.min()!))); \(hostName(m.s)): \(sBefore) -> \(describe(m.s)); \(hostName(m.t)): \(tBefore) -> \(describe(m.t))")
         }
         // Left imbalanced because moves cost more than they gain: say so in the plan's decisions.
         let left = hosts.map { state.utilization($0, fleet: fleet)[r] }
