@@ -34,6 +34,16 @@ final class CostBenefitTests: XCTestCase {
         XCTAssertTrue(aggressive.unresolved.isEmpty, "\(aggressive.unresolved)")
     }
 
+    /// Constraint repair is never filtered: at level 1 a huge-copy VM still leaves a host in maintenance.
+    func testEvacuationIsNeverFiltered() {
+        var w = World(hosts: 2)
+        w.policy.placement.migrationThreshold = 1
+        w.spec.hosts[0].maintenance = true
+        w.addVM("big", on: "pm1", cpu: 1, vcpus: 4, memoryMiB: 4096)
+        w.update("big") { $0.diskCopyBytes = 400 * 1_073_741_824 }
+        XCTAssertEqual(w.plan().moves.map { "\($0.vm) \($0.from!)->\($0.to!)" }, ["big pm1->pm2"])
+    }
+
     /// Level 1 is not "never move": a small copy relieving a lasting hotspot passes it.
     func testSmallCopyForALastingHotspotPassesLevel1() {
         let plan = world(diskGiB: 0, short: false, level: 1).plan()
