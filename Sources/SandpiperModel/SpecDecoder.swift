@@ -126,6 +126,9 @@ public enum SpecDecoder {
             }
             return t
         }
+        if t.hostLoad {
+            r.error(at: m.field("hostLoad"), "not read from Prometheus (host load comes from libvirt sampling or trace @host rows)")
+        }
         guard let url else {
             r.error(node.mark, m.field("url"), "missing required field (telemetry source is prometheus)")
             return t

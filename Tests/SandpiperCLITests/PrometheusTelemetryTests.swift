@@ -89,6 +89,31 @@ final class PrometheusTelemetryTests: XCTestCase {
         XCTAssertFalse(run.stdout.contains(Self.secret) || run.stderr.contains(Self.secret))
     }
 
+    /// `sandpiper run` reads the windows from Prometheus every round (nothing kept in .samples/ but the source) and
+    /// logs the per-VM telemetry warnings; the credentials are sent and never logged.
+    func testRunControllerReadsPrometheusEachRound() throws {
+        let lab = try PrometheusLab(self)
+        let fake = try lab.startFakeServer()
+        let root = try CLI.sandbox(self)
+        let creds = root.appendingPathComponent("prometheus.credentials")
+        try Self.secret.write(to: creds, atomically: true, encoding: .utf8)
+        _ = try lab.writeCluster(root: root, telemetry: """
+            {source: prometheus, url: "http://127.0.0.1:\(fake.port)/auth", credentialsFile: \(creds.path), interval: 1s}
+            """)
+        let run = try RunControllerTests.Controller(["Clusters/prom", "--max-rounds", "2", "--log-format", "json"], in: root)
+        XCTAssertEqual(try run.exitStatus(timeout: 120), 0, run.lines.joined(separator: "\n"))
+        let messages = run.events.compactMap { $0["msg"] as? String }
+        XCTAssertEqual(messages.filter { $0 == "round done" }.count, 2, run.lines.joined(separator: "\n"))
+        XCTAssertTrue(messages.contains { $0.hasPrefix("web2: Prometheus telemetry incomplete (no cpu series") },
+                      run.lines.joined(separator: "\n"))
+        XCTAssertFalse(messages.contains { $0.hasPrefix("web1:") || $0.contains("query failed") }, run.lines.joined(separator: "\n"))
+        XCTAssertFalse(run.lines.joined().contains("Sup3r-S3cret-pw"))
+        let stored = try Data(contentsOf: root.appendingPathComponent("Clusters/prom/.samples/windows.json"))
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: stored) as? [String: Any])
+        XCTAssertEqual(json["source"] as? String, "prometheus")
+        XCTAssertEqual((json["windows"] as? [String: Any])?.count, 0, "Prometheus keeps the history")
+    }
+
     /// The spec: errors with file:line:column and field, and a password in the URL is refused without repeating it.
     func testPrometheusSpecErrors() throws {
         let lab = try PrometheusLab(self)
@@ -98,6 +123,7 @@ final class PrometheusTelemetryTests: XCTestCase {
             ("{source: prometheus, url: \"ftp://p:9090\"}", "telemetry.url: scheme must be http or https"),
             ("{source: prometheus, url: \"http://admin:hunter22@p:9090\"}", "telemetry.url: credentials in the URL are not accepted"),
             ("{source: libvirt, url: \"http://p:9090\"}", "telemetry.url: only used with telemetry source prometheus"),
+            ("{source: prometheus, url: \"http://p:9090\", hostLoad: true}", "telemetry.hostLoad: not read from Prometheus"),
             ("{source: prometheus, url: \"http://p:9090\", queries: {disk: x}}", "telemetry.queries.disk"),
             ("{source: prometheus, url: \"http://p:9090\", queries: {cpu: \" \"}}", "telemetry.queries.cpu: must not be empty"),
             ("{source: prometheus, url: \"http://p:9090\", credentialsFile: nope.txt}", "telemetry.credentialsFile: file \"nope.txt\" not found"),
