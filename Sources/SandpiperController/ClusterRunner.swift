@@ -246,8 +246,12 @@ final class ClusterRunner: @unchecked Sendable {
         reconcileOptions.lease = lease
         let reconciler = Reconciler(path: path, options: reconcileOptions)
         let feed = self.feed
+        let warningLogger = roundLogger
         reconciler.observe = { cluster, connections, state in
-            feed.snapshot(cluster, connections: connections, state: state)
+            let snapshot = feed.snapshot(cluster, connections: connections, state: state)
+            // What observe/plan print as warnings (telemetry gaps, capacity mismatches), one log line each.
+            for w in snapshot.inventory.warnings { warningLogger.warning("\(w)") }
+            return snapshot
         }
         let connections = self.connections
         reconciler.connect = { _ in connections }

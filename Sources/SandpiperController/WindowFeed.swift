@@ -6,9 +6,10 @@ import SandpiperModel
 /// The sample windows `sandpiper run` keeps between rounds. A trace is replayed one interval per tick; live hosts
 /// are sampled once per tick (one `virConnectGetAllDomainStats` per host) and each VM keeps its last n samples.
 /// The windows are written to `.samples/windows.json` after each tick and read back at start, so a restart
-/// keeps its history instead of waiting n intervals again.
+/// keeps its history instead of waiting n intervals again. With Prometheus the history lives there: each round
+/// reads the last n intervals afresh and nothing is kept.
 final class WindowFeed {
-    enum Source { case trace(Trace), libvirt }
+    enum Source { case trace(Trace), libvirt, prometheus(PrometheusTelemetry) }
 
     let source: Source
     /// Samples kept per VM (the policy's window n).
@@ -39,6 +40,9 @@ final class WindowFeed {
         case .libvirt:
             source = .libvirt
             traceIndex = 0
+        case .prometheus:
+            source = .prometheus(try Engine.prometheusTelemetry(cluster))
+            traceIndex = 0
         }
         restore()
     }
@@ -58,6 +62,8 @@ final class WindowFeed {
         case .libvirt:
             sample(connections)
             now = Date().timeIntervalSince1970
+        case .prometheus:
+            now = Date().timeIntervalSince1970  // read at snapshot time, against the inventory
         }
         started = true
     }
@@ -82,6 +88,10 @@ final class WindowFeed {
             inventory = FleetInventory(hosts: inventory.hosts, vms: inventory.vms.filter { known.contains($0.host) },
                                        warnings: inventory.warnings)
             samples = windows
+        case .prometheus(let prometheus):
+            let read = prometheus.sample(Engine.prometheusTargets(inventory), count: count, now: now)
+            inventory.warnings += read.warnings
+            samples = read.samples
         }
         return FleetSnapshot(observation: Observation(inventory: inventory, samples: samples, now: now,
                                                       intervalSeconds: intervalSeconds),
@@ -142,6 +152,8 @@ final class WindowFeed {
                             traceTime: trace.times[traceIndex], now: now, windows: [:])
         case .libvirt:
             stored = Stored(source: "libvirt", intervalSeconds: intervalSeconds, now: now, windows: windows)
+        case .prometheus:
+            stored = Stored(source: "prometheus", intervalSeconds: intervalSeconds, now: now, windows: [:])
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -168,6 +180,8 @@ final class WindowFeed {
             windows = stored.windows.mapValues { Array($0.suffix(count)) }
             now = stored.now
             resumedFrom = "\(windows.count) live window(s) from \(Int(age))s ago"
+        case .prometheus:
+            return  // Prometheus keeps the history
         }
     }
 }

@@ -11,11 +11,14 @@ public struct FleetInventory: Sendable, Equatable {
     public var vms: [VMObservation]
     /// Things an operator should know that are not errors (capacity mismatches, duplicate domains).
     public var warnings: [String]
+    /// libvirt's UUID of each observed VM (by name), for telemetry matched by UUID.
+    public var uuids: [String: String]
 
-    public init(hosts: [HostObservation], vms: [VMObservation], warnings: [String] = []) {
+    public init(hosts: [HostObservation], vms: [VMObservation], warnings: [String] = [], uuids: [String: String] = [:]) {
         self.hosts = hosts.sorted { $0.name < $1.name }
         self.vms = vms.sorted { $0.name < $1.name }
         self.warnings = warnings
+        self.uuids = uuids
     }
 
     /// Hosts that could not be reached (standby hosts are not unknown: they are powered off on purpose).
@@ -189,6 +192,7 @@ public final class FleetConnections: @unchecked Sendable {
         }
         var hostObs: [HostObservation] = []
         var candidates: [String: [VMObservation]] = [:]
+        var uuidsByHost: [String: [String: String]] = [:]
         var warnings: [String] = []
         let lastPlace = Dictionary((previous?.vms ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for (index, (host, result)) in zip(hosts, results).enumerated() {
@@ -226,6 +230,7 @@ public final class FleetConnections: @unchecked Sendable {
                         tunables: Self.tunables(d),
                         lastMovedAt: before?.host == host.name ? before?.lastMovedAt : (before == nil ? nil : now))
                     candidates[d.name, default: []].append(vm)
+                    uuidsByHost[host.name, default: [:]][d.name] = d.uuid
                 }
             case .some(.failure(let e)):
                 let reason = Self.oneLine(e.message)
@@ -253,7 +258,9 @@ public final class FleetConnections: @unchecked Sendable {
             }
             vms.append(chosen)
         }
-        return FleetInventory(hosts: hostObs, vms: vms, warnings: warnings)
+        var uuids: [String: String] = [:]
+        for vm in vms { uuids[vm.name] = uuidsByHost[vm.host]?[vm.name] }
+        return FleetInventory(hosts: hostObs, vms: vms, warnings: warnings, uuids: uuids)
     }
 
     /// A libvirt message on one line: the ssh transport passes ssh's stderr through, newlines and all, and an

@@ -101,14 +101,51 @@ public enum Engine {
                 observation: Observation(inventory: refreshed, samples: windows.samples, now: windows.now,
                                          intervalSeconds: interval),
                 inventory: refreshed)
+        case .prometheus:
+            // History is read, not sampled: nothing waits here.
+            let source = try prometheusTelemetry(cluster, intervalSeconds: telemetry.intervalSeconds)
+            let now = Date().timeIntervalSince1970
+            let inventory = connections.inventory(previous: state?.inventory, now: now)
+            let windows = source.sample(prometheusTargets(inventory), count: telemetry.samples ?? n, now: now)
+            let read = FleetInventory(hosts: inventory.hosts, vms: inventory.vms,
+                                      warnings: inventory.warnings + windows.warnings, uuids: inventory.uuids)
+            return FleetSnapshot(
+                observation: Observation(inventory: read, samples: windows.samples, now: windows.now,
+                                         intervalSeconds: source.intervalSeconds),
+                inventory: read)
         }
+    }
+
+    /// The Prometheus source of a cluster, with its credentials file read (its content is never shown).
+    public static func prometheusTelemetry(_ cluster: LoadedCluster,
+                                           intervalSeconds: Double? = nil) throws(EngineError) -> PrometheusTelemetry {
+        guard let endpoint = cluster.spec.telemetry.prometheus else {
+            throw .trace("telemetry source is prometheus but no url is given")
+        }
+        var credentials: String?
+        if let file = endpoint.credentialsFile {
+            guard let data = FileManager.default.contents(atPath: cluster.resolve(file).path) else {
+                throw .trace("telemetry.credentialsFile \"\(file)\" cannot be read")
+            }
+            credentials = String(decoding: data, as: UTF8.self)
+        }
+        do {
+            return try PrometheusTelemetry(endpoint: endpoint, credentials: credentials,
+                                           intervalSeconds: intervalSeconds ?? cluster.spec.telemetry.intervalSeconds)
+        } catch { throw .trace("telemetry.credentialsFile \"\(endpoint.credentialsFile ?? "")\": \(error.message)") }
+    }
+
+    /// The running VMs of an inventory, by name and UUID, as Prometheus series are matched to them.
+    public static func prometheusTargets(_ inventory: FleetInventory) -> [PrometheusTelemetry.Target] {
+        inventory.vms.filter { $0.state == .running || $0.state == .paused }
+            .map { PrometheusTelemetry.Target(name: $0.name, uuid: inventory.uuids[$0.name]) }
     }
 
     /// "Now" on the cluster's observation clock: the end of the trace, or Unix time for live telemetry.
     public static func observationClock(_ cluster: LoadedCluster) throws(EngineError) -> Double {
         switch cluster.spec.telemetry.source {
         case .trace: return try loadTrace(cluster).times.last ?? 0
-        case .libvirt: return Date().timeIntervalSince1970
+        case .libvirt, .prometheus: return Date().timeIntervalSince1970
         }
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The declared fleet: `Clusters/<name>/cluster.yaml` (DESIGN.md section 3).
 /// Units are normalised on decoding: CPU in cores, memory in MiB, network in Mbit/s, time in seconds.
 public struct ClusterSpec: Sendable, Equatable, Codable {
@@ -21,7 +23,7 @@ public struct ClusterSpec: Sendable, Equatable, Codable {
 }
 
 public struct Telemetry: Sendable, Equatable, Codable {
-    public enum Source: String, Sendable, Codable, CaseIterable { case libvirt, trace }
+    public enum Source: String, Sendable, Codable, CaseIterable { case libvirt, trace, prometheus }
     public var source: Source
     /// Path of the trace CSV, relative to the cluster.yaml that names it.
     public var trace: String?
@@ -30,9 +32,34 @@ public struct Telemetry: Sendable, Equatable, Codable {
     /// utilization and detection. Off by default: daemons sharing one kernel (a lab on one machine) would each
     /// count the whole machine. Trace telemetry uses `@host` rows whenever the trace has them.
     public var hostLoad: Bool
+    /// `source: prometheus`: where the history is read (nil for the other sources).
+    public var prometheus: PrometheusEndpoint?
 
-    public init(source: Source = .libvirt, trace: String? = nil, intervalSeconds: Double = 10, hostLoad: Bool = false) {
+    public init(source: Source = .libvirt, trace: String? = nil, intervalSeconds: Double = 10, hostLoad: Bool = false,
+                prometheus: PrometheusEndpoint? = nil) {
         self.source = source; self.trace = trace; self.intervalSeconds = intervalSeconds; self.hostLoad = hostLoad
+        self.prometheus = prometheus
+    }
+}
+
+/// A Prometheus server that holds the VMs' history (`telemetry.source: prometheus`).
+public struct PrometheusEndpoint: Sendable, Equatable, Codable {
+    /// Base URL, `http(s)://HOST:PORT[/prefix]`, without credentials.
+    public var url: String
+    /// File holding `user:password` (basic auth) or a bearer token; relative to cluster.yaml. Never printed.
+    public var credentialsFile: String?
+    /// PromQL per resource replacing the defaults (results in cores, MiB, Mbit/s; `$interval` is the step).
+    public var cpuQuery: String?
+    public var memoryQuery: String?
+    public var networkQuery: String?
+    /// Per HTTP request.
+    public var timeoutSeconds: Double
+
+    public init(url: String, credentialsFile: String? = nil, cpuQuery: String? = nil, memoryQuery: String? = nil,
+                networkQuery: String? = nil, timeoutSeconds: Double = 10) {
+        self.url = url; self.credentialsFile = credentialsFile
+        self.cpuQuery = cpuQuery; self.memoryQuery = memoryQuery; self.networkQuery = networkQuery
+        self.timeoutSeconds = timeoutSeconds
     }
 }
 
@@ -238,5 +265,21 @@ public struct GroupSpec: Sendable, Equatable, Codable {
 
     public init(name: String, vms: [String], rule: Rule, enforcement: Enforcement = .must) {
         self.name = name; self.vms = vms; self.rule = rule; self.enforcement = enforcement
+    }
+}
+
+extension PrometheusEndpoint {
+    /// Why `url` cannot name a Prometheus server, or nil. The message never repeats the URL: it may hold a secret.
+    public static func urlProblem(_ url: String) -> String? {
+        guard let c = URLComponents(string: url), let scheme = c.scheme?.lowercased() else {
+            return "not a URL (expected http://HOST:PORT)"
+        }
+        guard scheme == "http" || scheme == "https" else { return "scheme must be http or https (expected http://HOST:PORT)" }
+        if c.user != nil || c.password != nil {
+            return "credentials in the URL are not accepted: put them in telemetry.credentialsFile"
+        }
+        guard let host = c.host, !host.isEmpty else { return "no host (expected http://HOST:PORT)" }
+        if c.query != nil || c.fragment != nil { return "must not have a query or fragment (expected http://HOST:PORT[/path])" }
+        return nil
     }
 }

@@ -116,6 +116,40 @@ public enum SpecDecoder {
         if t.source == .trace && t.trace == nil {
             r.error(node.mark, m.field("trace"), "missing required field (telemetry source is trace)")
         }
+        let url = m.read("url", r.string)
+        let credentials = m.read("credentialsFile", r.string)
+        let queries = m.read("queries") { q, p in r.mapping(q, p, allowed: SpecKeys.prometheusQueries.keys) }
+        let timeout = m.read("timeout", r.durationSeconds)
+        guard t.source == .prometheus else {
+            for key in ["url", "credentialsFile", "queries", "timeout"] where m[key] != nil {
+                r.error(at: m.field(key), "only used with telemetry source prometheus")
+            }
+            return t
+        }
+        if t.hostLoad {
+            r.error(at: m.field("hostLoad"), "not read from Prometheus (host load comes from libvirt sampling or trace @host rows)")
+        }
+        guard let url else {
+            r.error(node.mark, m.field("url"), "missing required field (telemetry source is prometheus)")
+            return t
+        }
+        if let problem = PrometheusEndpoint.urlProblem(url) { r.error(at: m.field("url"), problem) }
+        var endpoint = PrometheusEndpoint(url: url, credentialsFile: credentials)
+        if let timeout {
+            if timeout <= 0 { r.error(at: m.field("timeout"), "must be longer than 0s") }
+            endpoint.timeoutSeconds = timeout
+        }
+        if let queries {
+            func query(_ key: String) -> String? {
+                guard let q = queries.read(key, r.string) else { return nil }
+                if q.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                    r.error(at: queries.field(key), "must not be empty (leave the key out for the default query)")
+                }
+                return q
+            }
+            endpoint.cpuQuery = query("cpu"); endpoint.memoryQuery = query("memory"); endpoint.networkQuery = query("network")
+        }
+        t.prometheus = endpoint
         return t
     }
 

@@ -47,8 +47,12 @@ public enum SpecKeys {
     static let header: [(String, FieldType)] = [("apiVersion", .oneOf([SpecDecoder.apiVersion]))]
 
     public static let thresholds = KeyTable([("cpu", .fraction), ("net", .fraction), ("mem", .fraction)])
+    /// `telemetry.queries`: PromQL per resource for `source: prometheus`.
+    public static let prometheusQueries = KeyTable([("cpu", .string), ("memory", .string), ("network", .string)])
     public static let telemetry = KeyTable([("source", .oneOf(values(Telemetry.Source.self))), ("trace", .string),
-                                            ("interval", .duration), ("hostLoad", .bool)])
+                                            ("interval", .duration), ("hostLoad", .bool), ("url", .string),
+                                            ("credentialsFile", .string), ("queries", .object(prometheusQueries)),
+                                            ("timeout", .duration)])
     public static let sla = KeyTable([("thresholds", .object(thresholds)),
                                       ("migration", .oneOf(values(MigrationMode.self)))])
     public static let reserved = KeyTable([("cpus", .number(min: 0, max: nil)), ("memory", .size)])

@@ -18,6 +18,9 @@ public enum SpecValidator {
         if spec.telemetry.source == .trace, let trace = spec.telemetry.trace, !fileExists(trace) {
             fail("telemetry.trace", "file \"\(trace)\" not found (paths are relative to cluster.yaml)")
         }
+        if let file = spec.telemetry.prometheus?.credentialsFile, !fileExists(file) {
+            fail("telemetry.credentialsFile", "file \"\(file)\" not found (paths are relative to cluster.yaml)")
+        }
 
         for (i, host) in spec.hosts.enumerated() {
             if let power = host.power {

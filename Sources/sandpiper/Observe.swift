@@ -9,7 +9,7 @@ struct Observe: ParsableCommand {
         discussion: """
         Reads every host's inventory through libvirt (in parallel, with a deadline per host; a host that does \
         not answer is shown as unknown, never as empty) and a window of samples from the cluster's telemetry \
-        source (live libvirt sampling or the trace). The inventory goes to state.json; the sample windows are \
+        source (live libvirt sampling, the trace, or Prometheus' history). The inventory goes to state.json; the sample windows are \
         printed, not stored: git history shows decisions, not telemetry, and every run samples its own window.
         """)
 
