@@ -286,8 +286,10 @@ public final class FleetConnections: @unchecked Sendable {
                                        sharedPools: host.sharedPools ?? [], testDriver: testDriver)
             return VMDisk(target: disk.target, kind: kind, source: disk.source, format: disk.format,
                           backing: disk.backingSource == nil ? nil : true,
-                          capacityBytes: disk.capacity.map(Double.init), allocationBytes: disk.allocation.map(Double.init),
-                          physicalBytes: disk.physical.map(Double.init), storage: mode)
+                          // `{ Double($0) }`, not `Double.init`: that would pick init(bitPattern:) for a UInt64.
+                          capacityBytes: disk.capacity.map { Double($0) },
+                          allocationBytes: disk.allocation.map { Double($0) },
+                          physicalBytes: disk.physical.map { Double($0) }, storage: mode)
         }
     }
 
