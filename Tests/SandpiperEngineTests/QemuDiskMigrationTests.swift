@@ -31,6 +31,7 @@ final class QemuDiskMigrationTests: XCTestCase {
         try shared.startGuest(vm, on: "A", uuid: "d15cd15c-0000-4000-8000-000000000001", memoryMiB: 256, disk: path)
         XCTAssertTrue(try LinuxGuest.command(shared.a, vm, "blk w 40 MARK-DISKS-40").contains("MARK-DISKS-40"))
         XCTAssertTrue(try LinuxGuest.command(shared.a, vm, "blk r 40").hasSuffix("MARK-DISKS-40"))
+        XCTAssertTrue(try LinuxGuest.command(shared.a, vm, "blk fill 8 1").contains("fill 8 at 1"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: onB.path), "B has no image before the move")
 
         let root = try temporaryDirectory(self)
@@ -50,8 +51,11 @@ final class QemuDiskMigrationTests: XCTestCase {
         XCTAssertEqual(disk.format, "qcow2")
         XCTAssertEqual(disk.storage, .local, "a file disk on a plain libvirt host is local by default")
         XCTAssertEqual(disk.capacityBytes, 64 * 1_048_576, "the virtual size qemu-img was given")
-        // The guest wrote 1 MiB: qcow2 allocated at least that much in A's image.
-        XCTAssertGreaterThanOrEqual(disk.allocationBytes ?? 0, 1_048_576)
+        // The guest filled 8 MiB: qcow2 allocated at least that much in A's image; the host-side size is the
+        // file's (stat from here, not through libvirt).
+        XCTAssertGreaterThanOrEqual(disk.allocationBytes ?? 0, 8 * 1_048_576)
+        let fileSize = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: onA.path)[.size] as? NSNumber)
+        XCTAssertEqual(disk.physicalBytes, fileSize.doubleValue)
         XCTAssertEqual(observed.diskCopyBytes, disk.allocationBytes)
         XCTAssertEqual(observed.localDisks, ["vda"])
 
