@@ -92,4 +92,62 @@ final class QemuDiskMigrationTests: XCTestCase {
         XCTAssertTrue(plan2.unresolved.contains { $0.vm == vm && $0.reason.contains("local disk(s) vda") },
                       "\(plan2.unresolved)")
     }
+
+    /// A qcow2 overlay on a base image that both hosts hold: the move copies only the overlay
+    /// (VIR_MIGRATE_NON_SHARED_INC); the overlay is created on B with the same backing file. On B the guest reads
+    /// what it wrote into the overlay on A and, through B's own base, the base's data.
+    func testOverlayMovesIncrementallyOnTopOfTheTargetsBase() throws {
+        if let reason = LinuxGuest.unavailableReason() { throw XCTSkip(reason) }
+        let shared = try SharedQemuLab.get(.root)
+        let vm = "dk-inc"
+        let images = "/var/lib/libvirt/images"
+        let dirA = shared.lab.varLibLibvirt("A").appendingPathComponent("images")
+        let dirB = shared.lab.varLibLibvirt("B").appendingPathComponent("images")
+        let files = ["dk-base.qcow2", "\(vm).qcow2"]
+        func clean() {
+            shared.removeGuests([vm])
+            for d in [dirA, dirB] { for f in files { try? FileManager.default.removeItem(at: d.appendingPathComponent(f)) } }
+        }
+        clean()
+        defer { clean() }
+        for d in [dirA, dirB] { try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true) }
+        // The base as both hosts have it (0x42 = "B" from 20 MiB), then the overlay on A only.
+        let baseA = dirA.appendingPathComponent("dk-base.qcow2").path
+        try QemuLab.run("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", baseA, "64M"])
+        try QemuLab.run("/usr/bin/qemu-io", ["-f", "qcow2", "-c", "write -P 0x42 20M 1M", baseA])
+        try FileManager.default.copyItem(atPath: baseA, toPath: dirB.appendingPathComponent("dk-base.qcow2").path)
+        // -u: the backing path is A's view (/var/lib/libvirt/images), which this process does not see.
+        try QemuLab.run("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", "-u", "-b", "\(images)/dk-base.qcow2",
+                                              "-F", "qcow2", dirA.appendingPathComponent("\(vm).qcow2").path, "64M"])
+        try shared.startGuest(vm, on: "A", uuid: "d15cd15c-0000-4000-8000-000000000002", memoryMiB: 256,
+                              disk: "\(images)/\(vm).qcow2")
+        XCTAssertTrue(try LinuxGuest.command(shared.a, vm, "blk w 30 MARK-TOP-30").contains("MARK-TOP-30"))
+        XCTAssertTrue(try LinuxGuest.command(shared.a, vm, "blk r 20").hasSuffix(String(repeating: "B", count: 16)))
+
+        let root = try temporaryDirectory(self)
+        try LabCluster.writePolicy(root: root)
+        let dir = try LabCluster.write(root: root, name: "dk", hosts: [("a", shared.uri("A")), ("b", shared.uri("B"))],
+                                       vms: ["{name: \(vm), vcpus: 1, memory: 256MiB, placement: {host: b}}"],
+                                       trace: [.init(vm, cpu: 0.1, memMiB: 100, guestFreeMiB: 100)])
+        let cluster = try ClusterLoader.load(dir.path)
+        let connections = FleetConnections(cluster: cluster)
+        defer { connections.closeAll() }
+        let snapshot = try Engine.observe(cluster, connections: connections, state: nil)
+        let disk = try XCTUnwrap(snapshot.observation.vms.first { $0.name == vm }?.disks?.first)
+        XCTAssertEqual(disk.backing, true, "the live XML shows the backing chain")
+        let document = Engine.plan(cluster, snapshot: snapshot, state: nil)
+        let move = try XCTUnwrap(document.actions.first { $0.kind == .migrate && $0.vm == vm }, "\(document.actions)")
+        let report = try Applier(cluster: cluster, connections: connections, state: nil).apply(document)
+        XCTAssertTrue(report.succeeded, "\(report.outcomes)")
+        let detail = report.outcomes.first { $0.actionID == move.id }?.detail ?? ""
+        XCTAssertTrue(detail.contains("created \(images)/\(vm).qcow2") && detail.contains("incrementally"), detail)
+
+        XCTAssertEqual(try shared.b.domain(named: vm).state, .running)
+        XCTAssertNil(try shared.a.domainIfExists(named: vm))
+        XCTAssertEqual(try shared.b.disks(of: vm).first?.backingSource, "\(images)/dk-base.qcow2",
+                       "B's overlay sits on B's base")
+        XCTAssertTrue(try LinuxGuest.command(shared.b, vm, "blk r 30").hasSuffix("MARK-TOP-30"), "the overlay came along")
+        XCTAssertTrue(try LinuxGuest.command(shared.b, vm, "blk r 20").hasSuffix(String(repeating: "B", count: 16)),
+                      "the base data is read from B's base")
+    }
 }
