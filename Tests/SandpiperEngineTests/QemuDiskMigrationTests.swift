@@ -91,6 +91,17 @@ final class QemuDiskMigrationTests: XCTestCase {
         XCTAssertNil(plan2.actions.first { $0.kind == .migrate }, "\(plan2.actions)")
         XCTAssertTrue(plan2.unresolved.contains { $0.vm == vm && $0.reason.contains("local disk(s) vda") },
                       "\(plan2.unresolved)")
+        // A hand-made cold move is refused by apply too: nothing is defined or started on A.
+        var handMade = plan2
+        handMade.actions.append(.init(id: "99", kind: .migrate, vm: vm, from: "b", to: "a", mode: .cold,
+                                      reason: "by hand"))
+        let refused = try Applier(cluster: cluster2, connections: connections2,
+                                  state: try StateFile(directory: back).read()).apply(handMade)
+        let cold = try XCTUnwrap(refused.outcomes.first { $0.actionID == "99" })
+        XCTAssertEqual(cold.status, .failed)
+        XCTAssertTrue(cold.detail?.contains("refused to move \(vm) cold: its local disk(s) vda") == true, "\(cold)")
+        XCTAssertNil(try shared.a.domainIfExists(named: vm), "not defined on A")
+        XCTAssertEqual(try shared.b.domain(named: vm).state, .shutoff, "left as it was on B")
     }
 
     /// A qcow2 overlay on a base image that both hosts hold: the move copies only the overlay
