@@ -494,7 +494,7 @@ public final class Applier: @unchecked Sendable {
     private func migrate(_ action: PlanDocument.Action) throws -> ExecutionResult {
         let source = try connection(action.from)
         let target = try connection(action.to)
-        if try source.domainIfExists(named: action.vm) == nil {
+        guard let here = try source.domainIfExists(named: action.vm) else {
             guard let there = try target.domainIfExists(named: action.vm) else {
                 throw ApplyError("\(action.vm) is no longer on \(action.from!); the fleet changed after the plan was made")
             }
@@ -509,11 +509,39 @@ public final class Applier: @unchecked Sendable {
         let sla = cluster.spec.vm(named: action.vm)?.sla.flatMap { cluster.spec.sla(named: $0) }
         // Cold instead of live only where that disrupts nobody: SLA `any`, or test-driver hosts (no real guest).
         let testHosts = isTestDriver(action.from!) && isTestDriver(action.to!)
-        let allowCold = sla == nil || sla?.migration == .any || testHosts
+        // Local disks (read now: the plan may be old) are copied along by a live move; nothing copies them cold.
+        // Test-driver disks hold no data: nothing to copy (simulate still counts their bytes as migration time).
+        let local = testHosts ? [] : cluster.spec.host(named: action.from!).map {
+            FleetConnections.disks(here, host: $0, spec: cluster.spec.vm(named: action.vm),
+                                   testDriver: isTestDriver(action.from!))
+        }?.filter { $0.storage == .local } ?? []
+        let running = here.state == .running || here.state == .paused
+        let allowCold = (sla == nil || sla?.migration == .any || testHosts) && local.isEmpty
         let mode: SandpiperLibvirt.MigrationMode = action.mode == .cold ? .cold : .live
+        if !local.isEmpty, mode == .cold || !running {
+            throw ApplyError("refused to move \(action.vm) cold: its local disk(s) "
+                + local.map { "\($0.target) (\($0.source))" }.joined(separator: ", ")
+                + " would not be on \(action.to!), so it would start there without them; move it live (it must "
+                + "run), or declare its storage shared if \(action.to!) reaches the same images")
+        }
+        var options = migrationOptions(action)
+        if !local.isEmpty {
+            options.copyStorage = local.contains { $0.backing == true } ? .incremental : .all
+            options.migrateDisks = local.map(\.target)
+            // The time budget counts the disk bytes too (timeoutPerGiB of memory + disk).
+            let diskMiB = (StorageDefaults.copyBytes(local) ?? 0) / 1_048_576
+            let memoryMiB = cluster.spec.vm(named: action.vm)?.memoryMiB ?? 1024
+            let timeoutMs = min(cluster.policy.migration.timeoutSeconds(memoryMiB: memoryMiB + diskMiB) * 1000,
+                                Double(Int32.max))
+            options.timeout = .milliseconds(Int(timeoutMs.rounded(.up)))
+            options.pollInterval = .milliseconds(Int(max(10, min(500, timeoutMs / 10))))
+        }
         let report = try source.migrate(action.vm, to: target, mode: mode, allowCold: allowCold,
-                                        options: migrationOptions(action))
+                                        options: options)
         let done: MoveMode = report.mode == .cold ? .cold : .live
+        if options.copyStorage != nil, !report.alreadyDone {
+            return ExecutionResult(detail: report.steps.joined(separator: "; "), mode: done)
+        }
         return ExecutionResult(detail: report.mode == mode ? nil : "moved cold: the driver cannot migrate live",
                                mode: done)
     }

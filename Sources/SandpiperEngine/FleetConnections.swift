@@ -224,11 +224,14 @@ public final class FleetConnections: @unchecked Sendable {
                                                tuning: tuning(host.name)))
                 for d in domains {
                     let before = lastPlace[d.name]
+                    let disks = Self.disks(d, host: host, spec: cluster.spec.vm(named: d.name),
+                                           testDriver: LibvirtURI.isTestDriver(cluster.connectionURI(for: host)))
                     let vm = VMObservation(
                         name: d.name, host: host.name, state: Self.state(d.state), vcpus: d.vcpus,
                         memoryMiB: Double(d.memoryMiB), maxVcpus: d.maxVcpus, maxMemoryMiB: Double(d.maxMemoryMiB),
                         tunables: Self.tunables(d),
-                        lastMovedAt: before?.host == host.name ? before?.lastMovedAt : (before == nil ? nil : now))
+                        lastMovedAt: before?.host == host.name ? before?.lastMovedAt : (before == nil ? nil : now),
+                        diskCopyBytes: StorageDefaults.copyBytes(disks), disks: disks)
                     candidates[d.name, default: []].append(vm)
                     uuidsByHost[host.name, default: [:]][d.name] = d.uuid
                 }
@@ -276,6 +279,24 @@ public final class FleetConnections: @unchecked Sendable {
         case .paused: .paused
         case .shutoff: .stopped
         case .other: .other
+        }
+    }
+
+    /// A domain's disks as the model sees them, each with its storage mode resolved (`StorageDefaults`): the VM's
+    /// `storage:`, its host's, then the disk's kind. Read-only disks are never copied; `<shareable/>` ones are
+    /// shared by definition.
+    package static func disks(_ d: DomainInfo, host: HostSpec, spec: VMSpec?, testDriver: Bool) -> [VMDisk] {
+        d.disks.filter { !$0.readOnly && !$0.source.isEmpty }.map { disk in
+            let kind = VMDisk.Kind(rawValue: disk.type) ?? .other
+            let mode = disk.shareable ? .shared
+                : StorageDefaults.mode(kind: kind, source: disk.source, vm: spec?.storage, host: host.storage,
+                                       sharedPools: host.sharedPools ?? [], testDriver: testDriver)
+            return VMDisk(target: disk.target, kind: kind, source: disk.source, format: disk.format,
+                          backing: disk.backingSource == nil ? nil : true,
+                          // `{ Double($0) }`, not `Double.init`: that would pick init(bitPattern:) for a UInt64.
+                          capacityBytes: disk.capacity.map { Double($0) },
+                          allocationBytes: disk.allocation.map { Double($0) },
+                          physicalBytes: disk.physical.map { Double($0) }, storage: mode)
         }
     }
 

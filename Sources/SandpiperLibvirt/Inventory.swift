@@ -72,9 +72,12 @@ public struct DomainInfo: Sendable, Equatable {
     public var cpuTune: CPUTune?
     /// nil when the driver does not support memory parameters.
     public var memoryTune: MemoryTune?
+    /// Its disks (CD-ROMs and floppies left out) with their sizes.
+    public var disks: [DomainDisk]
 
     public init(name: String, uuid: String, state: DomainState, vcpus: Int, maxVcpus: Int, memoryMiB: UInt64,
-                maxMemoryMiB: UInt64, persistent: Bool, autostart: Bool, cpuTune: CPUTune?, memoryTune: MemoryTune?) {
+                maxMemoryMiB: UInt64, persistent: Bool, autostart: Bool, cpuTune: CPUTune?, memoryTune: MemoryTune?,
+                disks: [DomainDisk] = []) {
         self.name = name
         self.uuid = uuid
         self.state = state
@@ -86,6 +89,7 @@ public struct DomainInfo: Sendable, Equatable {
         self.autostart = autostart
         self.cpuTune = cpuTune
         self.memoryTune = memoryTune
+        self.disks = disks
     }
 }
 
@@ -198,7 +202,8 @@ extension LibvirtConnection {
         return DomainInfo(name: name, uuid: uuid, state: domainState(state), vcpus: current, maxVcpus: maximum,
                           memoryMiB: UInt64(info.memory) / 1024, maxMemoryMiB: UInt64(info.maxMem) / 1024,
                           persistent: persistent, autostart: autostart != 0,
-                          cpuTune: try cpuTune(dom, ctx), memoryTune: try memoryTune(dom, ctx))
+                          cpuTune: try cpuTune(dom, ctx), memoryTune: try memoryTune(dom, ctx),
+                          disks: try disks(dom, ctx))
     }
 
     /// Scheduler parameters, nil when unsupported. Other failures (e.g. the domain vanished) are thrown.

@@ -9,6 +9,14 @@ public enum MigrationMode: String, Sendable, Equatable, Codable {
     case cold
 }
 
+/// How a live migration copies local disks along (libvirt copy-storage over NBD).
+public enum CopyStorage: String, Sendable, Equatable {
+    /// VIR_MIGRATE_NON_SHARED_DISK: the whole image.
+    case all
+    /// VIR_MIGRATE_NON_SHARED_INC: only the top image of a backing chain; the target must have the backing file.
+    case incremental
+}
+
 public struct LiveMigrationOptions: Sendable, Equatable {
     /// Where the destination hypervisor listens for the migration stream (VIR_MIGRATE_PARAM_URI),
     /// e.g. "tcp://127.0.0.1". nil lets libvirt choose from the destination's hostname.
@@ -36,11 +44,17 @@ public struct LiveMigrationOptions: Sendable, Equatable {
     public var compressed: Bool
     /// VIR_MIGRATE_TLS.
     public var tls: Bool
+    /// Copy local disks along; nil: storage is shared (memory only).
+    public var copyStorage: CopyStorage?
+    /// Target devices to copy (VIR_MIGRATE_PARAM_MIGRATE_DISKS), e.g. ["vda"]; missing images are created on
+    /// the target first (`createMissingImages`).
+    public var migrateDisks: [String]
 
     public init(migrateURI: String? = nil, bandwidthMiBps: UInt64? = nil, peerToPeer: Bool = false,
                 peerURI: String? = nil, timeout: Duration = .seconds(300), pollInterval: Duration = .milliseconds(500),
                 maxDowntimeMs: UInt64? = nil, autoConverge: Bool = false, postCopy: Bool = false,
-                compressed: Bool = false, tls: Bool = false) {
+                compressed: Bool = false, tls: Bool = false, copyStorage: CopyStorage? = nil,
+                migrateDisks: [String] = []) {
         self.migrateURI = migrateURI
         self.bandwidthMiBps = bandwidthMiBps
         self.peerToPeer = peerToPeer
@@ -52,6 +66,8 @@ public struct LiveMigrationOptions: Sendable, Equatable {
         self.postCopy = postCopy
         self.compressed = compressed
         self.tls = tls
+        self.copyStorage = copyStorage
+        self.migrateDisks = migrateDisks
     }
 }
 
@@ -140,10 +156,15 @@ extension LibvirtConnection {
         // Between real hypervisors a cold move stops the source before the target starts: two running copies
         // of one guest on shared storage corrupt its disks. Only test-driver hosts (no disks) may overlap.
         let order: ColdMigrationOrder = supportsLiveMigration(to: target) ? .stopSourceFirst : .startTargetFirst
-        if resolved == .cold { return try migrateCold(name, to: target, order: order) }
-        if let here = try domainIfExists(named: name), here.state != .running && here.state != .paused {
-            return try migrateCold(name, to: target, order: order)
+        let here = try domainIfExists(named: name)
+        let cold = resolved == .cold || (here.map { $0.state != .running && $0.state != .paused } ?? false)
+        if cold, options.copyStorage != nil {
+            // A cold move only defines the domain on the target: it would start there without its disks.
+            throw LibvirtError.local(LibvirtError.Code.operationInvalid,
+                "cold migration of '\(name)' refused: its local disk(s) \(options.migrateDisks.joined(separator: ", ")) "
+                    + "would not be on \(target.redactedURI) (only a live migration copies them)")
         }
+        if cold { return try migrateCold(name, to: target, order: order) }
         return try migrateLive(name, to: target, options: options, progress: progress)
     }
 
@@ -234,6 +255,14 @@ extension LibvirtConnection {
             }
             _ = try domain(named: name)  // throws libvirt's own "no domain" error
         }
+        var steps: [String] = []
+        if options.copyStorage != nil {
+            let wanted = Set(options.migrateDisks)
+            let local = try disks(of: name).filter { wanted.isEmpty || wanted.contains($0.target) }
+            for path in try target.createMissingImages(local, incremental: options.copyStorage == .incremental) {
+                steps.append("created \(path) on \(target.redactedURI)")
+            }
+        }
         let outcome = MigrationOutcome()
         let source = self
         let thread = Thread {
@@ -281,8 +310,10 @@ extension LibvirtConnection {
         switch outcome.result! {
         case .success:
             let via = options.peerToPeer ? "peer-to-peer" : "client-managed"
+            let copy = options.copyStorage.map { ", copying disks \(options.migrateDisks.joined(separator: ","))"
+                + ($0 == .incremental ? " incrementally" : "") } ?? ""
             return MigrationReport(domain: name, mode: .live, alreadyDone: false,
-                                   steps: ["migrated live (\(via)) to \(target.redactedURI)"],
+                                   steps: steps + ["migrated live (\(via)\(copy)) to \(target.redactedURI)"],
                                    durationSeconds: duration, lastProgress: last)
         case .failure(let error):
             if timedOut {
@@ -303,6 +334,14 @@ extension LibvirtConnection {
         if options.postCopy { flags |= VIR_MIGRATE_POSTCOPY.rawValue }
         if options.compressed { flags |= VIR_MIGRATE_COMPRESSED.rawValue }
         if options.tls { flags |= VIR_MIGRATE_TLS.rawValue }
+        switch options.copyStorage {
+        case .all: flags |= VIR_MIGRATE_NON_SHARED_DISK.rawValue
+        case .incremental: flags |= VIR_MIGRATE_NON_SHARED_INC.rawValue
+        case nil: break
+        }
+        if options.copyStorage != nil {
+            for d in options.migrateDisks { try params.add(VIR_MIGRATE_PARAM_MIGRATE_DISKS, string: d) }
+        }
         let what = "live migration of '\(name)' from \(redactedURI) to \(target.redactedURI)"
         let scrubBoth = { (m: String) in target.scrub(self.scrub(m)) }
         try withDomain(name) { (dom) throws(LibvirtError) in

@@ -162,13 +162,20 @@ public struct VMObservation: Sendable, Equatable, Codable {
     /// Bytes of local disk a move must copy (0 or nil: shared storage, or not known); migration cost is
     /// memory plus this.
     public var diskCopyBytes: Double?
+    /// The VM's disks with their resolved storage mode; nil when it has none (or they were not observed).
+    public var disks: [VMDisk]?
 
     public init(name: String, host: String, state: State = .running, vcpus: Int, memoryMiB: Double,
                 maxVcpus: Int? = nil, maxMemoryMiB: Double? = nil, tunables: Tunables = Tunables(),
-                samples: [Sample] = [], lastMovedAt: Double? = nil, diskCopyBytes: Double? = nil) {
+                samples: [Sample] = [], lastMovedAt: Double? = nil, diskCopyBytes: Double? = nil,
+                disks: [VMDisk]? = nil) {
         self.name = name; self.host = host; self.state = state; self.vcpus = vcpus; self.memoryMiB = memoryMiB
         self.maxVcpus = maxVcpus ?? vcpus; self.maxMemoryMiB = maxMemoryMiB ?? memoryMiB
         self.tunables = tunables; self.samples = samples; self.lastMovedAt = lastMovedAt
         self.diskCopyBytes = diskCopyBytes
+        self.disks = disks?.isEmpty == true ? nil : disks
     }
+
+    /// Target devices of the disks a move must copy (local storage).
+    public var localDisks: [String] { (disks ?? []).filter { $0.storage == .local }.map(\.target) }
 }

@@ -138,6 +138,12 @@ public struct HostSpec: Sendable, Equatable, Codable {
     /// False: cordoned. Keeps its VMs but receives none (placement, swaps, staging, consolidation); unlike
     /// `maintenance`, which evacuates.
     public var schedulable: Bool
+    /// `storage: shared | local`: where the disks of this host's VMs live; nil = decided per disk
+    /// (`StorageDefaults`).
+    public var storage: StorageMode?
+    /// `sharedPools: [name]`: libvirt storage pools on this host that every host reaches (their volumes are
+    /// shared storage).
+    public var sharedPools: [String]?
 
     public init(name: String, uri: String, capacity: Capacity = Capacity(), maintenance: Bool = false,
                 labels: [String: String] = [:], power: HostPower? = nil, allocationRatio: AllocationRatio? = nil,
@@ -241,6 +247,8 @@ public struct VMSpec: Sendable, Equatable, Codable {
     public var placement: PlacementRule?
     /// Overrides the policy's automation level for this VM's actions; nil: the policy's.
     public var automation: VMAutomation?
+    /// `storage: shared | local`: overrides the host's and libvirt's view of where this VM's disks live.
+    public var storage: StorageMode?
 
     public init(name: String, vcpus: Int, memoryMiB: Double, sla: String? = nil, template: String? = nil,
                 resources: ResourceControls = ResourceControls(), placement: PlacementRule? = nil,

@@ -185,6 +185,10 @@ public enum SpecDecoder {
         }
         host.allocationRatio = m.read("allocationRatio") { readAllocationRatio($0, $1, r) }
         host.schedulable = m.read("schedulable", r.bool) ?? true
+        host.storage = m.read("storage") { r.oneOf($0, $1, StorageMode.self) }
+        host.sharedPools = m.read("sharedPools", r.sequence).map { pools in
+            pools.enumerated().compactMap { r.string($1, "\(m.field("sharedPools"))[\($0)]") }
+        }
         host.maintenance = m.read("maintenance", r.bool) ?? false
         host.labels = m.read("labels", r.stringMap) ?? [:]
         host.power = m.read("power") { readPower($0, $1, r) }
@@ -254,6 +258,7 @@ public enum SpecDecoder {
             vm.placement = PlacementRule(host: pm.read("host", r.name), labels: pm.read("labels", r.stringMap) ?? [:])
         }
         vm.automation = m.read("automation") { r.oneOf($0, $1, VMAutomation.self) }
+        vm.storage = m.read("storage") { r.oneOf($0, $1, StorageMode.self) }
         if memory != nil && memory! <= 0 { r.error(at: m.field("memory"), "must be larger than 0") }
         return name == nil ? nil : vm
     }

@@ -64,7 +64,7 @@ public enum SpecKeys {
     public static let host = KeyTable([
         ("name", .name), ("uri", .string), ("capacity", .object(capacity)), ("maintenance", .bool),
         ("labels", .stringMap), ("power", .object(power)), ("allocationRatio", .object(allocationRatio)),
-        ("schedulable", .bool),
+        ("schedulable", .bool), ("storage", .oneOf(values(StorageMode.self))), ("sharedPools", .list(.string)),
     ], required: ["name", "uri"])
     public static let control = KeyTable([("reservation", .number(min: 0, max: nil)), ("limit", .number(min: 0, max: nil)),
                                           ("shares", .shares)])
@@ -75,7 +75,7 @@ public enum SpecKeys {
     public static let vm = KeyTable([
         ("name", .name), ("vcpus", .int(min: 1, max: 4096)), ("memory", .size), ("sla", .name), ("template", .string),
         ("resources", .object(resources)), ("placement", .object(placement)),
-        ("automation", .oneOf(values(VMAutomation.self))),
+        ("automation", .oneOf(values(VMAutomation.self))), ("storage", .oneOf(values(StorageMode.self))),
     ], required: ["name", "vcpus", "memory"])
     public static let group = KeyTable([
         ("name", .name), ("vms", .list(.name)), ("rule", .oneOf(values(GroupSpec.Rule.self))),

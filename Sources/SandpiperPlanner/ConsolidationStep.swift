@@ -163,7 +163,8 @@ extension PlanningContext {
         let c = fleet.policy.consolidation
         let now = fleet.observation.now
         var powered = fleet.hosts.indices.filter { state.receives($0, fleet: fleet) }.count
-        func ram(_ h: Int) -> Double { state.members[h].reduce(0.0) { $0 + fleet.vms[$1].ram } }
+        // What emptying a host costs: the bytes its moves copy (RAM, plus local disks).
+        func ram(_ h: Int) -> Double { state.members[h].reduce(0.0) { $0 + fleet.vms[$1].copyMiB } }
         var low: [(host: Int, since: Double)] = []
         var lowUtilization: [Int: Vec3] = [:]
         var spare = SpareCapacity(fleet: fleet, state: state)

@@ -60,6 +60,10 @@ struct VMInfo: Sendable {
     var ram: Double
     /// What a move copies (MiB): `ram` plus the local disk bytes the observation reports.
     var copyMiB: Double
+    /// Target devices of the local disks a move must copy (only a live move of a running VM copies them).
+    var localDisks: [String] = []
+    /// Observed running or paused: only such a VM can move live.
+    var active = true
     /// Policy thresholds overridden by the VM's SLA.
     var thresholds: ResolvedThresholds
     var migration: MigrationMode
@@ -193,6 +197,8 @@ struct Fleet: Sendable {
                 let o = observation.vms[oi]
                 info.vcpus = Double(o.vcpus); info.allocatedMiB = max(o.maxMemoryMiB, o.memoryMiB)
                 if let disk = o.diskCopyBytes, disk > 0 { info.copyMiB = ram + disk / 1_048_576 }
+                info.localDisks = o.localDisks
+                info.active = o.state == .running || o.state == .paused
             }
             if let di = declared {
                 info.vcpus = Double(spec.vms[di].vcpus); info.allocatedMiB = spec.vms[di].memoryMiB

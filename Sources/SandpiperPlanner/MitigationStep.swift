@@ -12,6 +12,7 @@ extension PlanningContext {
         if vm.automation == .disabled { return "\(vm.name): automation disabled" }
         if touched[v] { return "\(vm.name) already moves in this plan" }
         if vm.migration == .never { return "\(vm.name): SLA \(slaName(v)) forbids migration" }
+        if let why = coldWithLocalDisks(v) { return why }
         if let pin = vm.pin, pin == state.hostOf[v] { return "\(vm.name) is pinned here" }
         if vm.recentlyMoved, let age = vm.residencyAge {
             return "\(vm.name) arrived \(Fmt.d(age, 0)) s ago (minimum residency \(Fmt.d(fleet.policy.placement.minResidencySeconds, 0)) s)"
@@ -23,8 +24,24 @@ extension PlanningContext {
     func vmVolume(_ v: Int, relativeTo h: Int) -> Double {
         Volume.of(fleet.vms[v].demand.fraction(of: fleet.hosts[h].capacity))
     }
+    /// The size is what the move copies: RAM, plus local disk bytes (`copyMiB`; equal to RAM on shared storage).
     func vsr(_ v: Int, on h: Int) -> Double {
-        Volume.vsr(demand: fleet.vms[v].demand, ramMiB: fleet.vms[v].ram, capacity: fleet.hosts[h].capacity)
+        Volume.vsr(demand: fleet.vms[v].demand, ramMiB: fleet.vms[v].copyMiB, capacity: fleet.hosts[h].capacity)
+    }
+
+    /// ", 2.0 GiB to copy with its local disks" when the move copies more than RAM; "" otherwise.
+    func diskNote(_ v: Int) -> String {
+        fleet.vms[v].copyMiB > fleet.vms[v].ram ? ", \(Fmt.mib(fleet.vms[v].copyMiB)) to copy with its local disks" : ""
+    }
+
+    /// Why `v` cannot move at all because of its local disks: only a live move copies them, and a cold move (SLA
+    /// `migration: cold`, or a VM that does not run) would start it on the target without them.
+    func coldWithLocalDisks(_ v: Int) -> String? {
+        let vm = fleet.vms[v]
+        guard !vm.localDisks.isEmpty, mode(v) == .cold || !vm.active else { return nil }
+        let why = vm.active ? "SLA \(slaName(v)) moves it cold" : "it is not running, so it would move cold"
+        return "\(vm.name) has local disk(s) \(vm.localDisks.joined(separator: ", ")) and \(why): a cold move does "
+            + "not copy disks, so it is not moved"
     }
 
     /// Movable residents of `h` with demand in one of `hot`, highest VSR first (ties: name).
@@ -120,7 +137,7 @@ extension PlanningContext {
                             costly.append(why); continue
                         }
                     }
-                    let why = "\(fleet.vms[v].name) has the highest VSR \(Fmt.d(vsr(v, on: h) * 1000, 4))e-3 (volume \(Fmt.d(vmVolume(v, relativeTo: h), 3)), \(Fmt.mib(fleet.vms[v].ram))) of \(movable.count) movable VM(s) that fit somewhere"
+                    let why = "\(fleet.vms[v].name) has the highest VSR \(Fmt.d(vsr(v, on: h) * 1000, 4))e-3 (volume \(Fmt.d(vmVolume(v, relativeTo: h), 3)), \(Fmt.mib(fleet.vms[v].ram))\(diskNote(v))) of \(movable.count) movable VM(s) that fit somewhere"
                     let fromBefore = describe(h), toBefore = describe(t)
                     state.move(v, to: t, fleet: fleet)
                     touched[v] = true

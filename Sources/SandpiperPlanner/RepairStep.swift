@@ -25,6 +25,10 @@ extension PlanningContext {
                                                     reason: "\(why); SLA \(slaName(v)) forbids migration (migration: never)"))
                 continue
             }
+            if let cold = coldWithLocalDisks(v) {
+                unresolved.append(UnresolvedHotspot(host: hostName(h), vm: vm.name, reason: "\(why); \(cold)"))
+                continue
+            }
             guard budget > 0 else {
                 unresolved.append(UnresolvedHotspot(host: hostName(h), vm: vm.name,
                                                     reason: "\(why); maxMigrationsPerRun (\(fleet.policy.placement.maxMigrationsPerRun)) reached"))

@@ -82,7 +82,7 @@ public struct SimulationReport: Codable, Sendable, Equatable {
         /// Trace time of the plan that decided it.
         public var plannedAt: Double
         /// Modelled start and end. Apply runs a plan in dependency waves (`wave`): the actions of one wave run at
-        /// once and the next wave starts when the slowest of them has finished. A migration takes RAM / bandwidth,
+        /// once and the next wave starts when the slowest of them has finished. A migration takes (RAM + local disk) / bandwidth,
         /// a power-on the boot time; other actions take no time.
         public var startedAt: Double
         public var finishedAt: Double

@@ -5,7 +5,7 @@ import SandpiperModel
 /// How `sandpiper simulate` models what a trace alone cannot say.
 public struct SimulationOptions: Sendable, Equatable {
     /// Migration bandwidth in Mbit/s; nil = the slower of the two hosts' `capacity.network` in cluster.yaml
-    /// (1 Gbit/s when a host declares none). A migration takes RAM / bandwidth.
+    /// (1 Gbit/s when a host declares none). A migration takes (RAM + local disk bytes) / bandwidth.
     public var bandwidthMbps: Double?
     /// CPU cores a running migration costs on the source and on the target host (dom0 / QEMU copying pages),
     /// prorated over the part of the interval it runs.
@@ -49,7 +49,7 @@ public struct SimulationOptions: Sendable, Equatable {
 /// What the simulator adds is time and the ground truth the trace alone cannot give:
 /// - **Demand follows the VM.** The trace is per VM; each interval's host load is the sum of the demand of the VMs
 ///   that are on it at that time.
-/// - **Migrations take time.** A migration takes RAM / bandwidth and costs `migrationCPUCores` on both hosts while
+/// - **Migrations take time.** A migration takes (RAM + local disk bytes to copy) / bandwidth and costs `migrationCPUCores` on both hosts while
 ///   it runs; the VM stays on (and its demand stays with) the source until it completes. Apply runs a plan in
 ///   dependency waves (reported per action): the actions of a wave run at once, the next wave starts when the
 ///   slowest has finished, and the loop is busy until the last wave ends and does not plan meanwhile (libvirt
@@ -149,7 +149,10 @@ public final class Simulator {
                 if !document.actions.isEmpty {
                     applies += 1
                     let report = try applier.apply(document, observationNow: t)
-                    let ram = Dictionary(uniqueKeysWithValues: snapshot.observation.vms.map { ($0.name, $0.memoryMiB) })
+                    // What each move copies: memory, plus the local disk bytes the observation reports.
+                    let ram = Dictionary(uniqueKeysWithValues: snapshot.observation.vms.map {
+                        ($0.name, $0.memoryMiB + ($0.diskCopyBytes ?? 0) / 1_048_576)
+                    })
                     let outcomes = Dictionary(uniqueKeysWithValues: report.outcomes.map { ($0.actionID, $0) })
                     // Apply's waves: each lasts as long as its slowest action; the next starts when it ends.
                     func seconds(_ a: PlanDocument.Action, _ o: ApplyReport.Outcome) -> Double {
@@ -208,7 +211,7 @@ public final class Simulator {
                       intervals: count)
     }
 
-    /// Seconds to move `ramMiB` between two hosts.
+    /// Seconds to move `ramMiB` (memory plus local disk) between two hosts.
     func migrationSeconds(ramMiB: Double, from: String, to: String) -> Double {
         let bw: Double
         if let b = options.bandwidthMbps { bw = b } else {

@@ -32,6 +32,8 @@ struct Observe: ParsableCommand {
         struct VM: Encodable {
             var name: String; var host: String; var state: String; var vcpus: Int; var memoryMiB: Double
             var cpuCores: Double?; var netMbps: Double?; var memUsedMiB: Double?; var samples: Int
+            /// Bytes of local disk a move copies, and the disks with their storage mode (omitted when none).
+            var diskCopyBytes: Double?; var disks: [VMDisk]?
         }
         var formatVersion = 1
         var cluster: String
@@ -91,7 +93,8 @@ struct Observe: ParsableCommand {
         let vms = obs.vms.map { v in
             Report.VM(name: v.name, host: v.host, state: v.state.rawValue, vcpus: v.vcpus, memoryMiB: v.memoryMiB,
                       cpuCores: v.samples.last?.cpu, netMbps: v.samples.last?.netMbps,
-                      memUsedMiB: v.samples.last?.memMiB, samples: v.samples.count)
+                      memUsedMiB: v.samples.last?.memMiB, samples: v.samples.count,
+                      diskCopyBytes: v.diskCopyBytes, disks: v.disks)
         }
         return Report(cluster: loaded.spec.name, stateSerial: serial, hosts: hosts, vms: vms,
                       warnings: snapshot.inventory.warnings)

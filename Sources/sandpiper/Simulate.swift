@@ -10,7 +10,7 @@ struct Simulate: ParsableCommand {
         discussion: """
         Runs the loop once per trace interval through the same engine as `plan` and `apply`, acting on the \
         cluster's libvirt hosts (test-driver hosts in the bundled clusters: migrations between them are cold). \
-        Demand follows a VM when it moves. A migration takes RAM / bandwidth (--bandwidth, default: the slower \
+        Demand follows a VM when it moves. A migration takes (RAM + local disk) / bandwidth (--bandwidth, default: the slower \
         of the two hosts' capacity.network in cluster.yaml, 1 Gbit/s when undeclared) and costs \
         --migration-cpu cores on both hosts while it runs; the loop does not plan while an apply runs. \
         A VM swaps in an interval when its memory demand exceeds its allocation. The policy's automation level \

@@ -26,6 +26,20 @@ final class MigrationTests: XCTestCase {
                        .unsupported)
     }
 
+    /// A domain whose local disks must be copied is never moved cold: cold only defines it on the target, where
+    /// it would start without them. Nothing changes on either host.
+    func testColdMoveWithLocalDisksIsRefused() throws {
+        let copy = LiveMigrationOptions(copyStorage: .all, migrateDisks: ["vda"])
+        let err = XCTAssertLibvirtError(try pm1.migrate("web1", to: pm2, mode: .live, allowCold: true, options: copy))
+        XCTAssertTrue(err?.message.contains("cold migration of 'web1' refused: its local disk(s) vda") == true,
+                      err?.message ?? "")
+        XCTAssertNotNil(XCTAssertLibvirtError(try pm1.migrate("web1", to: pm2, mode: .cold, options: copy)))
+        XCTAssertEqual(try pm1.domain(named: "web1").state, .running, "still running on the source")
+        XCTAssertNil(try pm2.domainIfExists(named: "web1"), "not defined on the target")
+        // Control: the same move without local disks goes through (cold, on the test driver).
+        XCTAssertEqual(try pm1.migrate("web1", to: pm2, mode: .live, allowCold: true).mode, .cold)
+    }
+
     func testColdMigrationOfRunningDomain() throws {
         try pm1.setMemory("web1", mib: 1536)
         let report = try pm1.migrate("web1", to: pm2, mode: .live, allowCold: true)

@@ -57,11 +57,13 @@ public enum LinuxGuest {
 
     /// Domain XML for a guest: 1 vCPU and 512 MiB by default; `load` like the kernel's sp.load (cpu[:N[:PCT]]),
     /// `allocMiB` held in tmpfs from boot; `statsPeriod` 0 leaves the balloon without a stats period.
+    /// `disk`: a qcow2 image path (as the daemon sees it) attached as the virtio disk vda.
     public static func xml(name: String, uuid: String, vcpus: Int = 1, memoryMiB: Int = 512, load: String? = nil,
-                           allocMiB: Int? = nil, statsPeriod: Int = 2) throws -> String {
+                           allocMiB: Int? = nil, statsPeriod: Int = 2, disk: String? = nil) throws -> String {
         var args = [script.path, "xml", try image().path, name, "--uuid", uuid, "--vcpus", "\(vcpus)",
                     "--mem", "\(memoryMiB)", "--stats-period", "\(statsPeriod)"]
         if let load { args += ["--load", load] }
+        if let disk { args += ["--disk", disk + ":qcow2"] }
         if let allocMiB { args += ["--alloc", "\(allocMiB)"] }
         return try QemuLab.run("/bin/bash", args)
     }
@@ -134,11 +136,11 @@ public final class SharedQemuLab: @unchecked Sendable {
 
     /// Defines and starts a Linux guest on daemon `on` and waits until it answers on its console.
     public func startGuest(_ name: String, on host: String, uuid: String, load: String? = nil, allocMiB: Int? = nil,
-                           statsPeriod: Int = 2, memoryMiB: Int = 512) throws {
+                           statsPeriod: Int = 2, memoryMiB: Int = 512, disk: String? = nil) throws {
         Self.lock.lock(); Self.guests.insert(name); Self.lock.unlock()
         let c = connection(host)
         _ = try c.define(xml: try LinuxGuest.xml(name: name, uuid: uuid, memoryMiB: memoryMiB, load: load,
-                                                 allocMiB: allocMiB, statsPeriod: statsPeriod))
+                                                 allocMiB: allocMiB, statsPeriod: statsPeriod, disk: disk))
         try c.start(name)
         let t = Date()
         try LinuxGuest.waitUntilReady(c, name).close()

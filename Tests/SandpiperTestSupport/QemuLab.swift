@@ -207,6 +207,10 @@ public final class QemuLab: @unchecked Sendable {
 
     public func uri(_ name: String) -> String { daemons[name]!.uri }
 
+    /// Root mode: the host directory that daemon `name` sees as /var/lib/libvirt in its own mount namespace (so
+    /// /var/lib/libvirt/images/x is a different file for A and for B, as on two machines).
+    public func varLibLibvirt(_ name: String) -> URL { daemons[name]!.dir.appendingPathComponent("lib") }
+
     public static func tinyXML(name: String = "tiny") -> String {
         """
         <domain type='qemu'>
