@@ -9,9 +9,13 @@ public struct PlanOptions: Sendable, Equatable {
     public var scanLimit: Int
     /// VMs of one hot host tried as migration candidates (highest VSR first) before falling back to swaps.
     public var maxCandidatesPerHost: Int
+    /// Step 5b (ImprovementPass, ExactSearch) on small neighbourhoods; off = the paper's greedy alone (benchmarks
+    /// compare the two).
+    public var improve: Bool
 
-    public init(prune: Bool = false, scanLimit: Int = 256, maxCandidatesPerHost: Int = 16) {
+    public init(prune: Bool = false, scanLimit: Int = 256, maxCandidatesPerHost: Int = 16, improve: Bool = true) {
         self.prune = prune; self.scanLimit = scanLimit; self.maxCandidatesPerHost = maxCandidatesPerHost
+        self.improve = improve
     }
 }
 
@@ -24,6 +28,8 @@ public enum Planner {
     ///  4. repair broken must-rules, evacuate maintenance      (RepairStep)
     ///  5. relieve hot hosts, highest Volume first             (MitigationStep: move highest VSR -> lowest Volume,
     ///                                                          else swap, 2 or 3 moves)
+    ///  5b. fewer migrations for the same relief          (ImprovementPass: net moves, unneeded ones dropped;
+    ///      on small neighbourhoods                        ExactSearch: branch and bound for the fewest moves)
     ///  6. place declared VMs that are absent                  (InitialPlacementStep; after 5 so new VMs do not
     ///                                                          take the room hot hosts need)
     ///  7. consolidation (policy.consolidation.enabled):      (ConsolidationStep: wake ahead of a rising load,
@@ -51,7 +57,9 @@ public enum Planner {
 
         ctx.reportDrift(); finished(.drift)
         ctx.repairConstraints(); finished(.repair)
-        ctx.relieveHotspots(detection); finished(.relieve)
+        let beforeRelief = ctx.reliefSnapshot(detection)
+        ctx.relieveHotspots(detection)
+        ctx.improveRelief(detection, before: beforeRelief); finished(.relieve)
         ctx.placeAbsentVMs(); finished(.placeAbsent)
         ctx.consolidate(detection); finished(.consolidate)
         if options.prune { ctx.pruneUndeclared(); finished(.prune) }
