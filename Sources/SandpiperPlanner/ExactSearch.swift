@@ -8,19 +8,22 @@ struct ReliefMove: Sendable, Equatable {
 }
 
 /// Step 5b, second half: the fewest migrations that relieve every hot host of a small neighbourhood, by branch and
-/// bound. Iterative deepening on the number of moves k: at each node the violated host with the largest lower
-/// bound must lose one of its movable VMs (the branch), to any host of the neighbourhood that its constraints admit
-/// (an arrival may push a host over its threshold, which a later move must then fix: exchanges and evictions come
-/// out of the same rule). Lower bound: per violated host, the fewest of its remaining movable VMs whose demand
-/// covers the excess; moves out of one host never help another, so the bounds add up. Symmetry: each host's VMs
-/// leave in one fixed order. Every VM moves at most once.
+/// bound. At each node a violated host (the one with the smallest lower bound: the cheapest to settle) must lose
+/// one of its movable VMs (the branch), to any host of the neighbourhood its constraints admit; an arrival may push
+/// a host over its threshold, which a later move must then fix, so exchanges and evictions come out of the same
+/// rule. Lower bound: per violated host, the fewest of its remaining movable VMs whose demand covers the excess;
+/// moves out of one host never help another, so the bounds add up. Symmetry: each host's VMs leave in one fixed
+/// order; every VM moves at most once.
+/// Half the node budget goes to iterative deepening on the number of moves (its first solution is a proven
+/// minimum); if that finds none, the rest to depth limits 3 apart, each searched with branch and bound (a solution
+/// lowers the limit).
 /// The local model (loads and thresholds) only prunes; every solution is checked by replaying its moves through
 /// FeasibleHosts on a ProposedLoad (`orderedRelief`), which also orders them so every intermediate state exists.
-/// Deterministic: the budget counts nodes, not time; among solutions with k moves found within `tieNodes` more
-/// nodes, the one copying the fewest MiB wins (then the first found).
+/// Deterministic: the budget counts nodes, not time; children come in a fixed order (VMs by Volume, then RAM,
+/// then name; targets that stay under their thresholds first, then by Volume), and the first solution of a count
+/// wins.
 struct ExactSearch {
-    var nodeBudget = 60_000
-    var tieNodes = 4_000
+    var nodeBudget: Int
 
     struct Outcome {
         var moves: [ReliefMove]?
@@ -31,65 +34,81 @@ struct ExactSearch {
 
     /// `hosts`: the neighbourhood (global indices); `detected`: confirmed hot resources per global host; at most
     /// `maxMoves` moves; `verify` replays a candidate and returns it ordered, or nil.
-    func run(ctx: PlanningContext, hosts: [Int], detected: [[ResourceKind]], maxMoves: Int,
+    /// `exchanges` false (policy `swaps: false`): only VMs of hot hosts move, and never onto another hot host.
+    func run(ctx: PlanningContext, hosts: [Int], detected: [[ResourceKind]], maxMoves: Int, exchanges: Bool,
              verify: ([ReliefMove]) -> [ReliefMove]?) -> Outcome {
         let fleet = ctx.fleet, state = ctx.state
         let n = hosts.count
         let cap = hosts.map { fleet.hosts[$0].capacity }
         var load = hosts.map { state.load[$0] }
         let initial = load
-        var members = hosts.map { state.members[$0] }
         let hot = hosts.map { detected[$0] }
         let defaults = fleet.policy.thresholds
         let minGain = fleet.policy.placement.minGain
 
+        // Local VM ids: the residents of the neighbourhood, with their demand and thresholds copied once.
+        var global: [Int] = []
+        var members: [[Int]] = []
+        for h in hosts {
+            members.append(state.members[h].map { v in global.append(v); return global.count - 1 })
+        }
+        let demand = global.map { fleet.vms[$0].demand }
+        let vmThresholds = global.map { fleet.vms[$0].thresholds }
+        let copy = global.map { fleet.vms[$0].copyMiB }
+
         // Departable VMs per host, in the fixed order they may leave: largest Volume first (fewest moves), then
         // least RAM (least copied), then name.
         var departable: [[Int]] = []
-        var destinations: [Int: [Int]] = [:]
+        var canLeave = [Bool](repeating: false, count: global.count)
+        var destinations = [[Int]](repeating: [], count: global.count)
         for (i, h) in hosts.enumerated() {
-            let vs = state.members[h].filter { ctx.immovable($0) == nil }
+            let vs = exchanges || !hot[i].isEmpty ? members[i].filter { ctx.immovable(global[$0]) == nil } : []
             departable.append(vs.sorted { a, b in
-                let va = ctx.vmVolume(a, relativeTo: h), vb = ctx.vmVolume(b, relativeTo: h)
+                let va = ctx.vmVolume(global[a], relativeTo: h), vb = ctx.vmVolume(global[b], relativeTo: h)
                 if va != vb { return va > vb }
-                if fleet.vms[a].ram != fleet.vms[b].ram { return fleet.vms[a].ram < fleet.vms[b].ram }
-                return fleet.vms[a].name < fleet.vms[b].name
+                if copy[a] != copy[b] { return copy[a] < copy[b] }
+                return fleet.vms[global[a]].name < fleet.vms[global[b]].name
             })
             for v in vs {
+                canLeave[v] = true
                 destinations[v] = (0..<n).filter { t in
-                    t != i && state.receives(hosts[t], fleet: fleet)
-                        && ctx.search.feasible.constraints(v, on: hosts[t], state: state).isEmpty
-                        && ctx.search.feasible.capacity(v, on: hosts[t], state: state).allSatisfy {
+                    t != i && state.receives(hosts[t], fleet: fleet) && (exchanges || hot[t].isEmpty)
+                        && ctx.search.feasible.constraints(global[v], on: hosts[t], state: state).isEmpty
+                        && ctx.search.feasible.capacity(global[v], on: hosts[t], state: state).allSatisfy {
                             if case .threshold = $0.detail { true } else { false }
                         }
                 }
             }
         }
-        var moved = Set<Int>()
+        var moved = [Bool](repeating: false, count: global.count)
         var nextDeparture = [Int](repeating: 0, count: n)
 
-        func thresholds(_ i: Int) -> ResolvedThresholds {
-            ProposedLoad.thresholds(of: members[i], fleet: fleet, default: defaults)
+        func strictest(_ vs: [Int]) -> ResolvedThresholds {
+            guard let first = vs.first else { return defaults }
+            var t = vmThresholds[first]
+            for v in vs.dropFirst() { t = t.strictest(with: vmThresholds[v]) }
+            return t
         }
         func violated(_ i: Int) -> [ResourceKind] {
-            let t = thresholds(i)
+            let t = strictest(members[i])
             let u = load[i].fraction(of: cap[i]), u0 = initial[i].fraction(of: cap[i])
-            return ResourceKind.allCases.filter { r in
-                u[r] > t[r] + 1e-12 && (hot[i].contains(r) || u[r] > u0[r] + 1e-12)
+            var out: [ResourceKind] = []
+            for r in ResourceKind.allCases where u[r] > t[r] + 1e-12 && (hot[i].contains(r) || u[r] > u0[r] + 1e-12) {
+                out.append(r)
             }
+            return out
         }
         /// The host's thresholds can only get looser than the strictest of the VMs that stay for sure.
         func loosest(_ i: Int) -> ResolvedThresholds {
-            let stay = members[i].filter { moved.contains($0) || !departable[i].contains($0) }
-            if !stay.isEmpty { return ProposedLoad.thresholds(of: stay, fleet: fleet, default: defaults) }
+            let stay = members[i].filter { moved[$0] || !canLeave[$0] }
+            if !stay.isEmpty { return strictest(stay) }
             var t = defaults
             for v in members[i] {
-                let x = fleet.vms[v].thresholds
+                let x = vmThresholds[v]
                 t = ResolvedThresholds(cpu: max(t.cpu, x.cpu), net: max(t.net, x.net), mem: max(t.mem, x.mem))
             }
             return t
         }
-        func remaining(_ i: Int) -> ArraySlice<Int> { departable[i][nextDeparture[i]...] }
         /// Fewest departures that can bring host i under its thresholds (Int.max: none can).
         func lowerBound(_ i: Int, _ over: [ResourceKind]) -> Int {
             let t = loosest(i)
@@ -97,7 +116,9 @@ struct ExactSearch {
             for r in over {
                 var excess = load[i][r] - t[r] * cap[i][r]
                 guard excess > 1e-9 else { continue }
-                let demands = remaining(i).filter { !moved.contains($0) }.map { fleet.vms[$0].demand[r] }.sorted(by: >)
+                var demands: [Double] = []
+                for v in departable[i][nextDeparture[i]...] where !moved[v] { demands.append(demand[v][r]) }
+                demands.sort(by: >)
                 var k = 0
                 for d in demands where excess > 1e-9 { excess -= d; k += 1 }
                 if excess > 1e-9 { return .max }
@@ -106,22 +127,22 @@ struct ExactSearch {
             return max(need, 1)
         }
         func shift(_ v: Int, from i: Int, to j: Int) {
-            let d = fleet.vms[v].demand
-            load[i] -= d; load[j] += d
+            load[i] -= demand[v]; load[j] += demand[v]
             members[i].removeAll { $0 == v }
             members[j].append(v)
         }
 
         var nodes = 0
         var path: [ReliefMove] = []
-        var best: (moves: [ReliefMove], cost: Double)?
-        var foundAt: Int?
+        var best: [ReliefMove]?
+        var limit = 0
         var stop = false
+        var phaseBudget = nodeBudget / 2
 
-        func dfs(_ depth: Int) {
+        func dfs() {
             if stop { return }
             nodes += 1
-            if nodes > nodeBudget || (foundAt.map { nodes > $0 + tieNodes } ?? false) { stop = true; return }
+            if nodes > phaseBudget { stop = true; return }
             var worst: (host: Int, over: [ResourceKind], lb: Int)?
             var bound = 0
             for i in 0..<n {
@@ -130,15 +151,14 @@ struct ExactSearch {
                 let lb = lowerBound(i, over)
                 if lb == .max { return }
                 bound += lb
-                if worst == nil || lb > worst!.lb { worst = (i, over, lb) }
+                if worst == nil || lb < worst!.lb { worst = (i, over, lb) }
             }
-            if bound > depth { return }
+            if path.count + bound > limit { return }
             guard let (i, over, _) = worst else {
-                // Every host fits: a candidate; the replay decides.
+                // Every host fits: a candidate; the replay decides. Later candidates must be smaller.
                 if let ordered = verify(path) {
-                    let cost = path.reduce(0) { $0 + fleet.vms[$1.vm].copyMiB }
-                    if best == nil || cost < best!.cost - 1e-9 { best = (ordered, cost) }
-                    if foundAt == nil { foundAt = nodes }
+                    best = ordered
+                    limit = path.count - 1
                 }
                 return
             }
@@ -147,37 +167,61 @@ struct ExactSearch {
             let volBefore = Volume.of(load[i].fraction(of: cap[i]))
             for pos in saved..<departable[i].count {
                 let v = departable[i][pos]
-                if moved.contains(v) { continue }
-                let d = fleet.vms[v].demand
+                if moved[v] { continue }
+                let d = demand[v]
                 guard over.contains(where: { d[$0] > 0 }) else { continue }
                 let volAfter = Volume.of((load[i] - d).fraction(of: cap[i]))
                 if volBefore > 0, (volBefore - volAfter) / volBefore < minGain { continue }
                 nextDeparture[i] = pos + 1
-                let targets = (destinations[v] ?? []).sorted { a, b in
-                    let va = Volume.of((load[a] + d).fraction(of: cap[a]))
-                    let vb = Volume.of((load[b] + d).fraction(of: cap[b]))
-                    return va != vb ? va < vb : a < b
+                // Hosts that stay under their thresholds first, then the lowest Volume after the move.
+                var targets: [(host: Int, over: Bool, volume: Double)] = []
+                for j in destinations[v] {
+                    let t = strictest(members[j]).strictest(with: vmThresholds[v])
+                    let u = (load[j] + d).fraction(of: cap[j])
+                    let over = u.cpu > t.cpu + 1e-12 || u.net > t.net + 1e-12 || u.mem > t.mem + 1e-12
+                    targets.append((j, over, Volume.of(u)))
                 }
-                for j in targets {
-                    moved.insert(v)
+                targets.sort { a, b in
+                    if a.over != b.over { return !a.over }
+                    if a.volume != b.volume { return a.volume < b.volume }
+                    return a.host < b.host
+                }
+                for (j, _, _) in targets {
+                    moved[v] = true
                     shift(v, from: i, to: j)
-                    path.append(ReliefMove(vm: v, from: hosts[i], to: hosts[j]))
-                    dfs(depth - 1)
+                    path.append(ReliefMove(vm: global[v], from: hosts[i], to: hosts[j]))
+                    dfs()
                     path.removeLast()
                     shift(v, from: j, to: i)
-                    moved.remove(v)
+                    moved[v] = false
                     if stop { return }
                 }
             }
         }
 
-        var proven = true
+        // Phase 1, iterative deepening (half the budget): the first solution is a proven minimum.
+        var proven = false
         var k = 0
         while k <= maxMoves, best == nil, !stop {
-            dfs(k)
+            limit = k
+            dfs()
+            if best != nil && !stop { proven = true }
             k += 1
         }
-        if stop && best == nil { proven = false }
-        return Outcome(moves: best?.moves, nodes: nodes, proven: proven)
+        if best == nil && !stop { proven = true }  // no solution within maxMoves
+        // Phase 2, depth-first branch and bound from maxMoves (the rest): some solution, then smaller ones.
+        // Phase 2, the rest of the budget: depth limits 3 apart from where phase 1 stopped, each searched depth
+        // first with branch and bound (a solution lowers the limit), until one holds a solution.
+        if best == nil && stop {
+            phaseBudget = nodeBudget
+            var reach = k - 1
+            while best == nil, reach < maxMoves, nodes < phaseBudget {
+                stop = false
+                reach = min(maxMoves, reach + 3)
+                limit = reach
+                dfs()
+            }
+        }
+        return Outcome(moves: best, nodes: nodes, proven: proven)
     }
 }

@@ -7,8 +7,8 @@ import SandpiperModel
 ///  1. reduces the greedy's moves to net moves (a VM moved twice moves once, straight to where it ends) and drops
 ///     every move the relief does not need (the hot hosts stay resolved without it);
 ///  2. runs ExactSearch for fewer moves than that (or, when the greedy left a hotspot, for any plan within the
-///     per-run budget that resolves them all): exchanges and evictions included, the minimum when the node budget
-///     suffices.
+///     per-run budget that resolves them all): exchanges and evictions included (unless `swaps: false`), the
+///     minimum when the node budget suffices.
 /// The fewest moves win; on a tie the greedy's own plan (and its reasons) is kept. Every candidate is replayed
 /// through FeasibleHosts on the ProposedLoad as it was before step 5 (`orderedRelief`), so pins, groups,
 /// reservations, allocation ratios, thresholds, minimum residency, automation levels and migration modes hold
@@ -53,25 +53,24 @@ extension PlanningContext {
             if from >= 0, to >= 0, from != to { net.append(ReliefMove(vm: v, from: from, to: to)) }
         }
         var best: (moves: [ReliefMove], how: String)?
-        if var kept = snapshot.orderedRelief(net, mustFix: fixed, detected: detection.hostHot) {
-            for m in kept.reversed() {
-                let without = kept.filter { $0 != m }
-                if let ordered = snapshot.orderedRelief(without, mustFix: fixed, detected: detection.hostHot) {
-                    kept = ordered
-                }
-            }
+        if let ordered = snapshot.orderedRelief(net, mustFix: fixed, detected: detection.hostHot) {
+            let kept = snapshot.withoutUnneeded(ordered, mustFix: fixed, detected: detection.hostHot)
             if kept.count < greedyCount { best = (kept, "net moves of the greedy, unneeded ones dropped") }
         }
 
         // 2. Exact search for fewer (or, with hotspots left, for any within the budget).
         let limit = leftHot.isEmpty ? (best?.moves.count ?? greedyCount) - 1 : snapshot.budget
         if limit >= 0 {
-            let outcome = ExactSearch().run(ctx: snapshot, hosts: snapshot.improvementHosts(detection),
-                                            detected: detection.hostHot, maxMoves: min(limit, snapshot.budget)) {
+            let outcome = ExactSearch(nodeBudget: options.exactSearchNodes).run(
+                ctx: snapshot, hosts: snapshot.improvementHosts(detection), detected: detection.hostHot,
+                maxMoves: min(limit, snapshot.budget), exchanges: fleet.policy.placement.swaps) {
                 snapshot.orderedRelief($0, mustFix: hot, detected: detection.hostHot)
             }
             if let moves = outcome.moves {
-                best = (moves, outcome.proven ? "exact search: the minimum" : "exact search within its node budget")
+                let kept = outcome.proven ? moves : snapshot.withoutUnneeded(moves, mustFix: hot, detected: detection.hostHot)
+                if kept.count < (best?.moves.count ?? greedyCount) || !leftHot.isEmpty {
+                    best = (kept, outcome.proven ? "exact search: the minimum" : "exact search within its node budget")
+                }
             }
         }
         guard let (moves, how) = best else { return }
@@ -101,6 +100,16 @@ extension PlanningContext {
             guard let name = u.host, let h = fleet.hostIndex[name], u.vm == nil else { unresolved.append(u); continue }
             if !state.over(h, fleet: fleet, resources: detection.hostHot[h]).isEmpty { unresolved.append(u) }
         }
+    }
+
+    /// `moves` without each move the relief does not need (tried last to first), replayed and ordered.
+    func withoutUnneeded(_ moves: [ReliefMove], mustFix: [Int], detected: [[ResourceKind]]) -> [ReliefMove] {
+        var kept = moves
+        for m in moves.reversed() {
+            let without = kept.filter { $0 != m }
+            if let ordered = orderedRelief(without, mustFix: mustFix, detected: detected) { kept = ordered }
+        }
+        return kept
     }
 
     /// `moves` replayed on this context's ProposedLoad, in an order where each move passes FeasibleHosts'

@@ -12,10 +12,13 @@ public struct PlanOptions: Sendable, Equatable {
     /// Step 5b (ImprovementPass, ExactSearch) on small neighbourhoods; off = the paper's greedy alone (benchmarks
     /// compare the two).
     public var improve: Bool
+    /// Node budget of step 5b's exact search per plan (a count, so the plan does not depend on the machine).
+    public var exactSearchNodes: Int
 
-    public init(prune: Bool = false, scanLimit: Int = 256, maxCandidatesPerHost: Int = 16, improve: Bool = true) {
+    public init(prune: Bool = false, scanLimit: Int = 256, maxCandidatesPerHost: Int = 16, improve: Bool = true,
+                exactSearchNodes: Int = 20_000) {
         self.prune = prune; self.scanLimit = scanLimit; self.maxCandidatesPerHost = maxCandidatesPerHost
-        self.improve = improve
+        self.improve = improve; self.exactSearchNodes = exactSearchNodes
     }
 }
 
