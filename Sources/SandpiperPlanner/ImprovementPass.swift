@@ -60,7 +60,7 @@ extension PlanningContext {
 
         // 2. Exact search for fewer (or, with hotspots left, for any within the budget).
         let limit = leftHot.isEmpty ? (best?.moves.count ?? greedyCount) - 1 : snapshot.budget
-        if limit >= 0 {
+        if limit >= 1 {
             let outcome = ExactSearch(nodeBudget: options.exactSearchNodes).run(
                 ctx: snapshot, hosts: snapshot.improvementHosts(detection), detected: detection.hostHot,
                 maxMoves: min(limit, snapshot.budget), exchanges: fleet.policy.placement.swaps) {
@@ -69,7 +69,7 @@ extension PlanningContext {
             if let moves = outcome.moves {
                 let kept = outcome.proven ? moves : snapshot.withoutUnneeded(moves, mustFix: hot, detected: detection.hostHot)
                 if kept.count < (best?.moves.count ?? greedyCount) || !leftHot.isEmpty {
-                    best = (kept, outcome.proven ? "exact search: the minimum" : "exact search within its node budget")
+                    best = (kept, outcome.proven ? "exact search: none with fewer moves" : "exact search within its node budget")
                 }
             }
         }

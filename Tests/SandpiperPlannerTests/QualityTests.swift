@@ -120,4 +120,13 @@ final class QualityTests: XCTestCase {
         XCTAssertTrue(v.resolved); XCTAssertEqual(v.problems, [])
         XCTAssertEqual(plan.moves.count, 2)
     }
+
+    /// Step 5b only looks at small neighbourhoods: a 40-host fleet is planned exactly as by the greedy alone.
+    func testLargeFleetsKeepTheGreedyPlan() {
+        let (spec, observation, policy) = FleetGenerator.generate(hosts: 40, vms: 800, hotFraction: 0.2, seed: 5)
+        let plan = Planner.plan(spec: spec, observation: observation, policy: policy)
+        XCTAssertFalse(plan.moves.isEmpty)
+        XCTAssertEqual(plan, Planner.plan(spec: spec, observation: observation, policy: policy,
+                                          options: PlanOptions(improve: false)))
+    }
 }
