@@ -4,8 +4,9 @@ import SandpiperModel
 /// so it can move more VMs than needed (a small VM first, then a large one that alone would have sufficed) or go
 /// round through a staging host. On a small neighbourhood (the whole fleet while it has at most
 /// `improvementMaxHosts` hosts and `improvementMaxVMs` VMs) this step:
-///  1. reduces the greedy's moves to net moves (a VM moved twice moves once, straight to where it ends) and drops
-///     every move the relief does not need (the hot hosts stay resolved without it);
+///  1. when the greedy resolved every hotspot, reduces its moves to net moves (a VM moved twice moves once,
+///     straight to where it ends) and drops every move the relief does not need (the hot hosts stay resolved
+///     without it);
 ///  2. runs ExactSearch for fewer moves than that (or, when the greedy left a hotspot, for any plan within the
 ///     per-run budget that resolves them all): exchanges and evictions included (unless `swaps: false`), the
 ///     minimum when the node budget suffices.
@@ -46,14 +47,15 @@ extension PlanningContext {
         guard greedyCount > 0 || !leftHot.isEmpty else { return }
         let fixed = hot.filter { !leftHot.contains($0) }
 
-        // 1. Net moves, then drop the ones not needed.
+        // 1. Net moves, then drop the ones not needed (only when the greedy resolved everything: a move that
+        //    only eases a host it could not resolve is kept).
         var net: [ReliefMove] = []
         for v in fleet.vms.indices where touched[v] && !snapshot.touched[v] {
             let from = snapshot.state.hostOf[v], to = state.hostOf[v]
             if from >= 0, to >= 0, from != to { net.append(ReliefMove(vm: v, from: from, to: to)) }
         }
         var best: (moves: [ReliefMove], how: String)?
-        if let ordered = snapshot.orderedRelief(net, mustFix: fixed, detected: detection.hostHot) {
+        if leftHot.isEmpty, let ordered = snapshot.orderedRelief(net, mustFix: fixed, detected: detection.hostHot) {
             let kept = snapshot.withoutUnneeded(ordered, mustFix: fixed, detected: detection.hostHot)
             if kept.count < greedyCount { best = (kept, "net moves of the greedy, unneeded ones dropped") }
         }
