@@ -9,9 +9,16 @@ public struct PlanOptions: Sendable, Equatable {
     public var scanLimit: Int
     /// VMs of one hot host tried as migration candidates (highest VSR first) before falling back to swaps.
     public var maxCandidatesPerHost: Int
+    /// Step 5b (ImprovementPass, ExactSearch) on small neighbourhoods; off = the paper's greedy alone (benchmarks
+    /// compare the two).
+    public var improve: Bool
+    /// Node budget of step 5b's exact search per plan (a count, so the plan does not depend on the machine).
+    public var exactSearchNodes: Int
 
-    public init(prune: Bool = false, scanLimit: Int = 256, maxCandidatesPerHost: Int = 16) {
+    public init(prune: Bool = false, scanLimit: Int = 256, maxCandidatesPerHost: Int = 16, improve: Bool = true,
+                exactSearchNodes: Int = 20_000) {
         self.prune = prune; self.scanLimit = scanLimit; self.maxCandidatesPerHost = maxCandidatesPerHost
+        self.improve = improve; self.exactSearchNodes = exactSearchNodes
     }
 }
 
@@ -24,6 +31,8 @@ public enum Planner {
     ///  4. repair broken must-rules, evacuate maintenance      (RepairStep)
     ///  5. relieve hot hosts, highest Volume first             (MitigationStep: move highest VSR -> lowest Volume,
     ///                                                          else swap, 2 or 3 moves)
+    ///  5b. fewer migrations for the same relief          (ImprovementPass: net moves, unneeded ones dropped;
+    ///      on small neighbourhoods                        ExactSearch: branch and bound for the fewest moves)
     ///  6. place declared VMs that are absent                  (InitialPlacementStep; after 5 so new VMs do not
     ///                                                          take the room hot hosts need)
     ///  7. consolidation (policy.consolidation.enabled):      (ConsolidationStep: wake ahead of a rising load,
@@ -53,7 +62,9 @@ public enum Planner {
 
         ctx.reportDrift(); finished(.drift)
         ctx.repairConstraints(); finished(.repair)
-        ctx.relieveHotspots(detection); finished(.relieve)
+        let beforeRelief = ctx.reliefSnapshot(detection)
+        ctx.relieveHotspots(detection)
+        ctx.improveRelief(detection, before: beforeRelief); finished(.relieve)
         ctx.placeAbsentVMs(); finished(.placeAbsent)
         ctx.consolidate(detection); finished(.consolidate)
         ctx.balance(detection); finished(.balance)

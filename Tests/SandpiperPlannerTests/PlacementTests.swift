@@ -97,17 +97,28 @@ final class PlacementTests: XCTestCase {
         w.addVM("b", on: "pm2", cpu: 2)
         w.addVM("d", on: "pm2", cpu: 2.5)
         w.addVM("e", on: "pm3", cpu: 3.2, placement: PlacementRule(host: "pm3"))
-        let plan = w.plan()
+        // Step 5's greedy swap (step 5b off): three moves through the staging host.
+        let greedy = PlanOptions(improve: false)
+        let plan = w.plan(greedy)
         XCTAssertEqual(plan.moves.map { "\($0.vm):\($0.from!)->\($0.to!)" },
                        ["d:pm2->pm3", "a:pm1->pm2", "d:pm3->pm1"])
         XCTAssertEqual(plan.moves[1].dependsOn, [plan.moves[0].id])
         XCTAssertEqual(plan.moves[2].dependsOn, [plan.moves[0].id, plan.moves[1].id])
         XCTAssertTrue(plan.moves.first?.reason.contains("staging") ?? false, "\(plan.moves) \(plan.unresolved) \(plan.decisions)")
         XCTAssertTrue(plan.unresolved.isEmpty, "\(plan.unresolved)")
-        // A swap counts its moves against the budget.
+        // Step 5b: d need not come back; two moves (d makes room on pm2, a takes it).
+        let improved = w.plan()
+        XCTAssertEqual(improved.moves.map { "\($0.vm):\($0.from!)->\($0.to!)" }, ["d:pm2->pm3", "a:pm1->pm2"])
+        XCTAssertEqual(improved.moves[1].dependsOn, [improved.moves[0].id])
+        XCTAssertTrue(improved.unresolved.isEmpty, "\(improved.unresolved)")
+        // A swap counts its moves against the budget; step 5b finds the two moves within it.
         w.policy.placement.maxMigrationsPerRun = 2
+        XCTAssertTrue(w.plan(greedy).moves.isEmpty)
+        XCTAssertTrue(w.plan(greedy).unresolved[0].reason.contains("no swap works"), w.plan(greedy).unresolved[0].reason)
+        XCTAssertEqual(w.plan().moves.count, 2)
+        w.policy.placement.maxMigrationsPerRun = 1
         XCTAssertTrue(w.plan().moves.isEmpty)
-        XCTAssertTrue(w.plan().unresolved[0].reason.contains("no swap works"), w.plan().unresolved[0].reason)
+        XCTAssertEqual(w.plan().unresolved.map(\.host), ["pm1"])
     }
 
     func testTwoMoveSwapIsPreferredOverAStagedOne() {
@@ -129,7 +140,7 @@ final class PlacementTests: XCTestCase {
         w.addVM("d", on: "pm2", cpu: 2.5)
         w.addVM("e", on: "pm3", cpu: 3.2, placement: PlacementRule(host: "pm3"))
         w.spec.vms.append(Fixture.vmSpec("new", vcpus: 1, memoryMiB: 1024))
-        let plan = w.plan()
+        let plan = w.plan(PlanOptions(improve: false))  // step 5's staged swap
         XCTAssertEqual(plan.actions.map { "\($0.kind.rawValue):\($0.vm)" },
                        ["migrate:d", "migrate:a", "migrate:d", "define:new", "start:new"])
         let define = plan.actions[3]
@@ -165,8 +176,10 @@ final class PlacementTests: XCTestCase {
         w.addVM("c", on: "pm1", cpu: 3, placement: PlacementRule(labels: ["rack": "b"]))
         w.addVM("x", on: "pm6", cpu: 1)
         XCTAssertEqual(w.plan().moves.map { "\($0.vm):\($0.to!)" }, ["a:pm6"])
-        let plan = w.plan(PlanOptions(scanLimit: 2))
+        // The scan limit bounds step 5's scans; step 5b (off here) looks at every host of a small fleet.
+        let plan = w.plan(PlanOptions(scanLimit: 2, improve: false))
         XCTAssertTrue(plan.moves.isEmpty)
+        XCTAssertEqual(w.plan(PlanOptions(scanLimit: 2)).moves.map { "\($0.vm):\($0.to!)" }, ["a:pm6"])
         let d = try! XCTUnwrap(plan.decisions.first)
         // Two by Volume, then the host with the most CPU room (an empty rack-a host: still the wrong label).
         XCTAssertEqual(d.hostsExamined, 3)
