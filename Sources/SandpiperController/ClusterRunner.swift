@@ -240,6 +240,7 @@ final class ClusterRunner: @unchecked Sendable {
     private func round() {
         let clock = ContinuousClock()
         let started = clock.now
+        let cpuAtStart = Self.processCPUSeconds()
         var roundLogger = logger
         roundLogger[metadataKey: "round"] = .stringConvertible(rounds + 1)
         var reconcileOptions = options.reconcile
@@ -302,6 +303,8 @@ final class ClusterRunner: @unchecked Sendable {
         // Numbers stay numbers in JSON logs.
         var meta: Logger.Metadata = [
             "observed_at": .stringConvertible(feed.now), "duration_ms": .stringConvertible(Int(seconds * 1000)),
+            // CPU of the whole process during the round (all threads): what a round costs on a busy machine.
+            "cpu_ms": .stringConvertible(Int((Self.processCPUSeconds() - cpuAtStart) * 1000)),
             "applied": .stringConvertible(outcome.reports.map(\.done).reduce(0, +)),
             "pending": .stringConvertible(outcome.pending)]
         if let plan = outcome.plan {
@@ -327,5 +330,13 @@ final class ClusterRunner: @unchecked Sendable {
         if outcome.succeeded { roundLogger.info("round done", metadata: meta) }
         else { roundLogger.error("round done with failed actions", metadata: meta) }
         for note in outcome.notes { roundLogger.info("\(note)") }
+    }
+
+    /// User + system CPU time of this process so far.
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 }

@@ -7,7 +7,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: planner speed and memory, sampling, and whole commands end to end on a generated fleet.",
         discussion: "Speed and memory targets live here, never in timed tests. Build with -c release to measure.",
-        subcommands: [BenchPlanner.self, BenchSampling.self, BenchE2E.self])
+        subcommands: [BenchPlanner.self, BenchSampling.self, BenchE2E.self, BenchController.self])
 }
 
 struct BenchPlanner: ParsableCommand {
