@@ -33,6 +33,10 @@ final class ClusterRunner: @unchecked Sendable {
     private var _lastError: String?
     /// The plan this controller last saved for review (working tree): replaced, not accumulated, by the next one.
     private var lastProposalFile: String?
+    /// Webhooks of the policy (`notify:`), rebuilt when the policy's list changes.
+    private var notifier: Notifier?
+    private var notifyConfig: [Webhook]?
+    private var notifications: RoundNotifications
 
     var name: String { cluster.spec.name }
     var rounds: Int { status.lock(); defer { status.unlock() }; return _rounds }
@@ -64,6 +68,7 @@ final class ClusterRunner: @unchecked Sendable {
         self.metrics = metrics
         let cluster = try Engine.load(path)
         self.cluster = cluster
+        notifications = RoundNotifications(cluster: cluster.spec.name)
         var logger = logger
         logger[metadataKey: "cluster"] = "\(cluster.spec.name)"
         self.logger = logger
@@ -93,6 +98,37 @@ final class ClusterRunner: @unchecked Sendable {
             "source": "\(cluster.spec.telemetry.source.rawValue)", "interval_s": "\(cluster.spec.telemetry.intervalSeconds)",
             "automation": "\(cluster.policy.automation.rawValue)", "lock": "\(holder)"])
         if let from = feed.resumedFrom { logger.info("resumed sample history", metadata: ["from": "\(from)"]) }
+        configureNotifier()
+    }
+
+    /// (Re)builds the webhooks when the policy's `notify:` list changed; unreadable URL files are logged.
+    private func configureNotifier() {
+        let hooks = cluster.policy.notify
+        guard hooks != notifyConfig else { return }
+        notifyConfig = hooks
+        notifier?.close()
+        notifier = nil
+        guard !hooks.isEmpty else { return }
+        let (targets, problems) = Notifier.targets(hooks, relativeTo: cluster.policyFile.deletingLastPathComponent())
+        for p in problems { logger.error("webhook left out", metadata: ["error": "\(p)"]) }
+        let metrics = self.metrics, name = self.name
+        notifier = Notifier(targets: targets, options: options.notifier, logger: logger) {
+            metrics.notification(cluster: name, $0)
+        }
+        metrics.notification(cluster: name, nil)
+        logger.info("webhooks", metadata: ["targets": .array(targets.map { "\($0.redacted) (\($0.format.rawValue))" })])
+    }
+
+    private func notify(_ list: [Notification]) {
+        guard let notifier else { return }
+        for n in list { notifier.send(n) }
+    }
+
+    /// At stop: waits for queued notifications until `deadline`.
+    func flushNotifications(until deadline: Date) {
+        guard let notifier else { return }
+        let left = notifier.flush(timeout: max(0, deadline.timeIntervalSinceNow))
+        if left > 0 { logger.warning("notifications not delivered before exit", metadata: ["count": .stringConvertible(left)]) }
     }
 
     /// Sample windows are telemetry, not decisions: kept out of git (`Clusters/*/.samples/` is ignored).
@@ -198,12 +234,15 @@ final class ClusterRunner: @unchecked Sendable {
         do { fresh = try Engine.load(path) } catch {
             metrics.specValid(cluster: name, false)
             logger.error("spec invalid, running on the last good spec", metadata: ["error": "\(error)"])
+            if let n = notifications.specInvalid("\(error)", at: Date()) { notify([n]) }
             return
         }
         metrics.specValid(cluster: name, true)
+        notifications.specValid()
         let hostsChanged = Self.hostKeys(fresh) != connectedHosts
         let telemetryChanged = fresh.spec.telemetry != cluster.spec.telemetry || fresh.policy.window.n != feed.count
         cluster = fresh
+        configureNotifier()
         if hostsChanged {
             connections = FleetConnections(cluster: fresh, previous: (try? Engine.readState(fresh))?.inventory)
             connectedHosts = Self.hostKeys(fresh)
@@ -284,6 +323,7 @@ final class ClusterRunner: @unchecked Sendable {
                 metrics.specValid(cluster: name, false)
                 roundLogger.error("spec at the branch tip is invalid; nothing applied until it is fixed",
                                   metadata: ["error": "\(error)"])
+                if let n = notifications.specInvalid("\(error)", at: Date()) { notify([n]) }
                 return
             }
             roundLogger.error("round failed", metadata: ["error": "\(error)"])
@@ -292,7 +332,11 @@ final class ClusterRunner: @unchecked Sendable {
         let d = started.duration(to: clock.now).components
         let seconds = Double(d.seconds) + Double(d.attoseconds) / 1e18
         metrics.record(outcome)
-        if options.reconcile.usesGit { metrics.specValid(cluster: name, true) }
+        if options.reconcile.usesGit {
+            metrics.specValid(cluster: name, true)
+            notifications.specValid()
+        }
+        notify(notifications.events(outcome, at: Date()))
         metrics.observed(cluster: name, at: feed.now)
         metrics.roundFinished(cluster: name, succeeded: outcome.succeeded, seconds: seconds,
                               at: Date().timeIntervalSince1970)
