@@ -11,6 +11,7 @@ struct RoundNotifications {
     private var unresolved: Set<String> = []
     private var pending: [String] = []
     private var invalidSpec: String?
+    private var failed: Set<String> = []
 
     init(cluster: String) { self.cluster = cluster }
 
@@ -82,8 +83,14 @@ struct RoundNotifications {
                                     details: details))
         }
         pending = proposed
+        // The same action failing the same way round after round (a broken template) is told once.
+        var failedNow: Set<String> = []
         for (document, report) in zip(outcome.applied, outcome.reports) {
-            let failed = report.outcomes.filter { $0.status == .failed }
+            let failed = report.outcomes.filter { $0.status == .failed }.filter {
+                let key = $0.summary + ($0.detail ?? "")
+                failedNow.insert(key)
+                return !self.failed.contains(key)
+            }
             guard !failed.isEmpty else { continue }
             let actions = Dictionary(document.actions.map { ($0.id, $0) }) { a, _ in a }
             let involved = failed.compactMap { actions[$0.actionID] }
@@ -93,6 +100,7 @@ struct RoundNotifications {
                                     summary: "\(failed.count) action\(failed.count == 1 ? "" : "s") failed",
                                     details: failed.map { "\($0.summary)" + ($0.detail.map { ": \($0)" } ?? "") }))
         }
+        failed = failedNow
         return out
     }
 
