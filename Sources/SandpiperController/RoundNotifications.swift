@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SandpiperEngine
 import SandpiperGitOps
 import SandpiperModel
@@ -121,4 +122,36 @@ struct RoundNotifications {
     }
 
     private static func sorted(_ names: [String]) -> [String] { Array(Set(names)).sorted() }
+}
+
+/// Notifications of a one-shot `reconcile`: what this run saw, with no previous round to compare with (every
+/// open hotspot is "detected", nothing is "resolved"), delivered before the command exits within `flushSeconds`.
+public enum OneShotNotifications {
+    /// Sends the run's events to the policy's webhooks; returns the delivery outcomes (for the metrics file).
+    @discardableResult
+    public static func deliver(_ outcome: ReconcileOutcome?, loadError: String? = nil, policy: Policy, policyFile: URL,
+                               cluster: String, options: Notifier.Options = Notifier.Options(), flushSeconds: Double = 5,
+                               logger: Logger) -> [Notifier.Result] {
+        guard !policy.notify.isEmpty else { return [] }
+        let (targets, problems) = Notifier.targets(policy.notify, relativeTo: policyFile.deletingLastPathComponent())
+        for p in problems { logger.error("webhook left out", metadata: ["error": "\(p)"]) }
+        final class Results: @unchecked Sendable {
+            let lock = NSLock()
+            var list: [Notifier.Result] = []
+        }
+        let results = Results()
+        let notifier = Notifier(targets: targets, options: options, logger: logger) { r in
+            results.lock.lock(); results.list.append(r); results.lock.unlock()
+        }
+        var tracker = RoundNotifications(cluster: cluster)
+        var events: [Notification] = []
+        if let outcome { events = tracker.events(outcome, at: Date()) }
+        if let loadError, let n = tracker.specInvalid(loadError, at: Date()) { events.append(n) }
+        for n in events { notifier.send(n) }
+        let left = notifier.flush(timeout: flushSeconds)
+        notifier.close()
+        if left > 0 { logger.warning("notifications not delivered before exit", metadata: ["count": .stringConvertible(left)]) }
+        results.lock.lock(); defer { results.lock.unlock() }
+        return results.list
+    }
 }

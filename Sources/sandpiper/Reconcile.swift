@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import SandpiperController
 import SandpiperEngine
 import SandpiperGitOps
@@ -98,21 +99,34 @@ struct Reconcile: ParsableCommand {
         let started = Date()
         let outcome: ReconcileOutcome
         do { outcome = try reconciler.run() } catch {
-            writeMetrics(nil, cluster: URL(fileURLWithPath: cluster).lastPathComponent, started: started)
+            let results = notify(nil, loadError: (error as? EngineError).flatMap { if case .load = $0 { "\(error)" } else { nil } })
+            writeMetrics(nil, cluster: URL(fileURLWithPath: cluster).lastPathComponent, started: started,
+                         notifications: results)
             if json { print((try? Output.json(ReconcileJSON(error: "\(error)"))) ?? "{}") }
             Output.error("error: \(error)")
             throw ExitCode.invalid
         }
-        writeMetrics(outcome, cluster: outcome.cluster, started: started)
+        let results = notify(outcome)
+        writeMetrics(outcome, cluster: outcome.cluster, started: started, notifications: results)
         if json { print(try Output.json(ReconcileJSON(outcome))) } else { print(Self.text(outcome)) }
         if !outcome.succeeded { throw ExitCode.invalid }
         if detailedExitcode && outcome.pending > 0 { throw ExitCode.changesPresent }
     }
 
     /// The same series `sandpiper run` serves, for node_exporter's textfile collector (one-shot CI runs).
-    func writeMetrics(_ outcome: ReconcileOutcome?, cluster: String, started: Date) {
+    /// The policy's webhooks (`notify:`) hear what this run saw; the working-tree policy names them (a policy
+    /// that does not load names none). Bounded: a receiver that does not answer holds the exit at most 5 s.
+    func notify(_ outcome: ReconcileOutcome?, loadError: String? = nil) -> [Notifier.Result] {
+        guard let loaded = try? Engine.load(cluster), !loaded.policy.notify.isEmpty else { return [] }
+        let logger = Logger(label: "sandpiper.reconcile") { LineLogHandler(label: $0, format: .text) }
+        return OneShotNotifications.deliver(outcome, loadError: loadError, policy: loaded.policy,
+                                            policyFile: loaded.policyFile, cluster: loaded.spec.name, logger: logger)
+    }
+
+    func writeMetrics(_ outcome: ReconcileOutcome?, cluster: String, started: Date, notifications: [Notifier.Result] = []) {
         guard let metricsFile else { return }
         let metrics = ControllerMetrics()
+        for r in notifications { metrics.notification(cluster: cluster, r) }
         let now = Date()
         if let outcome { metrics.record(outcome) }
         metrics.roundFinished(cluster: cluster, succeeded: outcome?.succeeded ?? false,

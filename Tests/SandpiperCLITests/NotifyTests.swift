@@ -255,4 +255,38 @@ final class NotifyTests: XCTestCase {
         XCTAssertEqual(kinds.filter { $0 == "apply-failed" }.count, 1, "\(kinds)")
         XCTAssertEqual(kinds.filter { $0 == "spec-invalid" }.count, 1, "\(kinds)")
     }
+
+    /// One-shot `reconcile`: the hotspots its plan holds (the same as `plan --json` of the same state) arrive as
+    /// `hotspot-detected`, the plan left for review as `plan-pending-review`; a receiver that never answers holds
+    /// the exit only for the bounded flush (5 s).
+    func testReconcileNotifiesAndExitsBounded() throws {
+        let root = try CLI.sandbox(self)
+        let receiver = try WebhookReceiver()
+        defer { receiver.stop() }
+        try addNotify(root, "  - url: http://127.0.0.1:\(receiver.port)/hook\n")
+        let planned = try CLI.run(["plan", "Clusters/demo", "--json"], in: root)
+        let plan = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(planned.stdout.utf8)) as? [String: Any], planned.stderr)
+        let hot = Self.hotspotKeys(plan).map(\.value)
+        XCTAssertFalse(hot.isEmpty, "the demo's last window has hotspots")
+        let r = try CLI.run(["reconcile", "Clusters/demo"], in: root)
+        XCTAssertTrue(r.status == 0 || r.status == 2, r.stderr)
+        let kinds = receiver.requests.compactMap(\.json)
+        let detected = try XCTUnwrap(kinds.first { $0["event"] as? String == "hotspot-detected" }, "\(kinds)")
+        XCTAssertEqual(Set(detected["hosts"] as? [String] ?? []), Set(hot.map(\.host)))
+        XCTAssertEqual(Set(detected["vms"] as? [String] ?? []), Set(hot.compactMap(\.vm)))
+        XCTAssertTrue(kinds.contains { $0["event"] as? String == "plan-pending-review" }, "\(kinds)")
+        XCTAssertFalse(kinds.contains { $0["event"] as? String == "hotspot-resolved" }, "\(kinds)")
+
+        let silent = try WebhookReceiver(answers: false)
+        defer { silent.stop() }
+        let url = root.appendingPathComponent("Policies/default.yaml")
+        try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "/127.0.0.1:\(receiver.port)/", with: "/127.0.0.1:\(silent.port)/")
+            .write(to: url, atomically: true, encoding: .utf8)
+        let started = Date()
+        let again = try CLI.run(["reconcile", "Clusters/demo"], in: root, timeout: 60)
+        XCTAssertTrue(again.status == 0 || again.status == 2, again.stderr)
+        XCTAssertGreaterThanOrEqual(silent.connections, 1)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 25, "the exit waited for the webhook")
+        XCTAssertTrue(again.stderr.contains("notifications not delivered before exit"), again.stderr)
+    }
 }
