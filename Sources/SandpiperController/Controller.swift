@@ -139,10 +139,10 @@ public final class Controller: @unchecked Sendable {
     public func run() throws {
         defer {
             for r in runners { r.release() }
+            mutex.lock(); finished = true; mutex.unlock()
             // Bounded: a receiver that does not answer cannot hold the exit.
             let deadline = Date().addingTimeInterval(options.notifyFlushSeconds)
             for r in runners { r.flushNotifications(until: deadline) }
-            mutex.lock(); finished = true; mutex.unlock()
             writeMetricsFile()
             logger.notice("stopped", metadata: ["rounds": "\(runners.map(\.rounds).reduce(0, +))"])
         }

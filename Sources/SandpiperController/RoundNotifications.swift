@@ -129,11 +129,11 @@ struct RoundNotifications {
 public enum OneShotNotifications {
     /// Sends the run's events to the policy's webhooks; returns the delivery outcomes (for the metrics file).
     @discardableResult
-    public static func deliver(_ outcome: ReconcileOutcome?, loadError: String? = nil, policy: Policy, policyFile: URL,
-                               cluster: String, options: Notifier.Options = Notifier.Options(), flushSeconds: Double = 5,
-                               logger: Logger) -> [Notifier.Result] {
-        guard !policy.notify.isEmpty else { return [] }
-        let (targets, problems) = Notifier.targets(policy.notify, relativeTo: policyFile.deletingLastPathComponent())
+    public static func deliver(_ outcome: ReconcileOutcome?, loadError: String? = nil, webhooks: [Webhook],
+                               policiesDirectory: URL, cluster: String, options: Notifier.Options = Notifier.Options(),
+                               flushSeconds: Double = 5, logger: Logger) -> [Notifier.Result] {
+        guard !webhooks.isEmpty else { return [] }
+        let (targets, problems) = Notifier.targets(webhooks, relativeTo: policiesDirectory)
         for p in problems { logger.error("webhook left out", metadata: ["error": "\(p)"]) }
         final class Results: @unchecked Sendable {
             let lock = NSLock()

@@ -114,13 +114,19 @@ struct Reconcile: ParsableCommand {
     }
 
     /// The same series `sandpiper run` serves, for node_exporter's textfile collector (one-shot CI runs).
-    /// The policy's webhooks (`notify:`) hear what this run saw; the working-tree policy names them (a policy
-    /// that does not load names none). Bounded: a receiver that does not answer holds the exit at most 5 s.
+    /// The webhooks (`notify:`) of the policy the run used hear what it saw (when the spec did not load, those of
+    /// the working tree's policy, if it loads). Bounded: a receiver that does not answer holds the exit at most 5 s.
     func notify(_ outcome: ReconcileOutcome?, loadError: String? = nil) -> [Notifier.Result] {
-        guard let loaded = try? Engine.load(cluster), !loaded.policy.notify.isEmpty else { return [] }
+        var isDirectory: ObjCBool = false
+        let given = URL(fileURLWithPath: cluster).standardizedFileURL
+        let directory = FileManager.default.fileExists(atPath: given.path, isDirectory: &isDirectory) && isDirectory.boolValue
+            ? given : given.deletingLastPathComponent()
+        let policies = directory.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Policies")
+        let webhooks = outcome?.notify ?? (loadError == nil ? [] : (try? Engine.load(cluster))?.policy.notify ?? [])
+        guard !webhooks.isEmpty else { return [] }
         let logger = Logger(label: "sandpiper.reconcile") { LineLogHandler(label: $0, format: .text) }
-        return OneShotNotifications.deliver(outcome, loadError: loadError, policy: loaded.policy,
-                                            policyFile: loaded.policyFile, cluster: loaded.spec.name, logger: logger)
+        return OneShotNotifications.deliver(outcome, loadError: loadError, webhooks: webhooks, policiesDirectory: policies,
+                                            cluster: outcome?.cluster ?? directory.lastPathComponent, logger: logger)
     }
 
     func writeMetrics(_ outcome: ReconcileOutcome?, cluster: String, started: Date, notifications: [Notifier.Result] = []) {
