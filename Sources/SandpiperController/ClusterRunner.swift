@@ -101,9 +101,10 @@ final class ClusterRunner: @unchecked Sendable {
         configureNotifier()
     }
 
-    /// (Re)builds the webhooks when the policy's `notify:` list changed; unreadable URL files are logged.
-    private func configureNotifier() {
-        let hooks = cluster.policy.notify
+    /// (Re)builds the webhooks when the policy's `notify:` list changed (the working tree's, or with `--commit`
+    /// the one the last round read from the branch); unreadable URL files are logged.
+    private func configureNotifier(_ webhooks: [Webhook]? = nil) {
+        let hooks = webhooks ?? cluster.policy.notify
         guard hooks != notifyConfig else { return }
         notifyConfig = hooks
         notifier?.close()
@@ -335,6 +336,7 @@ final class ClusterRunner: @unchecked Sendable {
         if options.reconcile.usesGit {
             metrics.specValid(cluster: name, true)
             notifications.specValid()
+            configureNotifier(outcome.notify)
         }
         notify(notifications.events(outcome, at: Date()))
         metrics.observed(cluster: name, at: feed.now)

@@ -289,4 +289,68 @@ final class NotifyTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 25, "the exit waited for the webhook")
         XCTAssertTrue(again.stderr.contains("notifications not delivered before exit"), again.stderr)
     }
+
+    func git(_ args: [String], in dir: URL) throws {
+        let r = try GitCLI.run(args, in: dir, home: dir)
+        XCTAssertEqual(r.status, 0, "git \(args.joined(separator: " ")): \(r.stderr)")
+    }
+
+    /// Commits `text` as `path` on origin's main from `seed`, retrying while the controller's own pushes move it.
+    func push(_ path: String, _ text: String, from seed: URL, message: String) throws {
+        for _ in 0..<20 {
+            try git(["fetch", "-q", "origin"], in: seed)
+            try git(["reset", "-q", "--hard", "origin/main"], in: seed)
+            try text.write(to: seed.appendingPathComponent(path), atomically: true, encoding: .utf8)
+            try git(["commit", "-q", "-am", message], in: seed)
+            if try GitCLI.run(["push", "-q", "origin", "main"], in: seed, home: seed).status == 0 { return }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTFail("could not push \(message)")
+    }
+
+    /// GitOps (`run --remote`): webhooks added by a commit to the branch's policy are used from the next round
+    /// (the controller's own checkout never has them), and an invalid spec at the branch tip is sent as
+    /// `spec-invalid` naming the file.
+    func testBranchTipPolicyAndInvalidSpecAtTheTip() throws {
+        let root = try CLI.sandbox(self)
+        let receiver = try WebhookReceiver()
+        defer { receiver.stop() }
+        let seed = root
+        try "Clusters/*/.samples/\nClusters/*/.sandpiper.lock\n".write(to: seed.appendingPathComponent(".gitignore"),
+                                                                       atomically: true, encoding: .utf8)
+        try git(["init", "-q", "-b", "main"], in: seed)
+        try git(["add", "-A"], in: seed)
+        try git(["commit", "-q", "-m", "Initial spec"], in: seed)
+        let origin = root.appendingPathComponent("origin.git")
+        try git(["init", "-q", "--bare", "-b", "main", origin.path], in: seed)
+        try git(["remote", "add", "origin", origin.path], in: seed)
+        try git(["push", "-q", "origin", "main"], in: seed)
+        let a = root.appendingPathComponent("a")
+        try git(["clone", "-q", origin.path, a.path], in: root)
+        let run = try Controller(["Clusters/demo", "--remote", "origin", "--branch", "main", "--speed", "20",
+                                  "--log-format", "json"], in: a,
+                                 environment: ["SANDPIPER_GIT_AUTHOR": "Sandpiper CI <ci@sandpiper.example>"])
+        _ = try run.waitFor("a round") { run.events.contains { $0["msg"] as? String == "round done" } ? true : nil }
+
+        let policy = try String(contentsOf: seed.appendingPathComponent("Policies/default.yaml"), encoding: .utf8)
+        try push("Policies/default.yaml", policy + "notify:\n  - {url: http://127.0.0.1:\(receiver.port)/tip, events: [spec-invalid]}\n",
+                 from: seed, message: "notify")
+        _ = try run.waitFor("the webhook from the branch") {
+            run.events.contains { $0["msg"] as? String == "webhooks" } ? true : nil
+        }
+        let spec = try String(contentsOf: seed.appendingPathComponent("Clusters/demo/cluster.yaml"), encoding: .utf8)
+        try push("Clusters/demo/cluster.yaml", spec.replacingOccurrences(of: "vcpus: 2\n", with: "vcpus: two\n"),
+                 from: seed, message: "broken edit")
+        let invalid = try run.waitFor("a spec-invalid payload") {
+            receiver.requests.compactMap(\.json).first { $0["event"] as? String == "spec-invalid" }
+        }
+        XCTAssertEqual(receiver.requests.first?.target, "/tip")
+        let details = (invalid["details"] as? [String] ?? []).joined(separator: "\n")
+        XCTAssertTrue(details.contains("cluster.yaml") && details.contains("vcpus"), details)
+        run.signal(SIGTERM)
+        XCTAssertEqual(try run.exitStatus(), 0)
+        XCTAssertFalse(FileManager.default.contents(atPath: a.appendingPathComponent("Policies/default.yaml").path)
+            .map { String(decoding: $0, as: UTF8.self).contains("notify") } ?? true,
+                       "the controller's checkout never had the webhook")
+    }
 }
