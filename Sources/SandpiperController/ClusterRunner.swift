@@ -120,7 +120,7 @@ final class ClusterRunner: @unchecked Sendable {
         logger.info("webhooks", metadata: ["targets": .array(targets.map { "\($0.redacted) (\($0.format.rawValue))" })])
     }
 
-    private func notify(_ list: [Notification]) {
+    private func notify(_ list: [WebhookMessage]) {
         guard let notifier else { return }
         for n in list { notifier.send(n) }
     }

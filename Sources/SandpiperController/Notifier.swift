@@ -86,7 +86,7 @@ public final class Notifier: @unchecked Sendable {
     public var isEmpty: Bool { channels.isEmpty }
 
     /// Queues `notification` for every webhook that asks for its event; returns at once.
-    public func send(_ notification: Notification) {
+    public func send(_ notification: WebhookMessage) {
         for channel in channels where channel.target.events.contains(notification.event) { channel.enqueue(notification) }
     }
 
@@ -109,7 +109,7 @@ public final class Notifier: @unchecked Sendable {
         let logger: Logger
         let onResult: @Sendable (Result) -> Void
         private let condition = NSCondition()
-        private var queue: [Notification] = []
+        private var queue: [WebhookMessage] = []
         private var busy = false
         private var closed = false
 
@@ -122,7 +122,7 @@ public final class Notifier: @unchecked Sendable {
             thread.start()
         }
 
-        func enqueue(_ n: Notification) {
+        func enqueue(_ n: WebhookMessage) {
             condition.lock()
             guard !closed else { condition.unlock(); return }
             if queue.count >= options.queueCapacity {
@@ -163,7 +163,7 @@ public final class Notifier: @unchecked Sendable {
             }
         }
 
-        private func deliver(_ n: Notification) {
+        private func deliver(_ n: WebhookMessage) {
             let body = n.payload(target.format)
             var delay = options.initialBackoff
             for attempt in 1...max(1, options.maxAttempts) {

@@ -32,8 +32,8 @@ struct RoundNotifications {
     }
 
     /// The notifications of a round that planned (and maybe applied).
-    mutating func events(_ outcome: ReconcileOutcome, at time: Date) -> [Notification] {
-        var out: [Notification] = []
+    mutating func events(_ outcome: ReconcileOutcome, at time: Date) -> [WebhookMessage] {
+        var out: [WebhookMessage] = []
         if let plan = outcome.plan {
             let hot = plan.hotspots.filter(\.counts)
             let now = Set(hot.map(Self.key))
@@ -41,7 +41,7 @@ struct RoundNotifications {
             let new = hot.filter { seen.insert(Self.key($0)).inserted }
             if !new.isEmpty {
                 let unique = new, keys = new
-                out.append(Notification(event: .hotspotDetected, cluster: cluster, time: time, plan: plan.id,
+                out.append(WebhookMessage(event: .hotspotDetected, cluster: cluster, time: time, plan: plan.id,
                                         hosts: Self.sorted(unique.map(\.host)), vms: Self.sorted(unique.compactMap(\.vm)),
                                         summary: "\(keys.count) hotspot\(keys.count == 1 ? "" : "s") detected",
                                         details: unique.map(Self.describe)))
@@ -49,7 +49,7 @@ struct RoundNotifications {
             let gone = open.subtracting(now).sorted()
             if !gone.isEmpty {
                 let parts = gone.map { $0.split(separator: "/", omittingEmptySubsequences: false).map(String.init) }
-                out.append(Notification(event: .hotspotResolved, cluster: cluster, time: time, plan: plan.id,
+                out.append(WebhookMessage(event: .hotspotResolved, cluster: cluster, time: time, plan: plan.id,
                                         hosts: Self.sorted(parts.map { $0[0] }),
                                         vms: Self.sorted(parts.map { $0[1] }.filter { !$0.isEmpty }),
                                         summary: "\(gone.count) hotspot\(gone.count == 1 ? "" : "s") resolved",
@@ -59,7 +59,7 @@ struct RoundNotifications {
             let unresolvedNow = Dictionary(plan.unresolved.map { (Self.key($0), $0) }) { a, _ in a }
             let newUnresolved = plan.unresolved.filter { !unresolved.contains(Self.key($0)) }
             if !newUnresolved.isEmpty {
-                out.append(Notification(event: .hotspotUnresolved, cluster: cluster, time: time, plan: plan.id,
+                out.append(WebhookMessage(event: .hotspotUnresolved, cluster: cluster, time: time, plan: plan.id,
                                         hosts: Self.sorted(newUnresolved.compactMap(\.host)),
                                         vms: Self.sorted(newUnresolved.compactMap(\.vm)),
                                         summary: "\(newUnresolved.count) hotspot\(newUnresolved.count == 1 ? "" : "s") the plan cannot relieve",
@@ -77,7 +77,7 @@ struct RoundNotifications {
             if let file = outcome.proposalFile { details.append("saved as \(file)") }
             if let branch = outcome.proposalBranch { details.append("proposed on branch \(branch)") }
             let why = outcome.outsideChangeWindow ? "outside the change windows" : "automation \(outcome.automation.rawValue)"
-            out.append(Notification(event: .planPendingReview, cluster: cluster, time: time, plan: outcome.proposal?.id,
+            out.append(WebhookMessage(event: .planPendingReview, cluster: cluster, time: time, plan: outcome.proposal?.id,
                                     hosts: Self.sorted(actions.flatMap { [$0.host, $0.from, $0.to].compactMap { $0 } }),
                                     vms: Self.sorted(actions.map(\.vm)),
                                     summary: "\(actions.count) action\(actions.count == 1 ? "" : "s") pending review (\(why))",
@@ -95,7 +95,7 @@ struct RoundNotifications {
             guard !failed.isEmpty else { continue }
             let actions = Dictionary(document.actions.map { ($0.id, $0) }) { a, _ in a }
             let involved = failed.compactMap { actions[$0.actionID] }
-            out.append(Notification(event: .applyFailed, cluster: cluster, time: time, plan: report.planID,
+            out.append(WebhookMessage(event: .applyFailed, cluster: cluster, time: time, plan: report.planID,
                                     hosts: Self.sorted(involved.flatMap { [$0.host, $0.from, $0.to].compactMap { $0 } }),
                                     vms: Self.sorted(involved.map(\.vm)),
                                     summary: "\(failed.count) action\(failed.count == 1 ? "" : "s") failed",
@@ -106,10 +106,10 @@ struct RoundNotifications {
     }
 
     /// The spec (or policy) read this round is invalid: told once per distinct error.
-    mutating func specInvalid(_ error: String, at time: Date) -> Notification? {
+    mutating func specInvalid(_ error: String, at time: Date) -> WebhookMessage? {
         guard error != invalidSpec else { return nil }
         invalidSpec = error
-        return Notification(event: .specInvalid, cluster: cluster, time: time,
+        return WebhookMessage(event: .specInvalid, cluster: cluster, time: time,
                             summary: "the spec is invalid; running on the last good spec",
                             details: error.split(separator: "\n").map(String.init))
     }
@@ -144,7 +144,7 @@ public enum OneShotNotifications {
             results.lock.lock(); results.list.append(r); results.lock.unlock()
         }
         var tracker = RoundNotifications(cluster: cluster)
-        var events: [Notification] = []
+        var events: [WebhookMessage] = []
         if let outcome { events = tracker.events(outcome, at: Date()) }
         if let loadError, let n = tracker.specInvalid(loadError, at: Date()) { events.append(n) }
         for n in events { notifier.send(n) }

@@ -3,7 +3,7 @@ import SandpiperModel
 
 /// One thing a webhook is told: what happened, where, and the plan it belongs to. Encoded as the documented JSON
 /// payload or as a Slack-style `{"text": ...}` message.
-public struct Notification: Sendable, Equatable {
+public struct WebhookMessage: Sendable, Equatable {
     public var event: NotificationEvent
     public var cluster: String
     public var time: Date
