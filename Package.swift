@@ -52,7 +52,7 @@ let package = Package(
 
         // `sandpiper run`: the long-running controller (rounds, sample windows, signals, metrics, health endpoints).
         .target(name: "SandpiperController", dependencies: [
-            "SandpiperEngine", "SandpiperGitOps", "SandpiperModel", "SandpiperLibvirt",
+            "SandpiperEngine", "SandpiperGitOps", "SandpiperModel", "SandpiperLibvirt", "SandpiperRedaction",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),

@@ -33,6 +33,10 @@ final class ClusterRunner: @unchecked Sendable {
     private var _lastError: String?
     /// The plan this controller last saved for review (working tree): replaced, not accumulated, by the next one.
     private var lastProposalFile: String?
+    /// Webhooks of the policy (`notify:`), rebuilt when the policy's list changes.
+    private var notifier: Notifier?
+    private var notifyConfig: [Webhook]?
+    private var notifications: RoundNotifications
 
     var name: String { cluster.spec.name }
     var rounds: Int { status.lock(); defer { status.unlock() }; return _rounds }
@@ -64,6 +68,7 @@ final class ClusterRunner: @unchecked Sendable {
         self.metrics = metrics
         let cluster = try Engine.load(path)
         self.cluster = cluster
+        notifications = RoundNotifications(cluster: cluster.spec.name)
         var logger = logger
         logger[metadataKey: "cluster"] = "\(cluster.spec.name)"
         self.logger = logger
@@ -93,6 +98,38 @@ final class ClusterRunner: @unchecked Sendable {
             "source": "\(cluster.spec.telemetry.source.rawValue)", "interval_s": "\(cluster.spec.telemetry.intervalSeconds)",
             "automation": "\(cluster.policy.automation.rawValue)", "lock": "\(holder)"])
         if let from = feed.resumedFrom { logger.info("resumed sample history", metadata: ["from": "\(from)"]) }
+        configureNotifier()
+    }
+
+    /// (Re)builds the webhooks when the policy's `notify:` list changed (the working tree's, or with `--commit`
+    /// the one the last round read from the branch); unreadable URL files are logged.
+    private func configureNotifier(_ webhooks: [Webhook]? = nil) {
+        let hooks = webhooks ?? cluster.policy.notify
+        guard hooks != notifyConfig else { return }
+        notifyConfig = hooks
+        notifier?.close()
+        notifier = nil
+        guard !hooks.isEmpty else { return }
+        let (targets, problems) = Notifier.targets(hooks, relativeTo: cluster.policyFile.deletingLastPathComponent())
+        for p in problems { logger.error("webhook left out", metadata: ["error": "\(p)"]) }
+        let metrics = self.metrics, name = self.name
+        notifier = Notifier(targets: targets, options: options.notifier, logger: logger) {
+            metrics.notification(cluster: name, $0)
+        }
+        metrics.notification(cluster: name, nil)
+        logger.info("webhooks", metadata: ["targets": .array(targets.map { "\($0.redacted) (\($0.format.rawValue))" })])
+    }
+
+    private func notify(_ list: [WebhookMessage]) {
+        guard let notifier else { return }
+        for n in list { notifier.send(n) }
+    }
+
+    /// At stop: waits for queued notifications until `deadline`.
+    func flushNotifications(until deadline: Date) {
+        guard let notifier else { return }
+        let left = notifier.flush(timeout: max(0, deadline.timeIntervalSinceNow))
+        if left > 0 { logger.warning("notifications not delivered before exit", metadata: ["count": .stringConvertible(left)]) }
     }
 
     /// Sample windows are telemetry, not decisions: kept out of git (`Clusters/*/.samples/` is ignored).
@@ -198,12 +235,15 @@ final class ClusterRunner: @unchecked Sendable {
         do { fresh = try Engine.load(path) } catch {
             metrics.specValid(cluster: name, false)
             logger.error("spec invalid, running on the last good spec", metadata: ["error": "\(error)"])
+            if let n = notifications.specInvalid("\(error)", at: Date()) { notify([n]) }
             return
         }
         metrics.specValid(cluster: name, true)
+        notifications.specValid()
         let hostsChanged = Self.hostKeys(fresh) != connectedHosts
         let telemetryChanged = fresh.spec.telemetry != cluster.spec.telemetry || fresh.policy.window.n != feed.count
         cluster = fresh
+        configureNotifier()
         if hostsChanged {
             connections = FleetConnections(cluster: fresh, previous: (try? Engine.readState(fresh))?.inventory)
             connectedHosts = Self.hostKeys(fresh)
@@ -240,6 +280,7 @@ final class ClusterRunner: @unchecked Sendable {
     private func round() {
         let clock = ContinuousClock()
         let started = clock.now
+        let cpuAtStart = Self.processCPUSeconds()
         var roundLogger = logger
         roundLogger[metadataKey: "round"] = .stringConvertible(rounds + 1)
         var reconcileOptions = options.reconcile
@@ -287,6 +328,7 @@ final class ClusterRunner: @unchecked Sendable {
                 metrics.specValid(cluster: name, false)
                 roundLogger.error("spec at the branch tip is invalid; nothing applied until it is fixed",
                                   metadata: ["error": "\(error)"])
+                if let n = notifications.specInvalid("\(error)", at: Date()) { notify([n]) }
                 return
             }
             roundLogger.error("round failed", metadata: ["error": "\(error)"])
@@ -295,7 +337,12 @@ final class ClusterRunner: @unchecked Sendable {
         let d = started.duration(to: clock.now).components
         let seconds = Double(d.seconds) + Double(d.attoseconds) / 1e18
         metrics.record(outcome)
-        if options.reconcile.usesGit { metrics.specValid(cluster: name, true) }
+        if options.reconcile.usesGit {
+            metrics.specValid(cluster: name, true)
+            notifications.specValid()
+            configureNotifier(outcome.notify)
+        }
+        notify(notifications.events(outcome, at: Date()))
         metrics.observed(cluster: name, at: feed.now)
         metrics.roundFinished(cluster: name, succeeded: outcome.succeeded, seconds: seconds,
                               at: Date().timeIntervalSince1970)
@@ -306,6 +353,8 @@ final class ClusterRunner: @unchecked Sendable {
         // Numbers stay numbers in JSON logs.
         var meta: Logger.Metadata = [
             "observed_at": .stringConvertible(feed.now), "duration_ms": .stringConvertible(Int(seconds * 1000)),
+            // CPU of the whole process during the round (all threads): what a round costs on a busy machine.
+            "cpu_ms": .stringConvertible(Int((Self.processCPUSeconds() - cpuAtStart) * 1000)),
             "applied": .stringConvertible(outcome.reports.map(\.done).reduce(0, +)),
             "pending": .stringConvertible(outcome.pending)]
         if let plan = outcome.plan {
@@ -331,5 +380,13 @@ final class ClusterRunner: @unchecked Sendable {
         if outcome.succeeded { roundLogger.info("round done", metadata: meta) }
         else { roundLogger.error("round done with failed actions", metadata: meta) }
         for note in outcome.notes { roundLogger.info("\(note)") }
+    }
+
+    /// User + system CPU time of this process so far.
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 }

@@ -24,6 +24,10 @@ public struct ControllerOptions: Sendable {
     /// With git (`reconcile.commit`): the ref lock is a lease of this many seconds, renewed each round and
     /// after each action; a second controller waits as a standby and takes over once it has expired.
     public var leaseSeconds: Double = 300
+    /// At stop: seconds queued notifications get to be delivered before the process exits anyway.
+    public var notifyFlushSeconds: Double = 5
+    /// Retries, backoff, queue size and timeout of webhook deliveries.
+    public var notifier = Notifier.Options()
 
     public init() {}
 }
@@ -136,6 +140,9 @@ public final class Controller: @unchecked Sendable {
         defer {
             for r in runners { r.release() }
             mutex.lock(); finished = true; mutex.unlock()
+            // Bounded: a receiver that does not answer cannot hold the exit.
+            let deadline = Date().addingTimeInterval(options.notifyFlushSeconds)
+            for r in runners { r.flushNotifications(until: deadline) }
             writeMetricsFile()
             logger.notice("stopped", metadata: ["rounds": "\(runners.map(\.rounds).reduce(0, +))"])
         }

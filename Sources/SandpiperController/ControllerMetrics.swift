@@ -127,6 +127,17 @@ public final class ControllerMetrics: @unchecked Sendable {
               [("cluster", cluster)]).set(time)
     }
 
+    /// A webhook delivery outcome (delivered, retried, failed, dropped); every result's series exists once the
+    /// cluster has a webhook.
+    public func notification(cluster: String, _ result: Notifier.Result?) {
+        mutex.lock(); defer { mutex.unlock() }
+        for r in Notifier.Result.allCases {
+            let c = counter("notifications", "total", "Webhook notifications by result (retried counts each retry).",
+                            [("cluster", cluster), ("result", r.rawValue)])
+            if r == result { c.increment() }
+        }
+    }
+
     public func text() -> String { registry.emitToString() }
 
     /// Writes the exposition to `url` atomically (node_exporter's textfile collector reads `*.prom` files and

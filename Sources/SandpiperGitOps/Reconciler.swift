@@ -49,6 +49,8 @@ public struct ReconcileOutcome: Sendable {
     public var notes: [String] = []
     /// The round ran outside the policy's change windows: moves were proposed, not applied.
     public var outsideChangeWindow = false
+    /// The webhooks (`notify:`) of the policy the round used.
+    public var notify: [Webhook] = []
 
     public var succeeded: Bool { reports.allSatisfy(\.succeeded) }
     /// Actions left for review (not applied because of the automation level).
@@ -111,6 +113,7 @@ public final class Reconciler {
     /// holds it for its whole life and keeps the connections, so the fleet is not reopened each round).
     public func reconcile(_ cluster: LoadedCluster, connections: FleetConnections) throws -> ReconcileOutcome {
         var outcome = ReconcileOutcome(cluster: cluster.spec.name, automation: cluster.policy.automation)
+        outcome.notify = cluster.policy.notify
         let r = try round(cluster, connections: connections, specCommit: nil)
         outcome.plan = r.plan
         outcome.applied = r.applied
@@ -360,6 +363,7 @@ public final class Reconciler {
             var o = outcome ?? ReconcileOutcome(cluster: snapshot.cluster.spec.name,
                                                 automation: snapshot.cluster.policy.automation)
             o.automation = snapshot.cluster.policy.automation
+            o.notify = snapshot.cluster.policy.notify
             o.baseCommit = snapshot.commit.hex
             o.attempts = attempt
             o.plan = r.plan

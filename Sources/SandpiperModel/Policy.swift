@@ -181,6 +181,8 @@ public struct Policy: Sendable, Equatable, Codable {
     public var changeWindows: ChangeWindows = ChangeWindows()
     /// `allocationRatio: {cpu, memory}`; hosts may override it. Unset: allocations are not limited.
     public var allocationRatio: AllocationRatio
+    /// `notify:` webhooks (none by default).
+    public var notify: [Webhook] = []
 
     public init(name: String = "default", thresholds: ResolvedThresholds = ResolvedThresholds(),
                 window: Window = Window(), prediction: Prediction = Prediction(),

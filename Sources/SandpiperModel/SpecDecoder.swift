@@ -414,6 +414,41 @@ public enum SpecDecoder {
             g.tls = mm.read("tls", r.bool) ?? g.tls
             p.migration = g
         }
+        if let items = m.read("notify", r.sequence) { p.notify = readNotify(items, r) }
         return p
+    }
+
+    /// `notify: [{url | urlFile, format: json | slack, events: [...]}]`.
+    static func readNotify(_ items: [YAMLNode], _ r: NodeReader) -> [Webhook] {
+        var hooks: [Webhook] = []
+        for (i, item) in items.enumerated() {
+            let path = "notify[\(i)]"
+            guard let wm = r.mapping(item, path, allowed: SpecKeys.webhook.keys) else { continue }
+            let url = wm.read("url", r.string), file = wm.read("urlFile", r.string)
+            let format = wm.read("format") { r.oneOf($0, $1, Webhook.Format.self) } ?? .json
+            var events = NotificationEvent.allCases
+            if let list = wm.read("events", r.sequence) {
+                events = list.enumerated().compactMap { r.oneOf($1, "\(path).events[\($0)]", NotificationEvent.self) }
+                if list.isEmpty { r.error(at: wm.field("events"), "list at least one event (or leave events out for all)") }
+            }
+            let address: Webhook.Address
+            switch (url, file) {
+            case (let u?, nil):
+                if let problem = Webhook.problem(url: u) { r.error(at: wm.field("url"), problem); continue }
+                address = .url(u)
+            case (nil, let f?):
+                if f.isEmpty { r.error(at: wm.field("urlFile"), "the path is empty"); continue }
+                address = .file(f)
+            case (.some, .some):
+                r.error(at: wm.field("urlFile"), "a webhook has either url or urlFile, not both"); continue
+            case (nil, nil):
+                if wm["url"] == nil && wm["urlFile"] == nil {
+                    r.error(item.mark, path, "missing required field url or urlFile")
+                }
+                continue
+            }
+            hooks.append(Webhook(address: address, format: format, events: events))
+        }
+        return hooks
     }
 }

@@ -120,11 +120,16 @@ public enum SpecKeys {
         ("level", .oneOf(values(Policy.Automation.self))), ("windows", .list(.object(changeWindow))),
         ("repairOverridesWindows", .bool),
     ])
+    /// `notify[]`: exactly one of url / urlFile (the decoder checks).
+    public static let webhook = KeyTable([
+        ("url", .string), ("urlFile", .string), ("format", .oneOf(values(Webhook.Format.self))),
+        ("events", .list(.oneOf(values(NotificationEvent.self)))),
+    ])
     public static let policy = KeyTable(header + [
         ("kind", .oneOf(["Policy"])), ("thresholds", .object(thresholds)), ("window", .object(window)),
         ("prediction", .object(prediction)), ("profiling", .object(profiling)),
         ("placement", .object(policyPlacement)), ("automation", .either([.oneOf(values(Policy.Automation.self)), .object(automation)])),
         ("consolidation", .object(consolidation)), ("allocationRatio", .object(allocationRatio)),
-        ("migration", .object(migration)), ("balance", .object(balance)),
+        ("migration", .object(migration)), ("balance", .object(balance)), ("notify", .list(.object(webhook))),
     ], required: ["apiVersion", "kind"])
 }

@@ -5,9 +5,9 @@ import SandpiperSimulation
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks: planner speed and memory, plan quality, sampling, and whole commands end to end on a generated fleet.",
+        abstract: "Benchmarks: planner speed and memory, plan quality, sampling, whole commands end to end and the controller on a generated fleet.",
         discussion: "Speed and memory targets live here, never in timed tests. Build with -c release to measure.",
-        subcommands: [BenchPlanner.self, BenchSampling.self, BenchE2E.self, BenchQuality.self])
+        subcommands: [BenchPlanner.self, BenchSampling.self, BenchE2E.self, BenchQuality.self, BenchController.self])
 }
 
 struct BenchPlanner: ParsableCommand {

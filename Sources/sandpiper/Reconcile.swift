@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import SandpiperController
 import SandpiperEngine
 import SandpiperGitOps
@@ -98,21 +99,40 @@ struct Reconcile: ParsableCommand {
         let started = Date()
         let outcome: ReconcileOutcome
         do { outcome = try reconciler.run() } catch {
-            writeMetrics(nil, cluster: URL(fileURLWithPath: cluster).lastPathComponent, started: started)
+            let results = notify(nil, loadError: (error as? EngineError).flatMap { if case .load = $0 { "\(error)" } else { nil } })
+            writeMetrics(nil, cluster: URL(fileURLWithPath: cluster).lastPathComponent, started: started,
+                         notifications: results)
             if json { print((try? Output.json(ReconcileJSON(error: "\(error)"))) ?? "{}") }
             Output.error("error: \(error)")
             throw ExitCode.invalid
         }
-        writeMetrics(outcome, cluster: outcome.cluster, started: started)
+        let results = notify(outcome)
+        writeMetrics(outcome, cluster: outcome.cluster, started: started, notifications: results)
         if json { print(try Output.json(ReconcileJSON(outcome))) } else { print(Self.text(outcome)) }
         if !outcome.succeeded { throw ExitCode.invalid }
         if detailedExitcode && outcome.pending > 0 { throw ExitCode.changesPresent }
     }
 
     /// The same series `sandpiper run` serves, for node_exporter's textfile collector (one-shot CI runs).
-    func writeMetrics(_ outcome: ReconcileOutcome?, cluster: String, started: Date) {
+    /// The webhooks (`notify:`) of the policy the run used hear what it saw (when the spec did not load, those of
+    /// the working tree's policy, if it loads). Bounded: a receiver that does not answer holds the exit at most 5 s.
+    func notify(_ outcome: ReconcileOutcome?, loadError: String? = nil) -> [Notifier.Result] {
+        var isDirectory: ObjCBool = false
+        let given = URL(fileURLWithPath: cluster).standardizedFileURL
+        let directory = FileManager.default.fileExists(atPath: given.path, isDirectory: &isDirectory) && isDirectory.boolValue
+            ? given : given.deletingLastPathComponent()
+        let policies = directory.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Policies")
+        let webhooks = outcome?.notify ?? (loadError == nil ? [] : (try? Engine.load(cluster))?.policy.notify ?? [])
+        guard !webhooks.isEmpty else { return [] }
+        let logger = Logger(label: "sandpiper.reconcile") { LineLogHandler(label: $0, format: .text) }
+        return OneShotNotifications.deliver(outcome, loadError: loadError, webhooks: webhooks, policiesDirectory: policies,
+                                            cluster: outcome?.cluster ?? directory.lastPathComponent, logger: logger)
+    }
+
+    func writeMetrics(_ outcome: ReconcileOutcome?, cluster: String, started: Date, notifications: [Notifier.Result] = []) {
         guard let metricsFile else { return }
         let metrics = ControllerMetrics()
+        for r in notifications { metrics.notification(cluster: cluster, r) }
         let now = Date()
         if let outcome { metrics.record(outcome) }
         metrics.roundFinished(cluster: cluster, succeeded: outcome?.succeeded ?? false,

@@ -24,7 +24,9 @@ struct Run: ParsableCommand {
         exits 1 leaving the journal and lock as a crash would. SIGHUP re-reads specs, policies and traces.
 
         --listen serves /metrics (Prometheus text, sandpiper_* series), /healthz and /readyz. Logs: one line \
-        per event on stderr (--log-format json for one JSON object per line).
+        per event on stderr (--log-format json for one JSON object per line). Webhooks named by the policy's \
+        `notify:` hear of hotspots detected, resolved and unresolved, plans pending review, failed actions and \
+        invalid specs; they are delivered off the loop, retried with backoff, and given at most 5 s at exit.
         """)
 
     @Argument(help: "Cluster directories (default: every Clusters/* with a cluster.yaml).")
