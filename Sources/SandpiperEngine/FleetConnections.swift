@@ -43,18 +43,35 @@ public final class FleetConnections: @unchecked Sendable {
     public let runsStatusCommands: Bool
     /// What each host lets Sandpiper tune, probed once per host (see `tuning`).
     private var tuningByHost: [String: HostTuning?] = [:]
+    /// Test-driver hosts observed from their node files and not opened yet (`TestNodeReader`): until something
+    /// acts on such a host, libvirt would show exactly what its file says, and parsing 1,000 files in libvirt
+    /// costs seconds. `connection(_:)` opens one when it is first asked for it (libvirt starts from the same file).
+    private var unopened: [String: TestNodeReader.Contents] = [:]
+    private let readOnly: Bool
 
     /// Opens every host of `cluster` (at most `concurrency` at once, each within `timeout`), except hosts the
     /// previous inventory (state.json) records as standby: a powered-off host is not contacted (its `status`
     /// command, when declared and allowed, decides whether it is on again; see `isStandby`).
+    /// `readsTestNodeFiles`: observe test-driver hosts from their node files until they are acted on (false:
+    /// open every host through libvirt at once, as the equivalence tests compare).
     public init(cluster: LoadedCluster, readOnly: Bool = false, concurrency: Int = 8,
-                timeout: Duration = .seconds(15), previous: Observation? = nil, runsStatusCommands: Bool = true) {
+                timeout: Duration = .seconds(15), previous: Observation? = nil, runsStatusCommands: Bool = true,
+                readsTestNodeFiles: Bool = true) {
         self.cluster = cluster
         self.runsStatusCommands = runsStatusCommands
         self.timeout = timeout
         self.concurrency = concurrency
+        self.readOnly = readOnly
         let asleep = Set((previous?.hosts ?? []).filter { $0.status == .standby }.map(\.name))
-        let hosts = cluster.spec.hosts.filter { !asleep.contains($0.name) }
+        var toOpen = cluster.spec.hosts.filter { !asleep.contains($0.name) }
+        if readsTestNodeFiles {
+            toOpen = toOpen.filter { host in
+                guard let contents = Self.nodeFileContents(cluster.connectionURI(for: host)) else { return true }
+                unopened[host.name] = contents
+                return false
+            }
+        }
+        let hosts = toOpen
         let results = Self.parallel(hosts.map(\.name), concurrency: concurrency, timeout: timeout) { index in
             let host = hosts[index]
             do throws(LibvirtError) {
@@ -74,14 +91,45 @@ public final class FleetConnections: @unchecked Sendable {
     deinit { closeAll() }
 
     public func closeAll() {
-        lock.lock(); let all = open; open = [:]; lock.unlock()
+        lock.lock(); let all = open; open = [:]; unopened = [:]; lock.unlock()
         for c in all.values { c.close() }
     }
 
-    /// The open connection to `host`, or nil when it is unknown.
+    /// The open connection to `host`, or nil when it is unknown. A host observed from its node file is opened
+    /// now (whoever asks is about to act on it or sample it).
     public func connection(_ host: String) -> LibvirtConnection? {
         lock.lock(); defer { lock.unlock() }
-        return open[host]
+        if let c = open[host] { return c }
+        guard unopened.removeValue(forKey: host) != nil, let spec = cluster.spec.host(named: host) else { return nil }
+        do throws(LibvirtError) {
+            let c = try LibvirtConnection(uri: cluster.connectionURI(for: spec), readOnly: readOnly)
+            open[host] = c
+            return c
+        } catch {
+            failures[host] = Self.oneLine(error.message)
+            return nil
+        }
+    }
+
+    /// Open, or observed from its node file (and opened on first use).
+    func isConnected(_ host: String) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        return open[host] != nil || unopened[host] != nil
+    }
+
+    /// The node-file contents of a test-driver host not opened yet; nil once it is open (libvirt is the truth then).
+    func unopenedContents(_ host: String) -> TestNodeReader.Contents? {
+        lock.lock(); defer { lock.unlock() }
+        return open[host] == nil ? unopened[host] : nil
+    }
+
+    /// What `TestNodeReader` reads from a `test:///path` URI's node file; nil for any other URI, an unreadable
+    /// file, or one outside the reader's subset (libvirt opens those).
+    static func nodeFileContents(_ uri: String) -> TestNodeReader.Contents? {
+        guard LibvirtURI.isTestDriver(uri), uri.hasPrefix("test:///"), uri != "test:///default" else { return nil }
+        let path = String(uri.dropFirst("test://".count))
+        guard !path.contains(where: { "?#%".contains($0) }), let bytes = ClusterLoader.readFile(path) else { return nil }
+        return TestNodeReader.read(bytes)
     }
 
     /// Why `host` could not be reached, if it could not.
@@ -95,7 +143,7 @@ public final class FleetConnections: @unchecked Sendable {
     public func setPowered(_ host: String, _ on: Bool) {
         lock.lock()
         powered[host] = on
-        let needsOpen = on && open[host] == nil
+        let needsOpen = on && open[host] == nil && unopened[host] == nil
         if !on, let spec = cluster.spec.host(named: host), !LibvirtURI.isTestDriver(cluster.connectionURI(for: spec)) {
             // A test-driver host keeps its connection: its domains live only as long as it.
             open[host]?.close()
@@ -114,6 +162,7 @@ public final class FleetConnections: @unchecked Sendable {
             catch { return .failure(error) }
         }
         lock.lock(); defer { lock.unlock() }
+        unopened[host] = nil
         switch results.first ?? nil {
         case .some(.success(let c)): open[host] = c; failures[host] = nil
         case .some(.failure(let e)): failures[host] = Self.oneLine(e.message)
@@ -132,13 +181,13 @@ public final class FleetConnections: @unchecked Sendable {
         if let known { return !known }
         let recorded = previous?.status == .standby
         guard runsStatusCommands, let status = host.power?.status, cluster.policy.consolidation.powerCommands == .allow,
-              recorded || connection(host.name) == nil else { return recorded }
+              recorded || !isConnected(host.name) else { return recorded }
         let timeout = min(cluster.policy.consolidation.commandTimeoutSeconds, 30)
         guard let result = try? PowerCommand(argv: status, timeoutSeconds: timeout).run(), result.succeeded,
               let on = PowerCommand.poweredOn(statusOutput: result.output) else { return recorded }
         if !on && heldVMs && !recorded { return false }
         lock.lock(); powered[host.name] = on; lock.unlock()
-        if on && connection(host.name) == nil { reopen(host.name) }
+        if on && !isConnected(host.name) { reopen(host.name) }
         return !on
     }
 
@@ -147,7 +196,11 @@ public final class FleetConnections: @unchecked Sendable {
     public func tuning(_ host: String) -> HostTuning? {
         lock.lock()
         if let known = tuningByHost[host] { lock.unlock(); return known }
+        let fromNodeFile = open[host] == nil && unopened[host] != nil
         lock.unlock()
+        // A test-driver host takes every knob (only QEMU, LXC and CH in session mode refuse some): no need to
+        // open it to ask.
+        if fromNodeFile { return nil }
         guard let c = connection(host), let probed = try? c.tuningSupport() else { return nil }
         let tuning = probed == .all ? nil : HostTuning(cpu: probed.cpu, memory: probed.memory, reason: probed.reason)
         lock.lock(); tuningByHost[host] = .some(tuning); lock.unlock()
@@ -160,6 +213,7 @@ public final class FleetConnections: @unchecked Sendable {
         failures[host] = reason
         open[host]?.close()
         open[host] = nil
+        unopened[host] = nil
     }
 
     /// Reads every reachable host's capacity and domains in parallel.
@@ -175,14 +229,18 @@ public final class FleetConnections: @unchecked Sendable {
             let host = hosts[index]
             if self.isStandby(host, previous: previousHosts[host.name], heldVMs: occupied.contains(host.name)) {
                 standbyFlags.set(index)
-                return Result<(HostInfo, [DomainInfo]), LibvirtError>.failure(LibvirtError(code: 0, domain: 0, message: "standby"))
+                return Result<HostRead, LibvirtError>.failure(LibvirtError(code: 0, domain: 0, message: "standby"))
+            }
+            if let file = self.unopenedContents(host.name) {
+                return .success(HostRead(cpus: file.cpus, memoryMiB: file.memoryMiB, domains: file.domains))
             }
             guard let c = self.connection(host.name) else {
-                return Result<(HostInfo, [DomainInfo]), LibvirtError>.failure(
+                return Result<HostRead, LibvirtError>.failure(
                     LibvirtError(code: 0, domain: 0, message: self.failure(host.name) ?? "not connected"))
             }
             do throws(LibvirtError) {
-                let read = (try c.hostInfo(), try c.domains())
+                let info = try c.hostInfo()
+                let read = HostRead(cpus: info.cpus, memoryMiB: info.memoryMiB, domains: try c.domains())
                 _ = self.tuning(host.name)  // probed here, in parallel, once per host
                 return .success(read)
             } catch { return .failure(error) }
@@ -201,7 +259,8 @@ public final class FleetConnections: @unchecked Sendable {
                 continue
             }
             switch result {
-            case .some(.success(let (info, domains))):
+            case .some(.success(let info)):
+                let domains = info.domains
                 let cpus = Double(info.cpus), mem = Double(info.memoryMiB)
                 // Declared below observed is honoured by the planner (the operator keeps the rest); above it is a
                 // mistake worth a warning: the observation is the ceiling.
@@ -254,6 +313,13 @@ public final class FleetConnections: @unchecked Sendable {
             vms.append(chosen)
         }
         return FleetInventory(hosts: hostObs, vms: vms, warnings: warnings)
+    }
+
+    /// What one host shows: its CPUs and memory (`virNodeGetInfo`) and its domains.
+    struct HostRead: Sendable {
+        var cpus: Int
+        var memoryMiB: UInt64
+        var domains: [DomainInfo]
     }
 
     /// A libvirt message on one line: the ssh transport passes ssh's stderr through, newlines and all, and an

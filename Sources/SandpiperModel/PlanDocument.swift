@@ -349,10 +349,13 @@ extension PlanDocument {
         String(SHA256.hex(try JSONValue.parse(data).removing("id").canonical).prefix(12))
     }
 
-    /// This document's id under `sha256-canonical-1`.
+    /// This document's id under `sha256-canonical-1`: its canonical text written directly (`CanonicalEncoder`),
+    /// the same bytes as printing it with JSONEncoder and parsing that back (the path `canonicalID(ofJSON:)` takes
+    /// for a saved plan, and this one falls back to).
     public var canonicalID: String {
         var copy = self
         copy.id = nil
+        if let bytes = try? CanonicalEncoder.bytes(of: copy) { return String(SHA256.hex(bytes).prefix(12)) }
         return (try? Self.canonicalID(ofJSON: copy.encoded(pretty: false))) ?? ""
     }
 

@@ -70,6 +70,9 @@ public final class Simulator {
     public let cluster: LoadedCluster
     public let options: SimulationOptions
     public let trace: Trace
+    /// Opens the cluster's hosts for the run: test-driver hosts are observed from their node files until apply
+    /// acts on them (the equivalence tests open every host through libvirt instead and compare the reports).
+    public var connect: (LoadedCluster) -> FleetConnections = { FleetConnections(cluster: $0, runsStatusCommands: false) }
 
     public init(cluster: LoadedCluster, options: SimulationOptions = SimulationOptions()) throws(EngineError) {
         var c = cluster
@@ -93,7 +96,7 @@ public final class Simulator {
     }
 
     public func run() throws(EngineError) -> SimulationReport {
-        let connections = FleetConnections(cluster: cluster, runsStatusCommands: false)
+        let connections = connect(cluster)
         defer { connections.closeAll() }
         // A fixed lineage: plan ids depend on it, and two runs must print the same bytes.
         var applyOptions = ApplyOptions()
