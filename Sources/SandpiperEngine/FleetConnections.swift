@@ -66,7 +66,9 @@ public final class FleetConnections: @unchecked Sendable {
         var toOpen = cluster.spec.hosts.filter { !asleep.contains($0.name) }
         if readsTestNodeFiles {
             toOpen = toOpen.filter { host in
-                guard let contents = Self.nodeFileContents(cluster.connectionURI(for: host)) else { return true }
+                guard let contents = Self.nodeFileContents(cluster.connectionURI(for: host), cluster: cluster) else {
+                    return true
+                }
                 unopened[host.name] = contents
                 return false
             }
@@ -123,12 +125,14 @@ public final class FleetConnections: @unchecked Sendable {
         return open[host] == nil ? unopened[host] : nil
     }
 
-    /// What `TestNodeReader` reads from a `test:///path` URI's node file; nil for any other URI, an unreadable
-    /// file, or one outside the reader's subset (libvirt opens those).
-    static func nodeFileContents(_ uri: String) -> TestNodeReader.Contents? {
+    /// What `TestNodeReader` reads from a `test:///path` URI's node file (as the loader read it, or now); nil for
+    /// any other URI, an unreadable file, or one outside the reader's subset (libvirt opens those).
+    static func nodeFileContents(_ uri: String, cluster: LoadedCluster) -> TestNodeReader.Contents? {
         guard LibvirtURI.isTestDriver(uri), uri.hasPrefix("test:///"), uri != "test:///default" else { return nil }
         let path = String(uri.dropFirst("test://".count))
-        guard !path.contains(where: { "?#%".contains($0) }), let bytes = ClusterLoader.readFile(path) else { return nil }
+        guard !path.contains(where: { "?#%".contains($0) }) else { return nil }
+        if let loaded = cluster.testNodeFiles[path] { return loaded }
+        guard let bytes = ClusterLoader.readFile(path) else { return nil }
         return TestNodeReader.read(bytes)
     }
 
@@ -225,7 +229,7 @@ public final class FleetConnections: @unchecked Sendable {
         let occupied = Set((previous?.vms ?? []).map(\.host))
         // Each host's standby check (which may run its status command) happens under that host's own deadline.
         let standbyFlags = StandbyFlags(hosts.count)
-        let results = Self.parallel(hosts.map(\.name), concurrency: concurrency, timeout: timeout) { index in
+        let read = { @Sendable (index: Int) -> Result<HostRead, LibvirtError> in
             let host = hosts[index]
             if self.isStandby(host, previous: previousHosts[host.name], heldVMs: occupied.contains(host.name)) {
                 standbyFlags.set(index)
@@ -244,6 +248,21 @@ public final class FleetConnections: @unchecked Sendable {
                 _ = self.tuning(host.name)  // probed here, in parallel, once per host
                 return .success(read)
             } catch { return .failure(error) }
+        }
+        // Hosts still observed from their node files are read here, without a thread each (a simulation asks
+        // every interval): nothing can block, and their standby check runs no command (it would only for a host
+        // recorded as standby, and those go to the parallel path).
+        let inline = Set(hosts.indices.filter {
+            unopenedContents(hosts[$0].name) != nil && previousHosts[hosts[$0].name]?.status != .standby
+        })
+        var results = [Result<HostRead, LibvirtError>?](repeating: nil, count: hosts.count)
+        for i in inline { results[i] = read(i) }
+        let others = hosts.indices.filter { !inline.contains($0) }
+        if !others.isEmpty {
+            let parallel = Self.parallel(others.map { hosts[$0].name }, concurrency: concurrency, timeout: timeout) {
+                read(others[$0])
+            }
+            for (k, i) in others.enumerated() { results[i] = parallel[k] }
         }
         var hostObs: [HostObservation] = []
         var candidates: [String: [VMObservation]] = [:]

@@ -146,7 +146,9 @@ public final class Simulator {
                     let recorded = state
                     applier.updateState { $0 = recorded }
                 }
-                let document = Engine.plan(cluster, snapshot: snapshot, state: state)
+                // Only a plan with actions is applied: identified (inventory digest, id) only then.
+                var document = Engine.plan(cluster, snapshot: snapshot, state: state, identify: false)
+                if !document.actions.isEmpty { Engine.identify(&document, snapshot: snapshot, state: state) }
                 truth.thresholds(from: document)
                 episodes.detect(document, over: now.over, at: t)
                 if !document.actions.isEmpty {

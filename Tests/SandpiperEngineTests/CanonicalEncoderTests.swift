@@ -1,6 +1,7 @@
 import Foundation
 import SandpiperEngine
 import SandpiperModel
+import SandpiperPlanner
 import XCTest
 
 /// A plan's id hashes its canonical text. `CanonicalEncoder` writes that text directly; the oracle is the path
@@ -76,6 +77,38 @@ final class CanonicalEncoderTests: XCTestCase {
         hotspot.samples = [0.1, 0.2 + 0.1, 1.0 / 3, 5e-324, 2.5e15, 4.0e16, 9_007_199_254_740_993]
         document.hotspots.append(hotspot)
         try assertSame(document, "edge values")
+    }
+
+    /// The simulator plans without identifying and identifies only plans with actions: the same document.
+    func testIdentifyingLaterGivesTheSamePlan() throws {
+        let root = try temporaryDirectory(self)
+        _ = try GeneratedCluster.write(hosts: 40, vms: 800, intervals: 6, under: root)
+        let cluster = try ClusterLoader.load(root.appendingPathComponent("Clusters/bench").path)
+        let connections = FleetConnections(cluster: cluster, readOnly: true)
+        defer { connections.closeAll() }
+        let snapshot = try Engine.observe(cluster, connections: connections, state: nil)
+        let state = StateDocument(cluster: cluster.spec.name, lineage: "simulation")
+        let whole = Engine.plan(cluster, snapshot: snapshot, state: state)
+        var later = Engine.plan(cluster, snapshot: snapshot, state: state, identify: false)
+        XCTAssertNil(later.id)
+        Engine.identify(&later, snapshot: snapshot, state: state)
+        XCTAssertFalse(whole.actions.isEmpty)
+        XCTAssertEqual(try later.encoded(), try whole.encoded())
+    }
+
+    /// The inventory digest written in name order is the digest of the sorted lines, including for a name that is
+    /// a prefix of another and for fractional memory; names it cannot vouch for go the string way.
+    func testInventoryDigestBytesAreTheSortedLines() {
+        var vms = FleetGenerator.generate(hosts: 20, vms: 400, seed: 3).observation.vms.shuffled()
+        vms += [VMObservation(name: "ab", host: "h1", vcpus: 2, memoryMiB: 1024.5),
+                VMObservation(name: "ab-c", host: "h2", state: .stopped, vcpus: 1, memoryMiB: 1e16),
+                VMObservation(name: "ab.c", host: "h2", state: .paused, vcpus: 1, memoryMiB: -0.0),
+                VMObservation(name: "Ab", host: "h1", vcpus: 4, memoryMiB: 512)]
+        let lines = Array(PlanDocument.inventoryDigestInput(Observation(hosts: [], vms: vms)).utf8)
+        XCTAssertEqual(PlanDocument.inventoryDigestBytes(vms), lines)
+        XCTAssertNil(PlanDocument.inventoryDigestBytes(vms + [VMObservation(name: "caf\u{e9}", host: "h", vcpus: 1, memoryMiB: 1)]))
+        XCTAssertNil(PlanDocument.inventoryDigestBytes(vms + [VMObservation(name: "a b", host: "h", vcpus: 1, memoryMiB: 1)]))
+        XCTAssertNil(PlanDocument.inventoryDigestBytes(vms + [vms[0]]))
     }
 
     private func hotspotEntry() throws -> PlanDocument.HotspotEntry {
