@@ -48,6 +48,30 @@ public final class FleetConnections: @unchecked Sendable {
     /// costs seconds. `connection(_:)` opens one when it is first asked for it (libvirt starts from the same file).
     private var unopened: [String: TestNodeReader.Contents] = [:]
     private let readOnly: Bool
+    /// Hosts' last reads, reused by `inventory` while `reusesReads` is on (see there).
+    private var lastReads: [String: HostRead] = [:]
+    /// Reuse each host's last successful read in `inventory` until `forgetReads()`: for a caller that is the only
+    /// one acting on the hosts and forgets after each time it acts (`simulate` after each apply; test-driver
+    /// hosts live in this process alone). Off by default: a real host changes without Sandpiper.
+    public var reusesReads: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return reuses }
+        set { lock.lock(); reuses = newValue; if !newValue { lastReads = [:] }; lock.unlock() }
+    }
+    private var reuses = false
+
+    /// Drops the reads `reusesReads` keeps (after acting on the hosts).
+    public func forgetReads() {
+        lock.lock(); lastReads = [:]; lock.unlock()
+    }
+
+    private func lastRead(_ host: String) -> HostRead? {
+        lock.lock(); defer { lock.unlock() }
+        return reuses ? lastReads[host] : nil
+    }
+
+    private func keep(_ read: HostRead, for host: String) {
+        lock.lock(); if reuses { lastReads[host] = read }; lock.unlock()
+    }
 
     /// Opens every host of `cluster` (at most `concurrency` at once, each within `timeout`), except hosts the
     /// previous inventory (state.json) records as standby: a powered-off host is not contacted (its `status`
@@ -218,6 +242,7 @@ public final class FleetConnections: @unchecked Sendable {
         open[host]?.close()
         open[host] = nil
         unopened[host] = nil
+        lastReads[host] = nil
     }
 
     /// Reads every reachable host's capacity and domains in parallel.
@@ -238,6 +263,7 @@ public final class FleetConnections: @unchecked Sendable {
             if let file = self.unopenedContents(host.name) {
                 return .success(HostRead(cpus: file.cpus, memoryMiB: file.memoryMiB, domains: file.domains))
             }
+            if let kept = self.lastRead(host.name) { return .success(kept) }
             guard let c = self.connection(host.name) else {
                 return Result<HostRead, LibvirtError>.failure(
                     LibvirtError(code: 0, domain: 0, message: self.failure(host.name) ?? "not connected"))
@@ -246,14 +272,16 @@ public final class FleetConnections: @unchecked Sendable {
                 let info = try c.hostInfo()
                 let read = HostRead(cpus: info.cpus, memoryMiB: info.memoryMiB, domains: try c.domains())
                 _ = self.tuning(host.name)  // probed here, in parallel, once per host
+                self.keep(read, for: host.name)
                 return .success(read)
             } catch { return .failure(error) }
         }
-        // Hosts still observed from their node files are read here, without a thread each (a simulation asks
-        // every interval): nothing can block, and their standby check runs no command (it would only for a host
-        // recorded as standby, and those go to the parallel path).
+        // Hosts still observed from their node files (or with a read kept) are read here, without a thread each
+        // (a simulation asks every interval): nothing can block, and their standby check runs no command (it
+        // would only for a host recorded as standby, and those go to the parallel path).
         let inline = Set(hosts.indices.filter {
-            unopenedContents(hosts[$0].name) != nil && previousHosts[hosts[$0].name]?.status != .standby
+            (unopenedContents(hosts[$0].name) != nil || lastRead(hosts[$0].name) != nil)
+                && previousHosts[hosts[$0].name]?.status != .standby
         })
         var results = [Result<HostRead, LibvirtError>?](repeating: nil, count: hosts.count)
         for i in inline { results[i] = read(i) }
