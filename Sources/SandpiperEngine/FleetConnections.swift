@@ -77,10 +77,13 @@ public final class FleetConnections: @unchecked Sendable {
     /// previous inventory (state.json) records as standby: a powered-off host is not contacted (its `status`
     /// command, when declared and allowed, decides whether it is on again; see `isStandby`).
     /// `readsTestNodeFiles`: observe test-driver hosts from their node files until they are acted on (false:
-    /// open every host through libvirt at once, as the equivalence tests compare).
+    /// open every host through libvirt at once, as the equivalence tests compare). Default: only read-only
+    /// connections do, which nothing acts through. A connection opened later needs the node file still there,
+    /// and a cluster read from a git revision lives in a temporary copy that a long-lived caller may outlive;
+    /// `simulate` opts in (its cluster is the directory on disk, for the length of the run).
     public init(cluster: LoadedCluster, readOnly: Bool = false, concurrency: Int = 8,
                 timeout: Duration = .seconds(15), previous: Observation? = nil, runsStatusCommands: Bool = true,
-                readsTestNodeFiles: Bool = true) {
+                readsTestNodeFiles: Bool? = nil) {
         self.cluster = cluster
         self.runsStatusCommands = runsStatusCommands
         self.timeout = timeout
@@ -88,7 +91,7 @@ public final class FleetConnections: @unchecked Sendable {
         self.readOnly = readOnly
         let asleep = Set((previous?.hosts ?? []).filter { $0.status == .standby }.map(\.name))
         var toOpen = cluster.spec.hosts.filter { !asleep.contains($0.name) }
-        if readsTestNodeFiles {
+        if readsTestNodeFiles ?? readOnly {
             toOpen = toOpen.filter { host in
                 guard let contents = Self.nodeFileContents(cluster.connectionURI(for: host), cluster: cluster) else {
                     return true

@@ -72,7 +72,9 @@ public final class Simulator {
     public let trace: Trace
     /// Opens the cluster's hosts for the run: test-driver hosts are observed from their node files until apply
     /// acts on them (the equivalence tests open every host through libvirt instead and compare the reports).
-    public var connect: (LoadedCluster) -> FleetConnections = { FleetConnections(cluster: $0, runsStatusCommands: false) }
+    public var connect: (LoadedCluster) -> FleetConnections = {
+        FleetConnections(cluster: $0, runsStatusCommands: false, readsTestNodeFiles: true)
+    }
     /// Reuse each host's inventory read between applies (`FleetConnections.reusesReads`); the equivalence tests
     /// turn it off and compare.
     public var reusesReads = true
