@@ -86,6 +86,10 @@ public final class Applier: @unchecked Sendable {
     public let options: ApplyOptions
     public private(set) var state: StateDocument
     private let host: @Sendable (String) -> (any FleetHost)?
+    /// The spec's VMs and hosts by name (the first of a name, as `ClusterSpec.vm(named:)` finds it): a plan of
+    /// thousands of actions looks each one up, and a linear search over 20,000 VMs per lookup adds up.
+    private let vmSpecs: [String: VMSpec]
+    private let hostSpecs: [String: HostSpec]
 
     private func pauseForTests() {
         guard options.pauseAfterStart > .zero else { return }
@@ -100,6 +104,8 @@ public final class Applier: @unchecked Sendable {
         host = options.host ?? { [connections] name in connections.connection(name) }
         self.stateFile = StateFile(directory: cluster.directory)
         self.state = state ?? StateDocument(cluster: cluster.spec.name)
+        vmSpecs = Dictionary(cluster.spec.vms.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        hostSpecs = Dictionary(cluster.spec.hosts.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     private var clock: Double { options.clock() }
@@ -168,7 +174,7 @@ public final class Applier: @unchecked Sendable {
             seen.insert(a.id)
             func needHost(_ name: String?, _ field: String) {
                 guard let name else { problems.append("\(what): no \(field) host"); return }
-                if cluster.spec.host(named: name) == nil {
+                if hostSpecs[name] == nil {
                     problems.append("\(what): \(field) host \(name) is not in cluster \(cluster.spec.name)")
                 }
             }
@@ -187,7 +193,7 @@ public final class Applier: @unchecked Sendable {
             case .drain, .powerOff, .powerOn: break
             }
             // Only undeclared VMs are what prune stops and undefines; every other VM action needs its spec.
-            if a.kind != .stop, a.kind != .undefine, cluster.spec.vm(named: a.vm) == nil {
+            if a.kind != .stop, a.kind != .undefine, vmSpecs[a.vm] == nil {
                 problems.append("\(what): \(a.vm) is not declared in cluster.yaml")
             }
         }
@@ -396,7 +402,7 @@ public final class Applier: @unchecked Sendable {
         let p = action.parameters
         switch action.kind {
         case .define:
-            guard let vm = cluster.spec.vm(named: action.vm) else { throw ApplyError("\(action.vm) is not in the spec") }
+            guard let vm = vmSpecs[action.vm] else { throw ApplyError("\(action.vm) is not in the spec") }
             guard let template = vm.template else {
                 throw ApplyError("\(vm.name) has no template in cluster.yaml, so it cannot be defined")
             }
@@ -487,7 +493,7 @@ public final class Applier: @unchecked Sendable {
     }
 
     private func isTestDriver(_ host: String) -> Bool {
-        guard let h = cluster.spec.host(named: host) else { return false }
+        guard let h = hostSpecs[host] else { return false }
         return LibvirtURI.isTestDriver(cluster.connectionURI(for: h))
     }
 
@@ -506,7 +512,7 @@ public final class Applier: @unchecked Sendable {
             return ExecutionResult(detail: "already on \(action.to!)")
         }
         try checkFits(action.vm, from: source, on: target, host: action.to!)
-        let sla = cluster.spec.vm(named: action.vm)?.sla.flatMap { cluster.spec.sla(named: $0) }
+        let sla = vmSpecs[action.vm]?.sla.flatMap { cluster.spec.sla(named: $0) }
         // Cold instead of live only where that disrupts nobody: SLA `any`, or test-driver hosts (no real guest).
         let testHosts = isTestDriver(action.from!) && isTestDriver(action.to!)
         // Local disks (read now: the plan may be old) are copied along by a live move; nothing copies them cold.
@@ -567,7 +573,7 @@ public final class Applier: @unchecked Sendable {
         let info = try target.hostInfo()
         let resident = try target.domains().filter { $0.state == .running || $0.state == .paused }.map(\.name)
         func reserved(_ names: [String]) -> (cpu: Double, mem: Double) {
-            names.compactMap { cluster.spec.vm(named: $0) }.reduce((0, 0)) {
+            names.compactMap { vmSpecs[$0] }.reduce((0, 0)) {
                 ($0.0 + $1.resources.cpu.reservation, $0.1 + $1.resources.memory.reservation)
             }
         }
@@ -585,7 +591,7 @@ public final class Applier: @unchecked Sendable {
     /// The policy's `migration:` settings as libvirt takes them; the time budget scales with the VM's memory.
     private func migrationOptions(_ action: PlanDocument.Action) -> LiveMigrationOptions {
         let m = cluster.policy.migration
-        let memoryMiB = cluster.spec.vm(named: action.vm)?.memoryMiB ?? 1024
+        let memoryMiB = vmSpecs[action.vm]?.memoryMiB ?? 1024
         let timeoutMs = min(m.timeoutSeconds(memoryMiB: memoryMiB) * 1000, Double(Int32.max))
         return LiveMigrationOptions(
             migrateURI: migrateURI(action.from!, action.to!),
@@ -602,7 +608,7 @@ public final class Applier: @unchecked Sendable {
     /// over loopback; elsewhere libvirt picks the target's address itself.
     private func migrateURI(_ from: String, _ to: String) -> String? {
         func local(_ name: String) -> Bool {
-            guard let h = cluster.spec.host(named: name) else { return false }
+            guard let h = hostSpecs[name] else { return false }
             let uri = cluster.connectionURI(for: h)
             let host = LibvirtURIParts(strict: uri)?.authority?.host
             return uri.contains("+unix://") || uri.hasPrefix("qemu:///")

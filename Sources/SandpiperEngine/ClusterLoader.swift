@@ -17,6 +17,9 @@ public struct LoadedCluster: Sendable {
     /// The replayed trace (telemetry source `trace`), parsed once at load; nil when the trace is read at observe
     /// time (an absolute path outside the cluster's files).
     public var trace: Trace? = nil
+    /// The test-driver node files the spec names that `TestNodeReader` read while checking them, by the
+    /// absolute path `connectionURI` opens: observe uses them instead of reading the files again.
+    public var testNodeFiles: [String: TestNodeReader.Contents] = [:]
 
     /// Absolute path of a file named relative to cluster.yaml.
     public func resolve(_ relative: String) -> URL {

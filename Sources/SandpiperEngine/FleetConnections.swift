@@ -46,18 +46,64 @@ public final class FleetConnections: @unchecked Sendable {
     public let runsStatusCommands: Bool
     /// What each host lets Sandpiper tune, probed once per host (see `tuning`).
     private var tuningByHost: [String: HostTuning?] = [:]
+    /// Test-driver hosts observed from their node files and not opened yet (`TestNodeReader`): until something
+    /// acts on such a host, libvirt would show exactly what its file says, and parsing 1,000 files in libvirt
+    /// costs seconds. `connection(_:)` opens one when it is first asked for it (libvirt starts from the same file).
+    private var unopened: [String: TestNodeReader.Contents] = [:]
+    private let readOnly: Bool
+    /// Hosts' last reads, reused by `inventory` while `reusesReads` is on (see there).
+    private var lastReads: [String: HostRead] = [:]
+    /// Reuse each host's last successful read in `inventory` until `forgetReads()`: for a caller that is the only
+    /// one acting on the hosts and forgets after each time it acts (`simulate` after each apply; test-driver
+    /// hosts live in this process alone). Off by default: a real host changes without Sandpiper.
+    public var reusesReads: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return reuses }
+        set { lock.lock(); reuses = newValue; if !newValue { lastReads = [:] }; lock.unlock() }
+    }
+    private var reuses = false
+
+    /// Drops the reads `reusesReads` keeps (after acting on the hosts).
+    public func forgetReads() {
+        lock.lock(); lastReads = [:]; lock.unlock()
+    }
+
+    private func lastRead(_ host: String) -> HostRead? {
+        lock.lock(); defer { lock.unlock() }
+        return reuses ? lastReads[host] : nil
+    }
+
+    private func keep(_ read: HostRead, for host: String) {
+        lock.lock(); if reuses { lastReads[host] = read }; lock.unlock()
+    }
 
     /// Opens every host of `cluster` (at most `concurrency` at once, each within `timeout`), except hosts the
     /// previous inventory (state.json) records as standby: a powered-off host is not contacted (its `status`
     /// command, when declared and allowed, decides whether it is on again; see `isStandby`).
+    /// `readsTestNodeFiles`: observe test-driver hosts from their node files until they are acted on (false:
+    /// open every host through libvirt at once, as the equivalence tests compare). Default: only read-only
+    /// connections do, which nothing acts through. A connection opened later needs the node file still there,
+    /// and a cluster read from a git revision lives in a temporary copy that a long-lived caller may outlive;
+    /// `simulate` opts in (its cluster is the directory on disk, for the length of the run).
     public init(cluster: LoadedCluster, readOnly: Bool = false, concurrency: Int = 8,
-                timeout: Duration = .seconds(15), previous: Observation? = nil, runsStatusCommands: Bool = true) {
+                timeout: Duration = .seconds(15), previous: Observation? = nil, runsStatusCommands: Bool = true,
+                readsTestNodeFiles: Bool? = nil) {
         self.cluster = cluster
         self.runsStatusCommands = runsStatusCommands
         self.timeout = timeout
         self.concurrency = concurrency
+        self.readOnly = readOnly
         let asleep = Set((previous?.hosts ?? []).filter { $0.status == .standby }.map(\.name))
-        let hosts = cluster.spec.hosts.filter { !asleep.contains($0.name) }
+        var toOpen = cluster.spec.hosts.filter { !asleep.contains($0.name) }
+        if readsTestNodeFiles ?? readOnly {
+            toOpen = toOpen.filter { host in
+                guard let contents = Self.nodeFileContents(cluster.connectionURI(for: host), cluster: cluster) else {
+                    return true
+                }
+                unopened[host.name] = contents
+                return false
+            }
+        }
+        let hosts = toOpen
         let results = Self.parallel(hosts.map(\.name), concurrency: concurrency, timeout: timeout) { index in
             let host = hosts[index]
             do throws(LibvirtError) {
@@ -77,14 +123,47 @@ public final class FleetConnections: @unchecked Sendable {
     deinit { closeAll() }
 
     public func closeAll() {
-        lock.lock(); let all = open; open = [:]; lock.unlock()
+        lock.lock(); let all = open; open = [:]; unopened = [:]; lock.unlock()
         for c in all.values { c.close() }
     }
 
-    /// The open connection to `host`, or nil when it is unknown.
+    /// The open connection to `host`, or nil when it is unknown. A host observed from its node file is opened
+    /// now (whoever asks is about to act on it or sample it).
     public func connection(_ host: String) -> LibvirtConnection? {
         lock.lock(); defer { lock.unlock() }
-        return open[host]
+        if let c = open[host] { return c }
+        guard unopened.removeValue(forKey: host) != nil, let spec = cluster.spec.host(named: host) else { return nil }
+        do throws(LibvirtError) {
+            let c = try LibvirtConnection(uri: cluster.connectionURI(for: spec), readOnly: readOnly)
+            open[host] = c
+            return c
+        } catch {
+            failures[host] = Self.oneLine(error.message)
+            return nil
+        }
+    }
+
+    /// Open, or observed from its node file (and opened on first use).
+    func isConnected(_ host: String) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        return open[host] != nil || unopened[host] != nil
+    }
+
+    /// The node-file contents of a test-driver host not opened yet; nil once it is open (libvirt is the truth then).
+    func unopenedContents(_ host: String) -> TestNodeReader.Contents? {
+        lock.lock(); defer { lock.unlock() }
+        return open[host] == nil ? unopened[host] : nil
+    }
+
+    /// What `TestNodeReader` reads from a `test:///path` URI's node file (as the loader read it, or now); nil for
+    /// any other URI, an unreadable file, or one outside the reader's subset (libvirt opens those).
+    static func nodeFileContents(_ uri: String, cluster: LoadedCluster) -> TestNodeReader.Contents? {
+        guard LibvirtURI.isTestDriver(uri), uri.hasPrefix("test:///"), uri != "test:///default" else { return nil }
+        let path = String(uri.dropFirst("test://".count))
+        guard !path.contains(where: { "?#%".contains($0) }) else { return nil }
+        if let loaded = cluster.testNodeFiles[path] { return loaded }
+        guard let bytes = ClusterLoader.readFile(path) else { return nil }
+        return TestNodeReader.read(bytes)
     }
 
     /// Why `host` could not be reached, if it could not.
@@ -98,7 +177,7 @@ public final class FleetConnections: @unchecked Sendable {
     public func setPowered(_ host: String, _ on: Bool) {
         lock.lock()
         powered[host] = on
-        let needsOpen = on && open[host] == nil
+        let needsOpen = on && open[host] == nil && unopened[host] == nil
         if !on, let spec = cluster.spec.host(named: host), !LibvirtURI.isTestDriver(cluster.connectionURI(for: spec)) {
             // A test-driver host keeps its connection: its domains live only as long as it.
             open[host]?.close()
@@ -117,6 +196,7 @@ public final class FleetConnections: @unchecked Sendable {
             catch { return .failure(error) }
         }
         lock.lock(); defer { lock.unlock() }
+        unopened[host] = nil
         switch results.first ?? nil {
         case .some(.success(let c)): open[host] = c; failures[host] = nil
         case .some(.failure(let e)): failures[host] = Self.oneLine(e.message)
@@ -135,13 +215,13 @@ public final class FleetConnections: @unchecked Sendable {
         if let known { return !known }
         let recorded = previous?.status == .standby
         guard runsStatusCommands, let status = host.power?.status, cluster.policy.consolidation.powerCommands == .allow,
-              recorded || connection(host.name) == nil else { return recorded }
+              recorded || !isConnected(host.name) else { return recorded }
         let timeout = min(cluster.policy.consolidation.commandTimeoutSeconds, 30)
         guard let result = try? PowerCommand(argv: status, timeoutSeconds: timeout).run(), result.succeeded,
               let on = PowerCommand.poweredOn(statusOutput: result.output) else { return recorded }
         if !on && heldVMs && !recorded { return false }
         lock.lock(); powered[host.name] = on; lock.unlock()
-        if on && connection(host.name) == nil { reopen(host.name) }
+        if on && !isConnected(host.name) { reopen(host.name) }
         return !on
     }
 
@@ -150,7 +230,11 @@ public final class FleetConnections: @unchecked Sendable {
     public func tuning(_ host: String) -> HostTuning? {
         lock.lock()
         if let known = tuningByHost[host] { lock.unlock(); return known }
+        let fromNodeFile = open[host] == nil && unopened[host] != nil
         lock.unlock()
+        // A test-driver host takes every knob (only QEMU, LXC and CH in session mode refuse some): no need to
+        // open it to ask.
+        if fromNodeFile { return nil }
         guard let c = connection(host), let probed = try? c.tuningSupport() else { return nil }
         let tuning = probed == .all ? nil : HostTuning(cpu: probed.cpu, memory: probed.memory, reason: probed.reason)
         lock.lock(); tuningByHost[host] = .some(tuning); lock.unlock()
@@ -163,6 +247,8 @@ public final class FleetConnections: @unchecked Sendable {
         failures[host] = reason
         open[host]?.close()
         open[host] = nil
+        unopened[host] = nil
+        lastReads[host] = nil
     }
 
     /// Reads every reachable host's capacity and domains in parallel.
@@ -174,21 +260,43 @@ public final class FleetConnections: @unchecked Sendable {
         let occupied = Set((previous?.vms ?? []).map(\.host))
         // Each host's standby check (which may run its status command) happens under that host's own deadline.
         let standbyFlags = StandbyFlags(hosts.count)
-        let results = Self.parallel(hosts.map(\.name), concurrency: concurrency, timeout: timeout) { index in
+        let read = { @Sendable (index: Int) -> Result<HostRead, LibvirtError> in
             let host = hosts[index]
             if self.isStandby(host, previous: previousHosts[host.name], heldVMs: occupied.contains(host.name)) {
                 standbyFlags.set(index)
-                return Result<(HostInfo, [DomainInfo]), LibvirtError>.failure(LibvirtError(code: 0, domain: 0, message: "standby"))
+                return Result<HostRead, LibvirtError>.failure(LibvirtError(code: 0, domain: 0, message: "standby"))
             }
+            if let file = self.unopenedContents(host.name) {
+                return .success(HostRead(cpus: file.cpus, memoryMiB: file.memoryMiB, domains: file.domains))
+            }
+            if let kept = self.lastRead(host.name) { return .success(kept) }
             guard let c = self.connection(host.name) else {
-                return Result<(HostInfo, [DomainInfo]), LibvirtError>.failure(
+                return Result<HostRead, LibvirtError>.failure(
                     LibvirtError(code: 0, domain: 0, message: self.failure(host.name) ?? "not connected"))
             }
             do throws(LibvirtError) {
-                let read = (try c.hostInfo(), try c.domains())
+                let info = try c.hostInfo()
+                let read = HostRead(cpus: info.cpus, memoryMiB: info.memoryMiB, domains: try c.domains())
                 _ = self.tuning(host.name)  // probed here, in parallel, once per host
+                self.keep(read, for: host.name)
                 return .success(read)
             } catch { return .failure(error) }
+        }
+        // Hosts still observed from their node files (or with a read kept) are read here, without a thread each
+        // (a simulation asks every interval): nothing can block, and their standby check runs no command (it
+        // would only for a host recorded as standby, and those go to the parallel path).
+        let inline = Set(hosts.indices.filter {
+            (unopenedContents(hosts[$0].name) != nil || lastRead(hosts[$0].name) != nil)
+                && previousHosts[hosts[$0].name]?.status != .standby
+        })
+        var results = [Result<HostRead, LibvirtError>?](repeating: nil, count: hosts.count)
+        for i in inline { results[i] = read(i) }
+        let others = hosts.indices.filter { !inline.contains($0) }
+        if !others.isEmpty {
+            let parallel = Self.parallel(others.map { hosts[$0].name }, concurrency: concurrency, timeout: timeout) {
+                read(others[$0])
+            }
+            for (k, i) in others.enumerated() { results[i] = parallel[k] }
         }
         var hostObs: [HostObservation] = []
         var candidates: [String: [VMObservation]] = [:]
@@ -205,7 +313,8 @@ public final class FleetConnections: @unchecked Sendable {
                 continue
             }
             switch result {
-            case .some(.success(let (info, domains))):
+            case .some(.success(let info)):
+                let domains = info.domains
                 let cpus = Double(info.cpus), mem = Double(info.memoryMiB)
                 // Declared below observed is honoured by the planner (the operator keeps the rest); above it is a
                 // mistake worth a warning: the observation is the ceiling.
@@ -264,6 +373,13 @@ public final class FleetConnections: @unchecked Sendable {
         var uuids: [String: String] = [:]
         for vm in vms { uuids[vm.name] = uuidsByHost[vm.host]?[vm.name] }
         return FleetInventory(hosts: hostObs, vms: vms, warnings: warnings, uuids: uuids)
+    }
+
+    /// What one host shows: its CPUs and memory (`virNodeGetInfo`) and its domains.
+    struct HostRead: Sendable {
+        var cpus: Int
+        var memoryMiB: UInt64
+        var domains: [DomainInfo]
     }
 
     /// A libvirt message on one line: the ssh transport passes ssh's stderr through, newlines and all, and an

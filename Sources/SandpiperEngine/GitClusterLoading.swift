@@ -47,7 +47,8 @@ extension ClusterLoader {
             guard let path = normalize(files.clusterDirectory + "/" + relative) else { return false }
             return files.exists(path)
         }
-        var diagnostics = checked.diagnostics + nodeFileDiagnostics(checked.spec, files)
+        let nodeFiles = nodeFileDiagnostics(checked.spec, files)
+        var diagnostics = checked.diagnostics + nodeFiles.diagnostics
         var policy: Policy?
         var policyPath = files.policyPath("default")
         var policyDigest = ""
@@ -89,7 +90,7 @@ extension ClusterLoader {
         return LoadedCluster(spec: spec, policy: policy, directory: files.directory,
                              specFile: files.directory.appendingPathComponent("cluster.yaml"),
                              policyFile: policyFile, specDigest: specText.digest, policyDigest: policyDigest,
-                             trace: parsedTrace)
+                             trace: parsedTrace, testNodeFiles: nodeFiles.contents)
     }
 
     private static func decode(_ bytes: [UInt8]?, shown: String) throws(LoadError) -> (text: String, digest: String) {

@@ -156,19 +156,23 @@ public enum Engine {
     }
 
     /// Computes the plan document for an observation, with what it is based on and its content id.
+    /// `identify: false` leaves out the inventory digest and the id (the simulator's plans without actions are
+    /// never saved or applied: it identifies only the others, with `identify(_:snapshot:state:)`).
     public static func plan(_ cluster: LoadedCluster, snapshot: FleetSnapshot, state: StateDocument?,
-                            specCommit: String? = nil, prune: Bool = false) -> PlanDocument {
+                            specCommit: String? = nil, prune: Bool = false, identify: Bool = true) -> PlanDocument {
         let plan = Planner.plan(spec: cluster.spec, observation: snapshot.observation, policy: cluster.policy,
                                 options: PlanOptions(prune: prune))
         let basedOn = PlanDocument.BasedOn(
             specDigest: cluster.specDigest, policyDigest: cluster.policyDigest, specCommit: specCommit,
             stateLineage: state?.lineage, stateSerial: state?.serial,
-            inventoryDigest: inventoryDigest(snapshot.observation, state: state))
+            inventoryDigest: identify ? inventoryDigest(snapshot.observation, state: state) : "")
         var document = PlanDocument(plan: plan, basedOn: basedOn)
         // The planner does not know drivers: say here what apply will do. libvirt's test driver cannot migrate
         // live, so moves between test-driver hosts are cold (apply would fall back to cold anyway).
-        let testHosts = Set(cluster.spec.hosts.filter { cluster.connectionURI(for: $0).hasPrefix("test:") }.map(\.name))
-        for i in document.actions.indices where document.actions[i].kind == .migrate && document.actions[i].mode == .live {
+        let live = document.actions.indices.filter { document.actions[$0].kind == .migrate && document.actions[$0].mode == .live }
+        let testHosts = live.isEmpty ? []
+            : Set(cluster.spec.hosts.filter { cluster.connectionURI(for: $0).hasPrefix("test:") }.map(\.name))
+        for i in live {
             if let from = document.actions[i].from, let to = document.actions[i].to,
                testHosts.contains(from), testHosts.contains(to) {
                 document.actions[i].mode = .cold
@@ -179,14 +183,26 @@ public enum Engine {
         document.clusterDirectory = cluster.repositoryPath.isEmpty ? nil : cluster.repositoryPath
         document.sandpiperVersion = SandpiperVersion.current
         document.idAlgorithm = PlanDocument.canonicalIDAlgorithm
-        document.id = planID(document)
+        if identify { document.id = planID(document) }
         return document
+    }
+
+    /// Completes a plan made with `identify: false`: the same document `plan` would have returned.
+    public static func identify(_ document: inout PlanDocument, snapshot: FleetSnapshot, state: StateDocument?) {
+        document.basedOn?.inventoryDigest = inventoryDigest(snapshot.observation, state: state)
+        document.id = planID(document)
     }
 
     /// The digest a plan records of the fleet: the observed VMs, plus those the state last saw on hosts that do
     /// not answer now (kept as `StateDocument.record` keeps them), so an outage of a host no action touches does
     /// not make a plan stale, at plan time or at apply time.
     public static func inventoryDigest(_ observation: Observation, state: StateDocument?) -> String {
+        // Every host answers: the state keeps no VM the observation does not show, so the digest is of the
+        // observed VMs (written directly when their names allow; `CanonicalEncoderTests` compares both paths).
+        if observation.hosts.allSatisfy(\.isUp) || state?.inventory == nil,
+           let bytes = PlanDocument.inventoryDigestBytes(observation.vms) {
+            return SHA256.hex(bytes)
+        }
         var seen = state ?? StateDocument(cluster: "", lineage: "")
         seen.record(observation)
         let merged = Observation(hosts: observation.hosts, vms: seen.inventory?.vms ?? observation.vms)

@@ -349,10 +349,13 @@ extension PlanDocument {
         String(SHA256.hex(try JSONValue.parse(data).removing("id").canonical).prefix(12))
     }
 
-    /// This document's id under `sha256-canonical-1`.
+    /// This document's id under `sha256-canonical-1`: its canonical text written directly (`CanonicalEncoder`),
+    /// the same bytes as printing it with JSONEncoder and parsing that back (the path `canonicalID(ofJSON:)` takes
+    /// for a saved plan, and this one falls back to).
     public var canonicalID: String {
         var copy = self
         copy.id = nil
+        if let bytes = try? CanonicalEncoder.bytes(of: copy) { return String(SHA256.hex(bytes).prefix(12)) }
         return (try? Self.canonicalID(ofJSON: copy.encoded(pretty: false))) ?? ""
     }
 
@@ -382,6 +385,30 @@ extension PlanDocument {
     /// The canonical inventory text the engine hashes into `BasedOn.inventoryDigest`: one line per observed VM,
     /// `vm<TAB>host<TAB>state<TAB>vcpus<TAB>memoryMiB`, sorted, newline separated. Samples are not part of it:
     /// utilization moves all the time and does not make a plan stale.
+    /// `inventoryDigestInput(observation)` as bytes, written in name order without sorting the lines: the same
+    /// order when every name is unique and printable ASCII (a tab sorts before any such character, so a name
+    /// that is a prefix of another still comes first); nil otherwise (the caller takes the string path).
+    public static func inventoryDigestBytes(_ vms: [VMObservation]) -> [UInt8]? {
+        guard vms.allSatisfy({ $0.name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F } }) else { return nil }
+        let ordered = vms.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        var out: [UInt8] = []
+        out.reserveCapacity(vms.count * 48)
+        for (i, vm) in ordered.enumerated() {
+            if i > 0 {
+                guard ordered[i - 1].name != vm.name else { return nil }
+                out.append(0x0A)
+            }
+            let mem = vm.memoryMiB == vm.memoryMiB.rounded() && abs(vm.memoryMiB) < 1e15
+                ? String(Int64(vm.memoryMiB)) : String(vm.memoryMiB)
+            out.append(contentsOf: vm.name.utf8); out.append(0x09)
+            out.append(contentsOf: vm.host.utf8); out.append(0x09)
+            out.append(contentsOf: vm.state.rawValue.utf8); out.append(0x09)
+            out.append(contentsOf: String(vm.vcpus).utf8); out.append(0x09)
+            out.append(contentsOf: mem.utf8)
+        }
+        return out
+    }
+
     public static func inventoryDigestInput(_ observation: Observation) -> String {
         observation.vms
             .map { vm in

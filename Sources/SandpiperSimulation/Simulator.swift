@@ -70,6 +70,14 @@ public final class Simulator {
     public let cluster: LoadedCluster
     public let options: SimulationOptions
     public let trace: Trace
+    /// Opens the cluster's hosts for the run: test-driver hosts are observed from their node files until apply
+    /// acts on them (the equivalence tests open every host through libvirt instead and compare the reports).
+    public var connect: (LoadedCluster) -> FleetConnections = {
+        FleetConnections(cluster: $0, runsStatusCommands: false, readsTestNodeFiles: true)
+    }
+    /// Reuse each host's inventory read between applies (`FleetConnections.reusesReads`); the equivalence tests
+    /// turn it off and compare.
+    public var reusesReads = true
 
     public init(cluster: LoadedCluster, options: SimulationOptions = SimulationOptions()) throws(EngineError) {
         var c = cluster
@@ -93,8 +101,11 @@ public final class Simulator {
     }
 
     public func run() throws(EngineError) -> SimulationReport {
-        let connections = FleetConnections(cluster: cluster, runsStatusCommands: false)
+        let connections = connect(cluster)
         defer { connections.closeAll() }
+        // Only this loop acts on the (in-process) hosts: between applies, each interval's inventory reuses the
+        // last reads instead of asking libvirt for 20,000 domains again.
+        connections.reusesReads = reusesReads
         // A fixed lineage: plan ids depend on it, and two runs must print the same bytes.
         var applyOptions = ApplyOptions()
         applyOptions.persistState = false
@@ -143,12 +154,21 @@ public final class Simulator {
                     let recorded = state
                     applier.updateState { $0 = recorded }
                 }
-                let document = Engine.plan(cluster, snapshot: snapshot, state: state)
+                // Only a plan with actions is applied: identified (inventory digest, id) only then.
+                var document = Engine.plan(cluster, snapshot: snapshot, state: state, identify: false)
+                if !document.actions.isEmpty { Engine.identify(&document, snapshot: snapshot, state: state) }
                 truth.thresholds(from: document)
                 episodes.detect(document, over: now.over, at: t)
                 if !document.actions.isEmpty {
                     applies += 1
-                    let report = try applier.apply(document, observationNow: t)
+                    // Apply reads what it changed: no reuse while it runs (turning it off drops the kept reads).
+                    connections.reusesReads = false
+                    let report: ApplyReport
+                    do { report = try applier.apply(document, observationNow: t) } catch {
+                        connections.reusesReads = reusesReads
+                        throw error
+                    }
+                    connections.reusesReads = reusesReads
                     // What each move copies: memory, plus the local disk bytes the observation reports.
                     let ram = Dictionary(uniqueKeysWithValues: snapshot.observation.vms.map {
                         ($0.name, $0.memoryMiB + ($0.diskCopyBytes ?? 0) / 1_048_576)

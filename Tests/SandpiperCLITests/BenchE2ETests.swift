@@ -57,8 +57,8 @@ final class BenchE2ETests: XCTestCase {
             ($0["name"] as! String, $0["cpuSeconds"] as! Double)
         })
         print("bench e2e CPU seconds: \(cpu)")
-        XCTAssertLessThan(cpu["validate"]!, 2 * 0.47)
-        XCTAssertLessThan(cpu["plan"]!, 2 * 6.8)
-        XCTAssertLessThan(cpu["simulate"]!, 2 * 211)
+        XCTAssertLessThan(cpu["validate"]!, 2 * 0.53)
+        XCTAssertLessThan(cpu["plan"]!, 2 * 0.90)
+        XCTAssertLessThan(cpu["simulate"]!, 2 * 46)
     }
 }
