@@ -1,4 +1,5 @@
 import Foundation
+import SandpiperTestSupport
 import XCTest
 
 /// `observe --json` shows each VM's disks and what a move of it copies (issue 12, item 4). The demo cluster's pm1
@@ -44,15 +45,6 @@ final class DisksCLITests: XCTestCase {
 
     /// What the test driver reports as any disk's allocation, read with virsh.
     func virshAllocation() throws -> Double {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/virsh")
-        p.arguments = ["-c", "test:///default", "domblkinfo", "test", "vda"]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        let line = try XCTUnwrap(text.split(separator: "\n").first { $0.hasPrefix("Allocation:") }, text)
-        return try XCTUnwrap(Double(line.split(separator: " ").last ?? ""))
+        try Double(XCTUnwrap(VirshBlockInfo.read()["Allocation"]))
     }
 }

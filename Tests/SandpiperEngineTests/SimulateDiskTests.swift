@@ -2,6 +2,7 @@ import Foundation
 import SandpiperEngine
 import SandpiperSimulation
 import SandpiperModel
+import SandpiperTestSupport
 import XCTest
 
 /// `simulate` counts local disk bytes in a migration's time (issue 12, item 4): paper-3pm with a file disk on every
@@ -35,16 +36,7 @@ final class SimulateDiskTests: XCTestCase {
 
     /// The allocation the test driver reports for any disk, read with virsh (not through Sandpiper).
     func testDriverAllocation() throws -> Double {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/virsh")
-        p.arguments = ["-c", "test:///default", "domblkinfo", "test", "vda"]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        let line = try XCTUnwrap(text.split(separator: "\n").first { $0.hasPrefix("Allocation:") }, text)
-        return try XCTUnwrap(Double(line.split(separator: " ").last ?? ""))
+        try Double(XCTUnwrap(VirshBlockInfo.read()["Allocation"]))
     }
 
     func testMigrationTimeCountsLocalDiskBytes() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import SandpiperLibvirt
+import SandpiperTestSupport
 import XCTest
 
 /// A domain's disks from its XML and `virDomainGetBlockInfo` (issue 12, item 4).
@@ -73,19 +74,9 @@ final class DiskTests: XCTestCase {
         let disks = try conn.disks(of: "test")
         XCTAssertEqual(disks.map(\.target), ["vda"])
         XCTAssertEqual(disks[0].source, "/guest/diskimage1")
-        let virsh = Process()
-        virsh.executableURL = URL(fileURLWithPath: "/usr/bin/virsh")
-        virsh.arguments = ["-c", "test:///default", "domblkinfo", "test", "vda"]
-        let out = Pipe()
-        virsh.standardOutput = out
-        try virsh.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        virsh.waitUntilExit()
-        func field(_ name: String) -> UInt64? {
-            text.split(separator: "\n").first { $0.hasPrefix(name + ":") }
-                .flatMap { UInt64($0.split(separator: " ").last ?? "") }
-        }
-        XCTAssertNotNil(field("Capacity"), text)
+        let virsh = try VirshBlockInfo.read()
+        func field(_ name: String) -> UInt64? { virsh[name] }
+        XCTAssertNotNil(field("Capacity"), "\(virsh)")
         XCTAssertEqual(disks[0].capacity, field("Capacity"))
         XCTAssertEqual(disks[0].allocation, field("Allocation"))
         XCTAssertEqual(disks[0].physical, field("Physical"))
