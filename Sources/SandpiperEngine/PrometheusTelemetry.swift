@@ -81,8 +81,11 @@ public struct PrometheusTelemetry: Sendable {
                     guard let vm else { continue }
                     var slots = perVM[vm] ?? Array(repeating: [], count: count)
                     for p in s.points {
-                        let i = Int(((p.time - start) / step).rounded())
-                        if i >= 0 && i < count { slots[i].append(p.value) }
+                        // Checked as a Double first: a timestamp far outside the window (1e300 from a broken or
+                        // hostile server) does not fit an Int.
+                        let x = ((p.time - start) / step).rounded()
+                        guard x >= 0, x < Double(count) else { continue }
+                        slots[Int(x)].append(p.value)
                     }
                     perVM[vm] = slots
                 }

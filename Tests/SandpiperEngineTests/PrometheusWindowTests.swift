@@ -69,3 +69,20 @@ final class PrometheusWindowTests: XCTestCase {
             + "profiled as using their whole allocation, not as idle"])
     }
 }
+
+/// A server (or anything answering on its address) that sends timestamps far outside the window: the points are
+/// left out (the interval is missing), never a crash converting them to an interval index.
+final class PrometheusHostileTimeTests: XCTestCase {
+    func testTimestampsFarOutsideTheWindowAreIgnoredNotACrash() throws {
+        let body = #"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"domain":"a"},"#
+            + #""values":[[1e300,"1"],[-1e300,"1"],[1.7976931348623157e308,"1"],[1000,"2"]]}]}}"#
+        let series = try PrometheusClient.parseMatrix(status: 200, body: Data(body.utf8))
+        let answers: [PrometheusTelemetry.Resource: Result<[PrometheusClient.Series], PrometheusClient.Failure>] =
+            [.cpu: .success(series), .memory: .success(series), .network: .success(series)]
+        let result = PrometheusTelemetry.assemble(answers, targets: [.init(name: "a", uuid: nil)],
+                                                  start: 1000, step: 10, count: 2)
+        XCTAssertEqual(result.samples["a"]?.map(\.cpu), [2])
+        XCTAssertTrue(result.warnings.contains { $0.hasPrefix("a: ") && $0.contains("1 of 2 intervals missing") },
+                      "\(result.warnings)")
+    }
+}
