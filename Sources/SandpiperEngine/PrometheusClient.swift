@@ -116,7 +116,9 @@ public struct PrometheusClient: Sendable {
         if let authorization { request.setValue(authorization, forHTTPHeaderField: "Authorization") }
         let box = ResponseBox()
         let done = DispatchSemaphore(value: 0)
-        let session = URLSession(configuration: .ephemeral)
+        // Foundation follows a redirect with every header, Authorization included, wherever it points: only a
+        // redirect to the same scheme, host and port is followed (OriginRedirects).
+        let session = URLSession(configuration: .ephemeral, delegate: OriginRedirects(), delegateQueue: nil)
         defer { session.invalidateAndCancel() }
         let task = session.dataTask(with: request) { data, response, error in
             box.set(data: data, status: (response as? HTTPURLResponse)?.statusCode, error: error)
@@ -135,6 +137,10 @@ public struct PrometheusClient: Sendable {
                 : e.code == NSURLErrorCannotConnectToHost ? "connection refused" : e.localizedDescription
             throw Failure(message: scrub("\(shownURL): \(reason)"))
         }
+        if let status, (300..<400).contains(status) {
+            throw Failure(message: "\(shownURL): HTTP \(status): a redirect to another server is not followed "
+                + "(the credentials are sent only to telemetry.url's scheme, host and port)")
+        }
         return (status ?? 0, data ?? Data())
     }
 
@@ -149,6 +155,19 @@ public struct PrometheusClient: Sendable {
 
     static func oneLine(_ s: String) -> String {
         s.split(whereSeparator: \.isNewline).joined(separator: " ")
+    }
+}
+
+/// Follows a redirect only within the origin (scheme, host, port) of the request it redirects.
+private final class OriginRedirects: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+        func origin(_ url: URL?) -> String? {
+            guard let url, let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased() else { return nil }
+            return "\(scheme)://\(host):\(url.port ?? (scheme == "https" ? 443 : 80))"
+        }
+        let from = origin(task.originalRequest?.url)
+        completionHandler(from != nil && origin(request.url) == from ? request : nil)
     }
 }
 
