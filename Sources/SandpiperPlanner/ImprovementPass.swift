@@ -54,6 +54,12 @@ extension PlanningContext {
             let from = snapshot.state.hostOf[v], to = state.hostOf[v]
             if from >= 0, to >= 0, from != to { net.append(ReliefMove(vm: v, from: from, to: to)) }
         }
+        // Local disk bytes (MiB) moves copy: fewer moves must not copy more of them than the greedy, whose VSR
+        // chose cheap copies (one 200 GiB disk is not better than two small VMs).
+        func diskMiB(_ moves: [ReliefMove]) -> Double {
+            moves.reduce(0) { $0 + fleet.vms[$1.vm].copyMiB - fleet.vms[$1.vm].ram }
+        }
+        let greedyDiskMiB = diskMiB(net)
         var best: (moves: [ReliefMove], how: String)?
         if leftHot.isEmpty, let ordered = snapshot.orderedRelief(net, mustFix: fixed, detected: detection.hostHot) {
             let kept = snapshot.withoutUnneeded(ordered, mustFix: fixed, detected: detection.hostHot)
@@ -69,7 +75,8 @@ extension PlanningContext {
                 maxMoves: min(limit, snapshot.budget), exchanges: fleet.policy.placement.swaps) {
                 snapshot.orderedRelief($0, mustFix: hot, detected: detection.hostHot)
             }
-            if let moves = outcome.moves {
+            // (With hotspots left, resolving them is worth the copy, as in the greedy.)
+            if let moves = outcome.moves, !leftHot.isEmpty || diskMiB(moves) <= greedyDiskMiB + 1e-6 {
                 let kept = outcome.proven ? moves : snapshot.withoutUnneeded(moves, mustFix: hot, detected: detection.hostHot)
                 if kept.count < (best?.moves.count ?? greedyCount) || !leftHot.isEmpty {
                     best = (kept, outcome.proven ? "exact search: none with fewer moves" : "exact search within its node budget")

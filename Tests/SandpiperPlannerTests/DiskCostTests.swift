@@ -95,3 +95,33 @@ final class DiskCostTests: XCTestCase {
         XCTAssertEqual(w.plan().moves.map(\.vm), ["idle"])
     }
 }
+
+/// Step 5b (fewest moves) must not undo the disk-aware choice of step 5: one move that copies a 200 GiB local
+/// disk is not "better" than two moves of small VMs that copy a few GiB.
+final class DiskCostImprovementTests: XCTestCase {
+    func testFewerMovesDoNotCopyMoreLocalDiskBytes() {
+        // pm1: 8 cores, threshold 75% = 6 cores. big (5.8) + s1 (0.3) + s2 (0.3) = 6.4: either both small VMs
+        // leave, or big alone does.
+        var w = World(hosts: 2)
+        w.addVM("big", on: "pm1", cpu: 5.8, memoryMiB: 2048)
+        w.addVM("s1", on: "pm1", cpu: 0.3, memoryMiB: 1024)
+        w.addVM("s2", on: "pm1", cpu: 0.3, memoryMiB: 1024)
+        let diskGiB = ["big": 200.0, "s1": 1.0, "s2": 1.0]
+        for (name, gib) in diskGiB {
+            w.update(name) {
+                $0.disks = [DiskCostTests.disk("vda", bytes: gib * DiskCostTests.gib)]
+                $0.diskCopyBytes = StorageDefaults.copyBytes($0.disks!)
+            }
+        }
+        // Oracle: what a plan's moves copy (memory + local disk, MiB), from the definitions above.
+        let memory = ["big": 2048.0, "s1": 1024.0, "s2": 1024.0]
+        func copied(_ plan: Plan) -> Double { plan.moves.reduce(0) { $0 + memory[$1.vm]! + diskGiB[$1.vm]! * 1024 } }
+
+        let greedy = w.plan(PlanOptions(improve: false))
+        XCTAssertEqual(greedy.moves.map(\.vm).sorted(), ["s1", "s2"], "VSR with disk bytes picks the small VMs")
+        let improved = w.plan()
+        XCTAssertFalse(improved.moves.isEmpty)
+        XCTAssertLessThanOrEqual(copied(improved), copied(greedy),
+                                 "step 5b copies more: \(improved.moves.map(\.vm)) vs the greedy's \(greedy.moves.map(\.vm))")
+    }
+}
