@@ -168,6 +168,18 @@ extension LibvirtConnection {
                 return try body(pool)
             }
             virResetLastError()
+            // Lookup by target path finds only active pools; a defined but stopped one on the directory would make
+            // libvirt refuse a second pool there ("storage source conflict"): start it for the call, then stop it.
+            if let pool = inactivePool(conn, target: dir) {
+                defer { virStoragePoolFree(pool) }
+                if virStoragePoolCreate(pool, 0) != 0 {
+                    _ = try libvirtCall("start pool for \(dir) on \(redactedURI)", scrub: scrub) {
+                        virStoragePoolCreate(pool, VIR_STORAGE_POOL_CREATE_WITH_BUILD.rawValue)
+                    }
+                }
+                defer { _ = virStoragePoolDestroy(pool) }
+                return try body(pool)
+            }
             let name = "sandpiper-copy-\(UInt32.random(in: 0...UInt32.max))"
             let xml = "<pool type='dir'><name>\(name)</name><target><path>\(Self.xmlEscape(dir))</path></target></pool>"
             let pool: OpaquePointer = try libvirtCall("transient pool for \(dir) on \(redactedURI)", scrub: scrub) {
@@ -176,6 +188,34 @@ extension LibvirtConnection {
             defer { _ = virStoragePoolDestroy(pool); virStoragePoolFree(pool) }
             return try body(pool)
         }
+    }
+
+    /// A defined, stopped pool whose target path is `dir` (the caller frees it), or nil.
+    private func inactivePool(_ conn: OpaquePointer, target dir: String) -> OpaquePointer? {
+        var list: UnsafeMutablePointer<OpaquePointer?>?
+        let n = virConnectListAllStoragePools(conn, &list, VIR_CONNECT_LIST_STORAGE_POOLS_INACTIVE.rawValue)
+        guard n > 0, let list else { virResetLastError(); return nil }
+        defer { free(list) }
+        var found: OpaquePointer?
+        for i in 0..<Int(n) {
+            guard let p = list[i] else { continue }
+            if found == nil, let x = virStoragePoolGetXMLDesc(p, 0) {
+                let path = Self.poolTargetPath(String(cString: x))
+                free(x)
+                if path == Self.xmlEscape(dir) || path == dir { found = p; continue }
+            }
+            virStoragePoolFree(p)
+        }
+        virResetLastError()
+        return found
+    }
+
+    /// `<target><path>…</path>` of a pool's XML, as written there.
+    static func poolTargetPath(_ xml: String) -> String? {
+        guard let target = xml.range(of: "<target>"),
+              let open = xml.range(of: "<path>", range: target.upperBound..<xml.endIndex),
+              let close = xml.range(of: "</path>", range: open.upperBound..<xml.endIndex) else { return nil }
+        return String(xml[open.upperBound..<close.lowerBound])
     }
 
     static func xmlEscape(_ s: String) -> String {
