@@ -27,14 +27,8 @@ public final class HTTPEndpoint: @unchecked Sendable {
         }
     }
 
-    /// The address actually bound (port 0 picks a free port).
-    public let host: String
-    public let port: Int
-    private let fd: Int32
-    private let handler: @Sendable (String) -> Response
-
-    /// Binds `HOST:PORT` (IPv4 literal or `localhost`); the handler gets the request path without the query.
-    public init(listen: String, handler: @escaping @Sendable (String) -> Response) throws(Failure) {
+    /// Parses `HOST:PORT` without binding, so the CLI can refuse a malformed `--listen` as an argument mistake.
+    public static func address(_ listen: String) throws(Failure) -> (host: String, address: sockaddr_in) {
         guard let colon = listen.lastIndex(of: ":"), let port = UInt16(listen[listen.index(after: colon)...]) else {
             throw .address("\"\(listen)\" is not HOST:PORT (e.g. 127.0.0.1:9464)")
         }
@@ -47,6 +41,19 @@ public final class HTTPEndpoint: @unchecked Sendable {
         guard inet_pton(AF_INET, name, &addr.sin_addr) == 1 else {
             throw .address("\"\(name)\" is not an IPv4 address")
         }
+        return (name, addr)
+    }
+
+    /// The address actually bound (port 0 picks a free port).
+    public let host: String
+    public let port: Int
+    private let fd: Int32
+    private let handler: @Sendable (String) -> Response
+
+    /// Binds `HOST:PORT` (IPv4 literal or `localhost`); the handler gets the request path without the query.
+    public init(listen: String, handler: @escaping @Sendable (String) -> Response) throws(Failure) {
+        let (name, parsed) = try Self.address(listen)
+        var addr = parsed
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw .socket("socket: \(String(cString: strerror(errno)))") }
         var yes: Int32 = 1

@@ -54,7 +54,7 @@ public enum PlanStore {
     }
 
     /// A decoding error as one line that names the field (`actions[2].kind: ...`).
-    static func describe(_ error: any Error) -> String {
+    public static func describe(_ error: any Error) -> String {
         func path(_ keys: [any CodingKey]) -> String {
             keys.map { k in k.intValue.map { "[\($0)]" } ?? ".\(k.stringValue)" }.joined()
                 .trimmingCharacters(in: CharacterSet(charactersIn: "."))

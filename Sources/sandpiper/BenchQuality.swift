@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SandpiperEngine
 import SandpiperPlanner
 
 struct BenchQuality: ParsableCommand {
@@ -54,11 +55,16 @@ struct BenchQuality: ParsableCommand {
             print("wrote \(count) fleets to \(out)")
             return
         }
+        // Foundation's own error text (NSCocoaErrorDomain, NSUnderlyingError, ...) tells an operator nothing.
+        guard let data = FileManager.default.contents(atPath: fleets) else {
+            throw Output.failure(QualityFileError(path: fleets, underlying: "no such file, or it cannot be read"), json: json)
+        }
         let file: QualityFleetFile
         do {
-            file = try JSONDecoder().decode(QualityFleetFile.self, from: Data(contentsOf: URL(fileURLWithPath: fleets)))
+            file = try JSONDecoder().decode(QualityFleetFile.self, from: data)
         } catch {
-            throw Output.failure(QualityFileError(path: fleets, underlying: "\(error)"), json: json)
+            throw Output.failure(QualityFileError(path: fleets, underlying: "not a fleets file (\(PlanStore.describe(error)))"),
+                                 json: json)
         }
         let rows = file.fleets.map(QualityBenchmark.run)
         let budget = QualityBenchmark.defaultBudget

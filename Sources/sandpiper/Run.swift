@@ -80,6 +80,9 @@ struct Run: ParsableCommand {
             throw ValidationError("--log-format must be text or json")
         }
         if propose && !(commit || remote != nil) { throw ValidationError("--propose needs --commit") }
+        if let listen {
+            do { _ = try HTTPEndpoint.address(listen) } catch { throw ValidationError("\(error)") }
+        }
     }
 
     func run() throws {

@@ -38,7 +38,9 @@ struct Validate: ParsableCommand {
         }
         if json { print(try Output.json(report)); return }
         let s = report.summary!
-        print("\(s.cluster): valid (policy \(s.policy), \(s.hosts) hosts, \(s.vms) VMs, \(s.groups) groups)")
+        func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+        print("\(s.cluster): valid (policy \(s.policy), \(counted(s.hosts, "host")), \(counted(s.vms, "VM")), "
+            + "\(counted(s.groups, "group")))")
         print("  reserved CPU     \(Units.trim(s.reservedCPUs)) of \(s.capacityCPUs.map(Units.trim) ?? "?") cores")
         print("  reserved memory  \(Units.formatMiB(s.reservedMemoryMiB)) of "
             + "\(s.capacityMemoryMiB.map(Units.formatMiB) ?? "?")")

@@ -52,12 +52,11 @@ enum CLI {
     }
 
     /// A temp repository with the bundled clusters and policies.
-    static func sandbox(_ test: XCTestCase) throws -> URL {
+    static func sandbox(_ test: XCTestCase, from source: URL = repositoryRoot) throws -> URL {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("sandpiper-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         for item in ["Clusters", "Policies"] {
-            try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent(item),
-                                             to: root.appendingPathComponent(item))
+            try copyBundled(from: source.appendingPathComponent(item), to: root.appendingPathComponent(item))
         }
         test.addTeardownBlock { try? FileManager.default.removeItem(at: root) }
         return root

@@ -18,7 +18,7 @@ func copyBundledCluster(_ name: String, into root: URL) throws -> URL {
     let fm = FileManager.default
     try fm.createDirectory(at: root.appendingPathComponent("Clusters"), withIntermediateDirectories: true)
     let target = root.appendingPathComponent("Clusters/\(name)")
-    try fm.copyItem(at: repositoryRoot.appendingPathComponent("Clusters/\(name)"), to: target)
+    try copyBundled(from: repositoryRoot.appendingPathComponent("Clusters/\(name)"), to: target)
     if !fm.fileExists(atPath: root.appendingPathComponent("Policies").path) {
         try fm.copyItem(at: repositoryRoot.appendingPathComponent("Policies"), to: root.appendingPathComponent("Policies"))
     }

@@ -11,6 +11,26 @@ public let repositoryRoot: URL = {
     fatalError("Package.swift not found above \(#filePath)")
 }()
 
+/// Copies a bundled item (`Clusters`, `Clusters/<name>`, `Policies`) without the git-ignored run artefacts an
+/// operator following the README leaves in the checkout (state.json, plans/, .samples/, lock files): a test
+/// starts from the bundled spec, not from the last `plan`/`apply`/`run` on this machine.
+public func copyBundled(from source: URL, to target: URL) throws {
+    let fm = FileManager.default
+    try fm.copyItem(at: source, to: target)
+    guard let walk = fm.enumerator(at: target, includingPropertiesForKeys: nil) else { return }
+    var artefacts: [URL] = []
+    for case let url as URL in walk {
+        let name = url.lastPathComponent
+        let inCluster = fm.fileExists(atPath: url.deletingLastPathComponent().appendingPathComponent("cluster.yaml").path)
+        if inCluster && (["state.json", "plans", ".samples", ".sandpiper.lock"].contains(name)
+                         || name.hasPrefix(".sandpiper.lock.")) {
+            artefacts.append(url)
+            walk.skipDescendants()
+        }
+    }
+    for url in artefacts { try fm.removeItem(at: url) }
+}
+
 /// The `git` command line, for building fixtures and cross-checking what libgit2 wrote. Found on PATH; runs
 /// with an isolated HOME, no system configuration and a fixed operator identity, so the machine's git settings
 /// never leak into a test.
