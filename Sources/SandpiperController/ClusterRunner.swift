@@ -37,6 +37,9 @@ final class ClusterRunner: @unchecked Sendable {
     private var notifier: Notifier?
     private var notifyConfig: [Webhook]?
     private var notifications: RoundNotifications
+    /// Times the spec was decoded again after start (each logged as `spec read`), and whether the last try failed.
+    private(set) var specReads = 0
+    private var lastLoadFailed = false
 
     var name: String { cluster.spec.name }
     var rounds: Int { status.lock(); defer { status.unlock() }; return _rounds }
@@ -230,9 +233,15 @@ final class ClusterRunner: @unchecked Sendable {
     }
 
     /// Re-reads the spec (and, when asked, the trace); a spec that does not load keeps the last good one.
+    /// Unforced, the loaded cluster is reused while none of the files it was read from changed (see
+    /// `LoadInputs`); after a failed load every interval reads again, so a fix is picked up and reported.
     func reload(force: Bool = true) {
+        if !force, !lastLoadFailed, let inputs = cluster.inputs, inputs.unchanged() { return }
         let fresh: LoadedCluster
-        do { fresh = try Engine.load(path) } catch {
+        specReads += 1
+        logger.info("spec read", metadata: ["reads": .stringConvertible(specReads), "forced": "\(force)"])
+        do { fresh = try Engine.load(path); lastLoadFailed = false } catch {
+            lastLoadFailed = true
             metrics.specValid(cluster: name, false)
             logger.error("spec invalid, running on the last good spec", metadata: ["error": "\(error)"])
             if let n = notifications.specInvalid("\(error)", at: Date()) { notify([n]) }

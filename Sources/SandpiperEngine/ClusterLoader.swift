@@ -20,6 +20,9 @@ public struct LoadedCluster: Sendable {
     /// The test-driver node files the spec names that `TestNodeReader` read while checking them, by the
     /// absolute path `connectionURI` opens: observe uses them instead of reading the files again.
     public var testNodeFiles: [String: TestNodeReader.Contents] = [:]
+    /// What the load read from disk (nil for a load from a git tree): `inputs?.unchanged()` tells whether a
+    /// reload could differ.
+    public var inputs: LoadInputs? = nil
 
     /// Absolute path of a file named relative to cluster.yaml.
     public func resolve(_ relative: String) -> URL {
@@ -73,20 +76,33 @@ public enum ClusterLoader {
         let rootPath = root.path == "/" ? "" : root.path
         let relativeDirectory = String(directory.path.dropFirst(rootPath.count + 1))
         let cwd = FileManager.default.currentDirectoryPath + "/"
-        let files = ClusterFiles(
+        let recorder = LoadRecorder()
+        var files = ClusterFiles(
             clusterDirectory: relativeDirectory, directory: directory,
-            read: { relative in readFile(rootPath + "/" + relative) },
+            read: { relative in
+                let absolute = rootPath + "/" + relative
+                let bytes = readFile(absolute)
+                recorder.inputs.read(absolute, bytes)
+                return bytes
+            },
             exists: { relative in
-                var isDirectory: ObjCBool = false
-                return FileManager.default.fileExists(atPath: rootPath + "/" + relative, isDirectory: &isDirectory)
-                    && !isDirectory.boolValue
+                let absolute = rootPath + "/" + relative
+                let found = LoadInputs.isFile(absolute)
+                recorder.inputs.exists(absolute, found)
+                return found
             },
             shown: { relative in
                 let absolute = rootPath + "/" + relative
                 if relative == relativeDirectory + "/cluster.yaml" { return shown }
                 return absolute.hasPrefix(cwd) ? String(absolute.dropFirst(cwd.count)) : absolute
             })
+        files.existsAbsolute = { path in
+            let found = FileManager.default.fileExists(atPath: path)
+            recorder.inputs.exists(path, found)
+            return found
+        }
         var loaded = try load(files: files)
+        loaded.inputs = recorder.inputs
         loaded.repositoryPath = relativeDirectory
         loaded.specFile = specFile
         loaded.policyFile = URL(fileURLWithPath: rootPath + "/" + files.policyPath(loaded.spec.policy))

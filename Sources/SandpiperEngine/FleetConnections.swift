@@ -303,6 +303,9 @@ public final class FleetConnections: @unchecked Sendable {
         var uuidsByHost: [String: [String: String]] = [:]
         var warnings: [String] = []
         let lastPlace = Dictionary((previous?.vms ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        // By name, first declaration wins (as `ClusterSpec.vm(named:)`): a scan per domain was quadratic (20,000
+        // VMs: most of a plan's and a controller round's CPU).
+        let specs = Dictionary(cluster.spec.vms.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for (index, (host, result)) in zip(hosts, results).enumerated() {
             if standbyFlags.get(index) {
                 let before = previousHosts[host.name]
@@ -331,10 +334,10 @@ public final class FleetConnections: @unchecked Sendable {
                                                networkMbps: host.capacity.networkMbps ?? 1000,
                                                lowSince: previousHosts[host.name]?.lowSince,
                                                tuning: tuning(host.name)))
+                let testDriver = LibvirtURI.isTestDriver(cluster.connectionURI(for: host))
                 for d in domains {
                     let before = lastPlace[d.name]
-                    let disks = Self.disks(d, host: host, spec: cluster.spec.vm(named: d.name),
-                                           testDriver: LibvirtURI.isTestDriver(cluster.connectionURI(for: host)))
+                    let disks = Self.disks(d, host: host, spec: specs[d.name], testDriver: testDriver)
                     let vm = VMObservation(
                         name: d.name, host: host.name, state: Self.state(d.state), vcpus: d.vcpus,
                         memoryMiB: Double(d.memoryMiB), maxVcpus: d.maxVcpus, maxMemoryMiB: Double(d.maxMemoryMiB),

@@ -15,6 +15,8 @@ public struct ClusterFiles {
     /// Where the cluster's own files (trace, host XML, templates, state.json) can be found on disk,
     /// for `LoadedCluster.resolve` (a materialised copy of the tree).
     public var directory: URL
+    /// Whether an absolute path named by the spec (a template outside the repository) exists.
+    public var existsAbsolute: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }
 
     public init(clusterDirectory: String, directory: URL, read: @escaping (String) -> [UInt8]?,
                 exists: ((String) -> Bool)? = nil, shown: @escaping (String) -> String) {
@@ -43,7 +45,7 @@ extension ClusterLoader {
         let specShown = files.shown(files.specPath)
         let specText = try decode(files.read(files.specPath), shown: specShown)
         let checked = SpecDecoder.check(specText.text, file: specShown) { relative in
-            if relative.hasPrefix("/") { return FileManager.default.fileExists(atPath: relative) }
+            if relative.hasPrefix("/") { return files.existsAbsolute(relative) }
             guard let path = normalize(files.clusterDirectory + "/" + relative) else { return false }
             return files.exists(path)
         }

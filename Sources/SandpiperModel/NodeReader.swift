@@ -24,7 +24,8 @@ final class NodeReader {
             error(node.mark, path, "expected a mapping, found \(describe(node))")
             return nil
         }
-        var values: [String: YAMLNode] = [:]
+        var values: [(key: String, value: YAMLNode)] = []
+        values.reserveCapacity(pairs.count)
         for pair in pairs {
             guard case .scalar(let key, _) = pair.key.kind else {
                 error(pair.key.mark, path, "keys must be plain names")
@@ -39,7 +40,7 @@ final class NodeReader {
                 error(pair.key.mark, field, message)
                 continue
             }
-            values[key] = pair.value
+            values.append((key, pair.value))
             sourceMap.record(join(path, key), pair.value.mark)
             _ = untagged(pair.value, join(path, key))
         }
@@ -84,8 +85,15 @@ final class NodeReader {
     /// A name: letters, digits, `-`, `_`, `.`; starts with a letter or digit.
     func name(_ node: YAMLNode, _ path: String) -> String? {
         guard let text = string(node, path) else { return nil }
-        let ok = text.first.map { $0.isLetter || $0.isNumber } == true && text.count <= 128 &&
-            text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
+        // On bytes: every byte must be ASCII, so bytes and Characters coincide.
+        func alphanumeric(_ b: UInt8) -> Bool {
+            (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z"))
+                || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))
+        }
+        let utf8 = text.utf8
+        let ok = utf8.first.map(alphanumeric) == true && utf8.count <= 128 && utf8.allSatisfy {
+            alphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
+        }
         guard ok else {
             error(node.mark, path, "\"\(text)\" is not a valid name (letters, digits, '-', '_' and '.'; at most 128)")
             return nil
@@ -248,21 +256,26 @@ struct MappingReader {
     let reader: NodeReader
     let node: YAMLNode
     let path: String
-    let values: [String: YAMLNode]
+    /// Known keys in document order (no duplicates: the parser refuses them). A mapping has a handful of keys, so
+    /// a linear search beats hashing into a dictionary built for each of 20,000 VMs.
+    let values: [(key: String, value: YAMLNode)]
 
-    subscript(key: String) -> YAMLNode? { values[key] }
+    subscript(key: String) -> YAMLNode? {
+        for entry in values where entry.key == key { return entry.value }
+        return nil
+    }
 
     func field(_ key: String) -> String { join(path, key) }
 
     /// The node for a required key; reports "missing required field" at the mapping when absent.
     func required(_ key: String) -> YAMLNode? {
-        if let v = values[key] { return v }
+        if let v = self[key] { return v }
         reader.error(node.mark, field(key), "missing required field")
         return nil
     }
 
     func read<T>(_ key: String, _ decode: (YAMLNode, String) -> T?) -> T? {
-        values[key].flatMap { decode($0, field(key)) }
+        self[key].flatMap { decode($0, field(key)) }
     }
 
     func readRequired<T>(_ key: String, _ decode: (YAMLNode, String) -> T?) -> T? {

@@ -21,8 +21,16 @@ public enum Units {
 
     /// A decimal number with an optional fractional part; no exponent, no sign, no spaces.
     public static func parseNumber(_ text: String) -> Double? {
-        guard !text.isEmpty, text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
-              text.filter({ $0 == "." }).count <= 1, text.first != ".", text.last != "." else { return nil }
+        // ASCII digits with at most one inner dot, checked on bytes (Characters cost a tenth of `validate`).
+        let utf8 = text.utf8
+        guard let first = utf8.first, let last = utf8.last, first != UInt8(ascii: "."), last != UInt8(ascii: ".")
+        else { return nil }
+        var dots = 0
+        for byte in utf8 {
+            if byte == UInt8(ascii: ".") { dots += 1; continue }
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+        }
+        guard dots <= 1 else { return nil }
         return Double(text)
     }
 

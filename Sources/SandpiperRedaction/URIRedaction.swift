@@ -259,9 +259,12 @@ public struct LibvirtURIParts: Sendable, Equatable {
     public var query: String?
     public var fragment: String?
 
+    // Built once, not per URI (a 1,000-host spec parses each host's URI several times).
+    private static let unreserved = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
+    private static let subDelims = Set("!$&'()*+,;=")
+
     public init?(strict text: String) {
-        let unreserved = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
-        let subDelims = Set("!$&'()*+,;=")
+        let unreserved = Self.unreserved, subDelims = Self.subDelims
         func valid(_ s: Substring, extra: Set<Character>) -> Bool {
             var i = s.startIndex
             while i < s.endIndex {

@@ -373,6 +373,42 @@ final class RunControllerTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("Clusters/demo/.sandpiper.lock").path))
     }
 
+    /// Untouched files: rounds reuse the loaded spec (no `spec read` logged, the loader never runs). An edit that
+    /// keeps the file's size, inode and modification time (content is compared, not timestamps) is read in the
+    /// next interval and takes effect: pm3 in maintenance on /metrics. Then rounds reuse it again.
+    func testUnchangedSpecIsReusedAndAnEditIsPickedUp() throws {
+        let root = try CLI.sandbox(self)
+        let run = try Controller(["Clusters/demo", "--listen", "127.0.0.1:0", "--speed", "20", "--log-format", "json"],
+                                 in: root)
+        let port = try run.port()
+        func count(_ msg: String) -> Int { run.events.filter { $0["msg"] as? String == msg }.count }
+        func maintenance() -> Double? {
+            get(port, "/metrics").flatMap { Self.value($0.body, "sandpiper_hosts", ["cluster": "demo", "status": "maintenance"]) }
+        }
+        _ = try run.waitFor("three rounds") { count("round done") >= 3 ? true : nil }
+        XCTAssertEqual(count("spec read"), 0, "untouched files must not be decoded again")
+        XCTAssertEqual(maintenance(), 0)
+
+        let specURL = root.appendingPathComponent("Clusters/demo/cluster.yaml")
+        let original = try String(contentsOf: specURL, encoding: .utf8)
+        let edited = original.replacingOccurrences(of: "    labels: {rack: b}\n", with: "    maintenance: true\n")
+        XCTAssertNotEqual(edited, original)
+        XCTAssertEqual(edited.utf8.count, original.utf8.count, "the edit keeps the size")
+        let modified = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: specURL.path)[.modificationDate] as? Date)
+        let inode = try FileManager.default.attributesOfItem(atPath: specURL.path)[.systemFileNumber] as? Int
+        try edited.write(to: specURL, atomically: false, encoding: .utf8)
+        try FileManager.default.setAttributes([.modificationDate: modified], ofItemAtPath: specURL.path)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: specURL.path)[.systemFileNumber] as? Int, inode)
+
+        _ = try run.waitFor("pm3 in maintenance") { maintenance() == 1 ? true : nil }
+        XCTAssertEqual(count("spec read"), 1)
+        let rounds = count("round done")
+        _ = try run.waitFor("three more rounds") { count("round done") >= rounds + 3 ? true : nil }
+        XCTAssertEqual(count("spec read"), 1, "the edited, now untouched spec is reused")
+        run.signal(SIGTERM)
+        XCTAssertEqual(try run.exitStatus(), 0)
+    }
+
     /// SIGHUP does not end the controller (its default action would) and re-reads the trace: after the trace's
     /// CPU column is zeroed and SIGHUP sent, the hosts' CPU utilization on /metrics is what a one-shot reconcile
     /// of the zeroed trace reports (what is left are reservations).
