@@ -36,13 +36,7 @@ final class CanonicalEncoderTests: XCTestCase {
 
     /// Every bundled cluster's plan (with and without prune) and a generated fleet's plan of hundreds of actions.
     func testPlansHashTheSameTextOnBothPaths() throws {
-        let root = try temporaryDirectory(self)
-        _ = try GeneratedCluster.write(hosts: 40, vms: 800, intervals: 6, under: root)
-        var paths = [root.appendingPathComponent("Clusters/bench").path]
-        let clusters = repositoryRoot.appendingPathComponent("Clusters")
-        for name in try FileManager.default.contentsOfDirectory(atPath: clusters.path).sorted() {
-            paths.append(clusters.appendingPathComponent(name).path)
-        }
+        let paths = try generatedAndBundledClusterPaths(under: temporaryDirectory(self))
         var actions = 0
         for path in paths {
             for prune in [false, true] {

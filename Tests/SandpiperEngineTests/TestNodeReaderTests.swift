@@ -164,13 +164,7 @@ final class TestNodeReaderTests: XCTestCase {
     /// `observe` and `plan` see the same fleet and print the same plan, byte for byte, from the node files as
     /// from libvirt: on every bundled cluster and on a generated one with hotspots to resolve.
     func testObservationsAndPlansAreIdenticalOnBothPaths() throws {
-        let root = try temporaryDirectory(self)
-        _ = try GeneratedCluster.write(hosts: 40, vms: 800, intervals: 6, under: root)
-        var paths = [root.appendingPathComponent("Clusters/bench").path]
-        let clusters = repositoryRoot.appendingPathComponent("Clusters")
-        for name in try FileManager.default.contentsOfDirectory(atPath: clusters.path).sorted() {
-            paths.append(clusters.appendingPathComponent(name).path)
-        }
+        let paths = try generatedAndBundledClusterPaths(under: temporaryDirectory(self))
         var withActions = 0
         for path in paths {
             let cluster = try ClusterLoader.load(path)

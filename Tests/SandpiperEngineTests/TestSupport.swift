@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import SandpiperTestSupport
+import SandpiperEngine
 
 /// The repository root (for the bundled Clusters/ and Policies/); one definition, in SandpiperTestSupport.
 let repositoryRoot = SandpiperTestSupport.repositoryRoot
@@ -28,4 +29,16 @@ func copyBundledCluster(_ name: String, into root: URL) throws -> URL {
 func write(_ text: String, to url: URL) throws {
     try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
     try text.write(to: url, atomically: true, encoding: .utf8)
+}
+
+/// A generated 40-host / 800-VM cluster written under `root`, then every bundled cluster in name order: the
+/// directories equivalence tests run both paths over.
+func generatedAndBundledClusterPaths(under root: URL) throws -> [String] {
+    _ = try GeneratedCluster.write(hosts: 40, vms: 800, intervals: 6, under: root)
+    var paths = [root.appendingPathComponent("Clusters/bench").path]
+    let clusters = repositoryRoot.appendingPathComponent("Clusters")
+    for name in try FileManager.default.contentsOfDirectory(atPath: clusters.path).sorted() {
+        paths.append(clusters.appendingPathComponent(name).path)
+    }
+    return paths
 }
